@@ -1,0 +1,19 @@
+# Sourced by the scripts in this folder: puts a uv on PATH, installing it if needed.
+# Needs only python3 (3.11+); uv then brings the locked environments.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if ! command -v uv >/dev/null 2>&1; then
+  if [ ! -x "$ROOT/.uv-bootstrap/bin/uv" ]; then
+    echo "==> installing uv into .uv-bootstrap/ (one time)" >&2
+    python3 -m venv "$ROOT/.uv-bootstrap"
+    "$ROOT/.uv-bootstrap/bin/python" -m pip install --quiet --disable-pip-version-check uv
+  fi
+  export PATH="$ROOT/.uv-bootstrap/bin:$PATH"
+fi
+export UV_PYTHON_PREFERENCE="${UV_PYTHON_PREFERENCE:-only-system}"
+
+# sync_env NAME: create or update .venv-NAME with the locked dependencies of that generation.
+sync_env() {
+  UV_PROJECT_ENVIRONMENT="$ROOT/.venv-$1" uv sync --locked --quiet --group "$1" --all-extras
+}

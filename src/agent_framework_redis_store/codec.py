@@ -1,0 +1,77 @@
+"""How one framework message becomes one Redis list entry, and back.
+
+An entry is the compact JSON of the framework's own ``to_dict()``. The two Agent
+Framework generations spell a few fields differently; ``decode_message`` accepts
+either spelling, so a thread written by one generation reads in the other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._compat import GENERATION, FrameworkMessage
+
+__all__ = ["decode_message", "encode_message", "message_from_dict"]
+
+
+def encode_message(message: FrameworkMessage) -> str:
+    """Serialize a framework message to the compact JSON stored in Redis."""
+    return json.dumps(message.to_dict(exclude_none=True), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_message(payload: bytes | str) -> FrameworkMessage:
+    """Parse one stored entry. Raises ``ValueError`` (or ``TypeError``) when it is not a message."""
+    data = json.loads(payload)
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return message_from_dict(data)
+
+
+def message_from_dict(data: dict[str, Any]) -> FrameworkMessage:
+    """Build a framework message from a dict written by either generation."""
+    if "role" not in data:
+        raise ValueError("missing 'role'")
+    return FrameworkMessage.from_dict(_to_current(data) if GENERATION == "current" else _to_legacy(data))
+
+
+def _to_current(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    if out.get("type") == "chat_message":
+        out["type"] = "message"
+    role = out.get("role")
+    if isinstance(role, dict):
+        out["role"] = role.get("value")
+    if "contents" in out:
+        out["contents"] = [_content_to_current(c) for c in out["contents"]]
+    return out
+
+
+def _to_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    if out.get("type") == "message":
+        out["type"] = "chat_message"
+    if "contents" in out:
+        out["contents"] = [_content_to_legacy(c) for c in out["contents"]]
+    return out
+
+
+def _content_to_current(content: Any) -> Any:
+    # The legacy UsageContent keeps its numbers under "details" (a typed dict); 1.x under "usage_details".
+    if isinstance(content, dict) and content.get("type") == "usage" and "details" in content:
+        out = {k: v for k, v in content.items() if k != "details"}
+        details = content["details"]
+        if isinstance(details, dict):
+            out["usage_details"] = {k: v for k, v in details.items() if k != "type"}
+        return out
+    return content
+
+
+def _content_to_legacy(content: Any) -> Any:
+    if isinstance(content, dict) and content.get("type") == "usage" and "usage_details" in content:
+        out = {k: v for k, v in content.items() if k != "usage_details"}
+        details = content["usage_details"]
+        if isinstance(details, dict):
+            out["details"] = {"type": "usage_details", **details}
+        return out
+    return content

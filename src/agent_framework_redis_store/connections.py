@@ -1,0 +1,130 @@
+"""How to reach Redis: one small typed settings object that builds a client.
+
+Everything else in the package receives a ready client. Credentials given here are used
+to connect and never appear in ``repr``, logs, errors or serialized state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.credentials import CredentialProvider
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["ConnectionSettings", "default_retry", "redact_url"]
+
+_URL_SCHEMES = ("redis", "rediss", "unix")
+
+
+def default_retry() -> Retry:
+    """Three retries with jittered exponential backoff (50 ms doubling, capped at 1 s)."""
+    return Retry(
+        ExponentialWithJitterBackoff(base=0.05, cap=1.0),
+        retries=3,
+        supported_errors=(RedisConnectionError, RedisTimeoutError, OSError),  # type: ignore[arg-type]
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any username and password replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable redis url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where and how to connect. Give ``redis_url`` or ``host``; else ``REDIS_URL`` is used."""
+
+    redis_url: str | None = field(default=None, repr=False)
+    host: str | None = None
+    port: int = 6379
+    db: int = 0
+    ssl: bool = False
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    credential_provider: CredentialProvider | None = field(default=None, repr=False)
+    retry: Retry | None = field(default=None, repr=False)
+    socket_timeout: float | None = 5.0
+    socket_connect_timeout: float | None = 5.0
+    max_connections: int = 32
+    pool_timeout: float | None = 20.0
+
+    def __post_init__(self) -> None:
+        if self.redis_url is not None:
+            if not isinstance(self.redis_url, str) or not self.redis_url:
+                raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379'")
+            scheme = self.redis_url.split("://", 1)[0].lower() if "://" in self.redis_url else ""
+            if scheme not in _URL_SCHEMES:
+                raise ValueError(
+                    f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}"
+                )
+        if self.host is not None and (not isinstance(self.host, str) or not self.host):
+            raise ValueError("host must be a non-empty str")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ValueError(f"port must be an int between 1 and 65535, got {self.port!r}")
+        if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int):
+            raise TypeError("max_connections must be an int")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+
+    @property
+    def url(self) -> str:
+        """The URL to connect to (may hold credentials: never log it, use ``display_url``)."""
+        if self.redis_url is not None:
+            return self.redis_url
+        if self.host is not None:
+            scheme = "rediss" if self.ssl else "redis"
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            return f"{scheme}://{host}:{self.port}/{self.db}"
+        env_url = os.environ.get("REDIS_URL")
+        if env_url:
+            return env_url
+        raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
+
+    @property
+    def display_url(self) -> str:
+        """The URL with credentials redacted, safe for logs and errors."""
+        try:
+            return redact_url(self.url)
+        except ValueError:
+            return "<no redis url>"
+
+    def create_client(self) -> Redis:
+        """A client that owns a bounded, blocking connection pool.
+
+        The pool never opens more than ``max_connections`` connections: callers beyond
+        that wait up to ``pool_timeout`` seconds for a free one instead of opening more.
+        """
+        options: dict[str, Any] = {
+            "max_connections": self.max_connections,
+            "timeout": self.pool_timeout,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.socket_connect_timeout,
+            "retry": self.retry if self.retry is not None else default_retry(),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        }
+        # A URL built from host/port carries no credentials; they are passed separately.
+        if self.username is not None:
+            options["username"] = self.username
+        if self.password is not None:
+            options["password"] = self.password
+        if self.credential_provider is not None:
+            options["credential_provider"] = self.credential_provider
+        pool = BlockingConnectionPool.from_url(self.url, **options)
+        return Redis.from_pool(pool)

