@@ -18,7 +18,7 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["ConnectionSettings", "default_retry", "redact_url"]
+__all__ = ["ConnectionSettings", "default_retry", "open_client", "redact_url"]
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 
@@ -128,3 +128,13 @@ class ConnectionSettings:
             options["credential_provider"] = self.credential_provider
         pool = BlockingConnectionPool.from_url(self.url, **options)
         return Redis.from_pool(pool)
+
+
+def open_client(redis_client: Redis | None, **settings: Any) -> tuple[ConnectionSettings | None, Redis]:
+    """The caller's client with no settings (not ours to close), or a new client built from ``settings``."""
+    if redis_client is not None:
+        if settings.get("redis_url") is not None or settings.get("host") is not None:
+            raise ValueError("Pass either redis_client or redis_url/host, not both")
+        return None, redis_client
+    connection = ConnectionSettings(**settings)
+    return connection, connection.create_client()

@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._compat import FrameworkMessage
 from .codec import decode_message, encode_message, message_from_dict
-from .connections import ConnectionSettings
+from .connections import open_client
 from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
 from .keys import batches_key, thread_key, validate_key_prefix, validate_thread_id
 from .lua import APPEND_AND_TRIM
@@ -57,16 +57,6 @@ def _validate_ttl(value: object, name: str = "ttl") -> float | None:
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds (or None for no expiry), got {value}")
     return float(value)
-
-
-def _open_client(redis_client: Redis | None, **settings: Any) -> tuple[ConnectionSettings | None, Redis]:
-    """The caller's client (no settings: not ours to close), or a new one built from ``settings``."""
-    if redis_client is not None:
-        if settings.get("redis_url") is not None or settings.get("host") is not None:
-            raise ValueError("Pass either redis_client or redis_url/host, not both")
-        return None, redis_client
-    connection = ConnectionSettings(**settings)
-    return connection, connection.create_client()
 
 
 def _new_thread_id() -> str:
@@ -124,7 +114,7 @@ class RedisChatMessageStore:
         self._key_prefix = validate_key_prefix(key_prefix)
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
-        self._settings, self._redis = _open_client(
+        self._settings, self._redis = open_client(
             redis_client,
             redis_url=redis_url,
             host=host,
@@ -403,7 +393,7 @@ class RedisStoreFactory:
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
         self._store_options = store_options
-        self._settings, self._redis = _open_client(
+        self._settings, self._redis = open_client(
             redis_client,
             redis_url=redis_url,
             host=host,
