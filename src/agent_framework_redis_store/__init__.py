@@ -8,8 +8,24 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._compat import GENERATION
 from .connections import ConnectionSettings, default_retry, redact_url
-from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .errors import (
+    CorruptMessageError,
+    RedisStoreError,
+    RedisUnavailableError,
+    StoreStateError,
+    ThreadNotFoundError,
+    ThreadRecordError,
+)
 from .keys import thread_key
+from .registry import (
+    PurgeResult,
+    RedisThreadRegistry,
+    RegistryStats,
+    ThreadInfo,
+    ThreadPage,
+    ThreadRecord,
+    ThreadSummary,
+)
 from .store import RedisChatMessageStore, RedisStoreFactory
 
 try:
@@ -21,11 +37,20 @@ __all__ = [
     "GENERATION",
     "ConnectionSettings",
     "CorruptMessageError",
+    "PurgeResult",
     "RedisChatMessageStore",
     "RedisStoreError",
     "RedisStoreFactory",
+    "RedisThreadRegistry",
     "RedisUnavailableError",
+    "RegistryStats",
     "StoreStateError",
+    "ThreadInfo",
+    "ThreadNotFoundError",
+    "ThreadPage",
+    "ThreadRecord",
+    "ThreadRecordError",
+    "ThreadSummary",
     "__version__",
     "default_retry",
     "redact_url",

@@ -4,7 +4,13 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 
 * ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
 * ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
-  append is recognised and not stored twice.
+  append is recognised and not stored twice;
+* ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
+  ttl, labels), expiring with the thread.
+
+One key per prefix is not a thread's: ``{key_prefix}:registry``, a sorted set of thread
+ids scored by last activity (milliseconds), the index the registry pages through. It
+holds no brace and no thread key ends like it, so it never collides with a thread.
 
 The encoded id is wrapped in braces, a Redis Cluster hash tag: every key of one thread
 lands in one slot, so each per-thread operation is a single-slot script. The id is
@@ -17,9 +23,19 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
-__all__ = ["batches_key", "thread_id_from_key", "thread_key", "validate_key_prefix", "validate_thread_id"]
+__all__ = [
+    "batches_key",
+    "meta_key",
+    "registry_key",
+    "thread_id_from_key",
+    "thread_key",
+    "validate_key_prefix",
+    "validate_thread_id",
+]
 
 _BATCHES_SUFFIX = ":batches"
+_META_SUFFIX = ":meta"
+_REGISTRY_SUFFIX = ":registry"
 
 
 def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
@@ -55,6 +71,16 @@ def thread_key(key_prefix: str, thread_id: str) -> str:
 def batches_key(key_prefix: str, thread_id: str) -> str:
     """The sorted-set key that remembers the thread's recent batch tokens."""
     return thread_key(key_prefix, thread_id) + _BATCHES_SUFFIX
+
+
+def meta_key(key_prefix: str, thread_id: str) -> str:
+    """The hash that holds the thread's registry metadata (same hash slot as its messages)."""
+    return thread_key(key_prefix, thread_id) + _META_SUFFIX
+
+
+def registry_key(key_prefix: str) -> str:
+    """The prefix-wide sorted set of thread ids by last activity (its own hash slot)."""
+    return key_prefix + _REGISTRY_SUFFIX
 
 
 def thread_id_from_key(key_prefix: str, key: str | bytes) -> str | None:
