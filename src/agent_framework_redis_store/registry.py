@@ -440,7 +440,9 @@ class _Walk:
         if len(rows) < size:
             self.done = True
         entries: list[_Entry] = []
-        for member, raw_score in rows:
+        for raw_member, raw_score in rows:
+            # A caller's client may decode responses: compare members as Redis does, as bytes.
+            member = raw_member if isinstance(raw_member, bytes) else str(raw_member).encode("utf-8")
             score = int(raw_score)
             if after is not None and score == after.score:
                 ties = after.ties + 1
