@@ -81,9 +81,10 @@ if meta_key then
   -- Milliseconds as a string: exact, whatever Lua's number formatting does.
   local now_ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
   redis.call('HSETNX', meta_key, 'created', now_ms)
-  redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', ttl_ms)
   if labels ~= '' then
-    redis.call('HSET', meta_key, 'labels', labels)
+    redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', ttl_ms, 'labels', labels)
+  else
+    redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', ttl_ms)
   end
   -- The meta hash expires with the messages, also when this writer set no TTL itself.
   local left = ttl_ms

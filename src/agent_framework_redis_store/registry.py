@@ -574,8 +574,10 @@ class RedisThreadRegistry:
         low = await self._since_ms(active_since)
         walk = _Walk(self._redis, self._index, newest_first=True, low=low, high=float("inf"), after=after)
         found: list[ThreadSummary] = []
+        # Unfiltered, one extra entry tells whether another page exists.
+        size = _BATCH if filters else min(_BATCH, limit + 1)
         while not walk.done:
-            described = await self._described(walk, await walk.batch())
+            described = await self._described(walk, await walk.batch(size))
             for index, (entry, summary) in enumerate(described):
                 if all(summary.labels.get(k) == v for k, v in filters.items()):
                     found.append(summary)
@@ -687,7 +689,7 @@ class RedisThreadRegistry:
 
     async def import_thread(self, record: ThreadRecord, *, replace: bool = False) -> bool:
         """Write an exported thread in one atomic step; False if it exists and not ``replace``."""
-        now_ms = _to_ms(await self.now())
+        now_ms = _to_ms(await self.now()) if record.created_at is None or record.last_active is None else 0
         created = _to_ms(record.created_at) if record.created_at else now_ms
         active = _to_ms(record.last_active) if record.last_active else now_ms
         ttl_ms = int(record.ttl * 1000) if record.ttl else 0
