@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,13 +25,17 @@ from .scripted import user_message
 REGISTRY = "chat_messages:registry"
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def meta_key(thread_id: str, prefix: str = "chat_messages") -> str:
     return f"{prefix}:{{{thread_id}}}:meta"
 
 
-async def poll(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until ``await condition()`` is true, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+async def poll(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """Wait until ``await condition()`` is true, failing after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while not await condition():
         assert time.monotonic() < deadline, "condition not reached before the deadline"
         await asyncio.sleep(0.02)
@@ -67,7 +72,7 @@ async def test_append_records_thread_in_the_same_round_trip(redis_url: str, raw:
     await monitor_client.aclose()
     # The client sent one command for the whole append: the script, registry included.
     assert sent == ["EVALSHA", "ECHO"]
-    meta = {k.decode(): v.decode() for k, v in (await raw.hgetall(meta_key("t1"))).items()}
+    meta = {_text(k): _text(v) for k, v in (await raw.hgetall(meta_key("t1"))).items()}
     assert meta["count"] == "3"
     assert json.loads(meta["labels"]) == {"user": "alice"}
     assert meta["ttl"] == "600000"
@@ -209,7 +214,7 @@ async def test_purge_removes_entries_of_expired_threads(redis_url: str, raw: red
         assert await raw.zcard(REGISTRY) == 3
         result = await registry.purge(older_than=timedelta(days=30))
     assert (result.purged, result.expired, result.kept) == (0, 2, 0)
-    assert [m.decode() for m in await raw.zrange(REGISTRY, 0, -1)] == ["c"]
+    assert await raw.zrange(REGISTRY, 0, -1) == [b"c"]
 
 
 # -- listing ----------------------------------------------------------------------------------
