@@ -275,9 +275,8 @@ def show_thread(
             out.print(f"[dim]... {info.message_count - len(messages)} earlier messages not shown[/dim]")
         for message in messages:
             role = _role_name(message)
-            line = Text(f"{role}: ", style=_ROLE_STYLES.get(role, "bold"))
-            line.append("\n".join(_content_text(c) for c in message.get("contents", [])))
-            out.print(line, soft_wrap=True)
+            body = "\n".join(_content_text(c) for c in message.get("contents", []))
+            out.print(Text.assemble((f"{role}: ", _ROLE_STYLES.get(role, "bold")), body), soft_wrap=True)
 
     _run(ctx, redis_url, key_prefix, work)
 
