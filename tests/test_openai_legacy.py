@@ -14,7 +14,7 @@ pytestmark = pytest.mark.legacy
 async def test_openai_client_sees_history_resumed_from_redis(redis_url: str) -> None:
     from agent_framework import AgentThread  # pyright: ignore[reportAttributeAccessIssue]
     from agent_framework.openai import OpenAIChatClient  # pyright: ignore[reportAttributeAccessIssue]
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI  # pyright: ignore[reportMissingImports]
 
     with OpenAIStub() as stub:
         client = AsyncOpenAI(api_key=stub.api_key, base_url=stub.base_url)
