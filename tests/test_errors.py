@@ -82,7 +82,8 @@ async def test_corrupt_entry_names_key_and_index_and_touches_nothing(
             await store.list_messages()
         assert caught.value.key == "chat_messages:{t}"
         assert caught.value.index == 2
-        assert "chat_messages:{t}" in str(caught.value) and "index 2" in str(caught.value)
+        assert "chat_messages:{t}" in str(caught.value)
+        assert "index 2" in str(caught.value)
         with pytest.raises(CorruptMessageError) as windowed:
             await store.list_messages(last=2)
         assert windowed.value.index == -2  # LINDEX chat_messages:{t} -2 shows it
@@ -116,9 +117,12 @@ async def test_unreachable_server_raises_after_retries_without_leaking_credentia
     with pytest.raises(RedisUnavailableError) as caught:
         await store.add_messages([user_message("x")])
     message = str(caught.value)
-    assert "unreachable" in message and "127.0.0.1" in message
-    assert "s3cret-pw" not in message and "alice" not in message
-    assert "s3cret-pw" not in repr(store) and "alice" not in repr(store)
+    assert "unreachable" in message
+    assert "127.0.0.1" in message
+    assert "s3cret-pw" not in message
+    assert "alice" not in message
+    assert "s3cret-pw" not in repr(store)
+    assert "alice" not in repr(store)
     with pytest.raises(RedisUnavailableError):
         await store.list_messages()
     assert await store.ping() is False

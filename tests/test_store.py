@@ -162,7 +162,8 @@ def test_keys_of_a_thread_share_one_cluster_slot() -> None:
     for thread_id in TRICKY_IDS:
         key = thread_key("chat_messages", thread_id)
         assert key_slot(key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
-        assert key.count("{") == 1 and key.count("}") == 1
+        assert key.count("{") == 1
+        assert key.count("}") == 1
         assert thread_id_from_key("chat_messages", key) == thread_id
 
 
