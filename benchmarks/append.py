@@ -97,9 +97,8 @@ async def main(turns: int) -> dict[int, dict[str, float]]:
 
     print(f"\nadd_messages per turn (2 messages), {package.GENERATION} Agent Framework generation,")
     print(f"median of {turns} turns per size and variant; ratios to the floor (encode + 1 RPUSH)\n")
-    print(
-        "| history | RPUSH only | floor | ours | ours / floor | ours / RPUSH only | upstream pattern | upstream / floor |"
-    )
+    columns = ["history", "RPUSH only", "floor", "ours", "ours / floor", "ours / RPUSH only", "upstream pattern"]
+    print("| " + " | ".join([*columns, "upstream / floor"]) + " |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size, r in results.items():
         print(
