@@ -73,7 +73,8 @@ async def measure(url: str, size: int, turns: int, rounds: int = 10) -> dict[str
     async def upstream_pattern() -> None:
         encoded = [json.dumps(m.to_dict(exclude_none=True)) for m in (user, assistant)]
         async with client.pipeline(transaction=True) as pipe:
-            await pipe.rpush(upstream_key, *encoded).execute()
+            pipe.rpush(upstream_key, *encoded)
+            await pipe.execute()
         if await client.llen(upstream_key) > size:
             await client.ltrim(upstream_key, -size, -1)
 
@@ -115,7 +116,7 @@ async def main(turns: int) -> dict[int, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description="Per-turn add_messages latency against the one-round-trip floor.")
     parser.add_argument("--turns", type=int, default=2000, help="timed turns per size and variant")
     args = parser.parse_args()
     results = asyncio.run(main(args.turns))
