@@ -37,14 +37,15 @@ local registry_key = KEYS[4]
 local max_messages = tonumber(ARGV[1])
 local ttl_ms = tonumber(ARGV[2])
 local token = ARGV[3]
-local seed_count = tonumber(ARGV[4])
+local token_score = ARGV[4]
+local seed_count = tonumber(ARGV[5])
 local labels = ''
 local member = ''
-local first = 5
+local first = 6
 if meta_key then
-  labels = ARGV[5]
-  member = ARGV[6]
-  first = 7
+  labels = ARGV[6]
+  member = ARGV[7]
+  first = 8
 end
 
 if token ~= '' and redis.call('ZSCORE', batches_key, token) then
@@ -54,19 +55,21 @@ if seed_count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + seed_count
 end
 
-local length = redis.call('LLEN', messages_key)
+local length = nil
 -- unpack() is bounded by the Lua stack, so push in chunks.
 for i = first, #ARGV, 1000 do
   length = redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-if max_messages > 0 and length > max_messages then
-  redis.call('LTRIM', messages_key, -max_messages, -1)
-  length = max_messages
+if max_messages > 0 then
+  length = length or redis.call('LLEN', messages_key)
+  if length > max_messages then
+    redis.call('LTRIM', messages_key, -max_messages, -1)
+    length = max_messages
+  end
 end
 
 if token ~= '' then
-  local now = redis.call('TIME')
-  redis.call('ZADD', batches_key, tonumber(now[1]) * 1000000 + tonumber(now[2]), token)
+  redis.call('ZADD', batches_key, token_score, token)
   redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
 end
 if ttl_ms > 0 then
@@ -77,6 +80,7 @@ if ttl_ms > 0 then
 end
 
 if meta_key then
+  length = length or redis.call('LLEN', messages_key)
   local now = redis.call('TIME')
   -- Milliseconds as a string: exact, whatever Lua's number formatting does.
   local now_ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
@@ -98,7 +102,7 @@ if meta_key then
     redis.call('ZADD', registry_key, now_ms, member)
   end
 end
-return {{length, 1}}
+return {{length or redis.call('LLEN', messages_key), 1}}
 """
 
 # Delete a thread found in the registry if it was last active at or before the cutoff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -121,6 +122,7 @@ class RedisChatMessageStore:
         self._labels_json = labels_json(self._labels)
         self._registry = bool(registry)
         self._key_prefix = validate_key_prefix(key_prefix)
+        self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
         self._settings, self._redis = open_client(
@@ -176,7 +178,7 @@ class RedisChatMessageStore:
     @property
     def redis_key(self) -> str:
         """The Redis list that holds this thread's messages."""
-        return thread_key(self._key_prefix, self._thread_id)
+        return self._keys[0]
 
     @property
     def redis_client(self) -> Redis:
@@ -281,11 +283,11 @@ class RedisChatMessageStore:
     async def clear(self) -> None:
         """Delete the thread's messages, batch tokens and registry entry from Redis."""
         self._pending_seed = []
-        prefix, thread_id = self._key_prefix, self._thread_id
+        messages, batches, meta, registry = self._registry_keys
         # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
         pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(self.redis_key, batches_key(prefix, thread_id), meta_key(prefix, thread_id))
-        pipe.zrem(registry_key(prefix), thread_id)
+        pipe.delete(messages, batches, meta)
+        pipe.zrem(registry, self._thread_id)
         with self._redis_errors():
             await pipe.execute()
 
@@ -329,14 +331,21 @@ class RedisChatMessageStore:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _set_keys(self) -> None:
+        # Computed once per thread: percent-encoding the id is not free on the hot path.
+        self._keys = [thread_key(self._key_prefix, self._thread_id), batches_key(self._key_prefix, self._thread_id)]
+        # With the registry on, the script also updates the meta hash and the prefix's registry.
+        self._registry_keys = [*self._keys, meta_key(self._key_prefix, self._thread_id), registry_key(self._key_prefix)]
+
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
-        keys = [self.redis_key, batches_key(self._key_prefix, self._thread_id)]
         ttl_ms = 0 if self._ttl is None else max(1, int(self._ttl * 1000))
-        args: list[Any] = [self._max_messages or 0, ttl_ms, token, len(seed)]
+        # The token's score only orders tokens for eviction; client clocks need not agree.
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed)]
+        keys = self._keys
         if self._registry:
             # Standalone Redis: the registry sorted set is updated inside the same script.
-            keys += [meta_key(self._key_prefix, self._thread_id), registry_key(self._key_prefix)]
+            keys = self._registry_keys
             args += [self._labels_json, self._thread_id]
         args += [*seed, *payloads]
         try:
@@ -361,6 +370,7 @@ class RedisChatMessageStore:
             self._pending_seed = []
         self._thread_id = reference["thread_id"]
         self._key_prefix = reference["key_prefix"]
+        self._set_keys()
         self._max_messages = reference["max_messages"]
         self._ttl = reference["ttl"]
 
