@@ -182,7 +182,8 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
         assert texts(await store.list_messages()) == [thread_id]
     # Per thread: messages, batch tokens, registry metadata; plus the prefix's registry.
     assert len(await raw.keys("chat_messages:*")) == 3 * len(TRICKY_IDS) + 1
-    assert sorted(m.decode() for m in await raw.zrange(registry_key("chat_messages"), 0, -1)) == sorted(TRICKY_IDS)
+    registered = await raw.zrange(registry_key("chat_messages"), 0, -1)
+    assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 
 
 async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.Redis) -> None:
