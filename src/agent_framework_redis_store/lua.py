@@ -81,9 +81,9 @@ end
 
 if meta_key then
   length = length or redis.call('LLEN', messages_key)
-  local now = redis.call('TIME')
-  -- Milliseconds as a string: exact, whatever Lua's number formatting does.
-  local now_ms = now[1] .. string.format('%03d', math.floor(tonumber(now[2]) / 1000))
+  -- The writer's clock in milliseconds: token_score (microseconds) less its last three
+  -- digits, exact as a string whatever Lua's number formatting does.
+  local now_ms = string.sub(token_score, 1, -4)
   redis.call('HSETNX', meta_key, 'created', now_ms)
   if labels ~= '' then
     redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', ttl_ms, 'labels', labels)
@@ -113,7 +113,6 @@ local messages_key = KEYS[1]
 local batches_key = KEYS[2]
 local meta_key = KEYS[3]
 local cutoff_ms = tonumber(ARGV[1])
-local dry_run = ARGV[2] == '1'
 
 local active = redis.call('HGET', meta_key, 'active')
 if not active then
@@ -123,9 +122,7 @@ if not active then
 elseif tonumber(active) > cutoff_ms then
   return 0
 end
-if not dry_run then
-  redis.call('DEL', messages_key, batches_key, meta_key)
-end
+redis.call('DEL', messages_key, batches_key, meta_key)
 return 1
 """
 

@@ -93,8 +93,14 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _decode_meta(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in raw.items()}
+# The meta hash fields a listing reads (HMGET: fewer reply elements to parse than HGETALL).
+_META_FIELDS = ("count", "created", "active", "ttl", "labels")
+
+
+def _decode_meta(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, str]:
+    """A meta hash from HGETALL (a mapping) or HMGET of ``_META_FIELDS`` (a list)."""
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(_META_FIELDS, raw, strict=True)
+    return {_text(k): _text(v) for k, v in pairs if v is not None}
 
 
 def _meta_labels(meta: Mapping[str, str]) -> dict[str, str]:
@@ -739,11 +745,16 @@ class RedisThreadRegistry:
                 continue
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
-                await self._purge_thread(
-                    keys=list(self._thread_keys(entry.thread_id)), args=[cutoff_ms, int(dry_run)], client=pipe
-                )
+                if dry_run:
+                    # Nothing changes, so nothing to do atomically: does the thread still exist?
+                    pipe.exists(meta_key(self._key_prefix, entry.thread_id))
+                else:
+                    await self._purge_thread(
+                        keys=list(self._thread_keys(entry.thread_id)), args=[cutoff_ms], client=pipe
+                    )
             with _redis_errors(self._where()):
-                outcomes = await pipe.execute()
+                replies = await pipe.execute()
+            outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
             purged += sum(1 for outcome in outcomes if outcome == 1)
             expired += sum(1 for outcome in outcomes if outcome == 2)
@@ -795,14 +806,15 @@ class RedisThreadRegistry:
             return []
         pipe = self._redis.pipeline(transaction=False)
         for entry in entries:
-            pipe.hgetall(meta_key(self._key_prefix, entry.thread_id))
+            pipe.hmget(meta_key(self._key_prefix, entry.thread_id), _META_FIELDS)
         with _redis_errors(self._where()):
             metas = await pipe.execute()
         described: list[tuple[_Entry, ThreadSummary]] = []
         stale: list[_Entry] = []
         for entry, raw_meta in zip(entries, metas, strict=True):
-            if raw_meta:
-                described.append((entry, ThreadSummary._from_meta(entry.thread_id, _decode_meta(raw_meta))))
+            meta = _decode_meta(raw_meta)
+            if meta:
+                described.append((entry, ThreadSummary._from_meta(entry.thread_id, meta)))
             else:
                 stale.append(entry)
         await self._remove_entries(stale)
