@@ -103,7 +103,7 @@ async def _scan_listing(client: redis.asyncio.Redis, prefix: str) -> int:
     cursor = 0
     while True:
         cursor, keys = await client.scan(cursor, match=f"{prefix}:{{*", count=1000)
-        lists = [k for k in keys if bytes(k).endswith(b"}")]
+        lists = [k for k in keys if k[-1:] in (b"}", "}")]
         pipe = client.pipeline(transaction=False)
         for key in lists:
             pipe.llen(key)
