@@ -711,7 +711,8 @@ class RedisThreadRegistry:
         ids = [validate_thread_id(t) for t in thread_ids]
         deleted = 0
         for start in range(0, len(ids), _BATCH):
-            pipe = self._redis.pipeline(transaction=False)
+            # MULTI/EXEC: no append can recreate a thread between its DEL and its ZREM.
+            pipe = self._redis.pipeline(transaction=True)
             for thread_id in ids[start : start + _BATCH]:
                 pipe.delete(*self._thread_keys(thread_id))
                 pipe.zrem(self._index, thread_id)
