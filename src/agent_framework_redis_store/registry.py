@@ -554,7 +554,11 @@ class RedisThreadRegistry:
     # -- reading -------------------------------------------------------------------------
 
     async def now(self) -> datetime:
-        """The Redis server's clock (the one the registry's timestamps come from)."""
+        """The Redis server's clock, which ``purge`` cutoffs and ``active_since`` durations count from.
+
+        Writers stamp activity with their own clocks (as they do batch tokens); with clocks in
+        sync, that is within milliseconds of this one.
+        """
         with _redis_errors(self._where()):
             seconds, micros = await self._redis.time()
         return _EPOCH + timedelta(seconds=seconds, microseconds=micros)
