@@ -154,6 +154,12 @@ def test_stats_summarise_the_prefix(populated: str) -> None:
     assert "threads of 2-10 message(s)" in table.stdout
 
 
+def test_unreachable_redis_is_one_line_without_the_password() -> None:
+    message = one_line_error(cli("redis://user:s3cret@127.0.0.1:1/0", "stats"))
+    assert "unreachable" in message
+    assert "s3cret" not in message
+
+
 def test_group_options_and_missing_redis_url(populated: str, redis_url: str) -> None:
     write_threads(redis_url, {"other": {"texts": ["x"]}}, prefix="elsewhere")
     listed = cli(None, "threads", "--redis-url", redis_url, "--key-prefix", "elsewhere", "list", "--json")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -123,7 +124,7 @@ def _run(
 
     try:
         return asyncio.run(main())
-    except (RedisStoreError, ValueError) as error:
+    except (RedisStoreError, RedisError, ValueError, OSError) as error:
         _fail(str(error).splitlines()[0])
 
 

@@ -419,9 +419,18 @@ class _Walk:
     """
 
     def __init__(
-        self, redis: Redis, key: str, *, newest_first: bool, low: float, high: float, after: _Position | None
+        self,
+        redis: Redis,
+        key: str,
+        *,
+        newest_first: bool,
+        low: float,
+        high: float,
+        after: _Position | None,
+        where: str,
     ) -> None:
         self._redis = redis
+        self._where = where
         self._key = key
         self._newest_first = newest_first
         self._low = low
@@ -435,14 +444,15 @@ class _Walk:
             start, offset = (self._high if self._newest_first else self._low), 0
         else:
             start, offset = after.score, after.ties
-        if self._newest_first:
-            rows = await self._redis.zrevrangebyscore(
-                self._key, start, self._low, start=offset, num=size, withscores=True
-            )
-        else:
-            rows = await self._redis.zrangebyscore(
-                self._key, start, self._high, start=offset, num=size, withscores=True
-            )
+        with _redis_errors(self._where):
+            if self._newest_first:
+                rows = await self._redis.zrevrangebyscore(
+                    self._key, start, self._low, start=offset, num=size, withscores=True
+                )
+            else:
+                rows = await self._redis.zrangebyscore(
+                    self._key, start, self._high, start=offset, num=size, withscores=True
+                )
         if len(rows) < size:
             self.done = True
         entries: list[_Entry] = []
@@ -582,7 +592,7 @@ class RedisThreadRegistry:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         after = _Position.decode(cursor) if cursor is not None else None
         low = await self._since_ms(active_since)
-        walk = _Walk(self._redis, self._index, newest_first=True, low=low, high=float("inf"), after=after)
+        walk = self._walk(newest_first=True, low=low, high=float("inf"), after=after)
         found: list[ThreadSummary] = []
         # Unfiltered, one extra entry tells whether another page exists.
         size = _BATCH if filters else min(_BATCH, limit + 1)
@@ -639,7 +649,7 @@ class RedisThreadRegistry:
         oldest: datetime | None = None
         newest: datetime | None = None
         buckets: dict[str, int] = {}
-        walk = _Walk(self._redis, self._index, newest_first=True, low=float("-inf"), high=float("inf"), after=None)
+        walk = self._walk(newest_first=True, low=float("-inf"), high=float("inf"))
         while not walk.done:
             entries = await walk.batch()
             described = await self._described(walk, entries)
@@ -743,7 +753,7 @@ class RedisThreadRegistry:
         with _redis_errors(self._where()):
             total = int(await self._redis.zcard(self._index))
         done = purged = expired = kept = 0
-        walk = _Walk(self._redis, self._index, newest_first=False, low=float("-inf"), high=cutoff_ms, after=None)
+        walk = self._walk(newest_first=False, low=float("-inf"), high=cutoff_ms)
         while not walk.done:
             entries = await walk.batch()
             if not entries:
@@ -772,7 +782,7 @@ class RedisThreadRegistry:
             if on_progress is not None:
                 on_progress(done, total)
         # Threads active more recently but expired by a shorter TTL: drop their entries too.
-        walk = _Walk(self._redis, self._index, newest_first=False, low=cutoff_ms + 1, high=float("inf"), after=None)
+        walk = self._walk(newest_first=False, low=cutoff_ms + 1, high=float("inf"))
         while not walk.done:
             entries = await walk.batch()
             pipe = self._redis.pipeline(transaction=False)
@@ -791,6 +801,11 @@ class RedisThreadRegistry:
         return PurgeResult(_from_ms(cutoff_ms) or _EPOCH, dry_run, purged, expired, kept)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _walk(self, *, newest_first: bool, low: float, high: float, after: _Position | None = None) -> _Walk:
+        return _Walk(
+            self._redis, self._index, newest_first=newest_first, low=low, high=high, after=after, where=self._where()
+        )
 
     def _thread_keys(self, thread_id: str) -> tuple[str, str, str]:
         prefix = self._key_prefix
