@@ -29,9 +29,19 @@ def decode_message(payload: bytes | str) -> FrameworkMessage:
 
 
 def message_from_dict(data: dict[str, Any]) -> FrameworkMessage:
-    """Build a framework message from a dict written by either generation."""
-    if "role" not in data:
-        raise ValueError("missing 'role'")
+    """Build a framework message from a dict written by either generation.
+
+    The frameworks themselves accept almost anything here; the shape is checked first so
+    that a damaged entry is reported instead of becoming a message with no role.
+    """
+    role = data.get("role")
+    if isinstance(role, dict):
+        role = role.get("value")
+    if not isinstance(role, str) or not role:
+        raise ValueError(f"'role' must be a non-empty string, got {data.get('role')!r}")
+    contents = data.get("contents", [])
+    if not isinstance(contents, list) or not all(isinstance(c, dict) and "type" in c for c in contents):
+        raise ValueError("'contents' must be a list of objects with a 'type'")
     return FrameworkMessage.from_dict(_to_current(data) if GENERATION == "current" else _to_legacy(data))
 
 

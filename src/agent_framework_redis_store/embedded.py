@@ -138,9 +138,11 @@ class EmbeddedRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
+                reply = sock.recv(64)
         except OSError:
             return False
+        # -NOAUTH also proves the server is serving (it has a password); -LOADING does not.
+        return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
 
     def _log_tail(self) -> str:
         try:

@@ -1,0 +1,189 @@
+"""The store's own behaviour, in either framework generation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import redis.asyncio
+from redis.crc import key_slot
+
+from agent_framework_redis_store import RedisChatMessageStore, thread_key
+from agent_framework_redis_store.keys import batches_key, thread_id_from_key
+
+from .scripted import user_message
+
+
+def texts(messages: list) -> list[str]:
+    return [m.text for m in messages]
+
+
+async def test_generates_a_distinct_thread_id_per_store(redis_url: str) -> None:
+    first, second = RedisChatMessageStore(redis_url), RedisChatMessageStore(redis_url)
+    assert re.fullmatch(r"thread_[0-9a-f-]{36}", first.thread_id)
+    assert first.thread_id != second.thread_id
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_appends_in_order_and_lists_oldest_first(redis_url: str) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages([user_message("one"), user_message("two")])
+        await store.add_messages([user_message("three")])
+        assert texts(await store.list_messages()) == ["one", "two", "three"]
+        assert texts(await store.list_messages(last=2)) == ["two", "three"]
+        assert texts(await store.list_messages(last=10)) == ["one", "two", "three"]
+        assert await store.count() == 3
+
+
+async def test_empty_batch_writes_nothing(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=60) as store:
+        await store.add_messages([])
+        assert await raw.exists(store.redis_key) == 0
+        assert await store.list_messages() == []
+
+
+async def test_max_messages_keeps_the_newest(redis_url: str) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", max_messages=3) as store:
+        for i in range(5):
+            await store.add_messages([user_message(f"m{i}")])
+            assert await store.count() <= 3
+        assert texts(await store.list_messages()) == ["m2", "m3", "m4"]
+        # A batch larger than the limit keeps its own newest messages.
+        await store.add_messages([user_message(f"b{i}") for i in range(7)])
+        assert texts(await store.list_messages()) == ["b4", "b5", "b6"]
+
+
+async def test_ttl_is_set_and_slides_on_every_write(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
+        await store.add_messages([user_message("hello")])
+        assert 99_000 < await raw.pttl(store.redis_key) <= 100_000
+        assert 99_000 < await raw.pttl(batches_key("chat_messages", "t")) <= 100_000
+        await raw.pexpire(store.redis_key, 5_000)  # as if 95 s had passed
+        await store.add_messages([user_message("again")])
+        assert await raw.pttl(store.redis_key) > 99_000
+
+
+async def test_without_ttl_nothing_expires(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages([user_message("hello")])
+        assert await raw.pttl(store.redis_key) == -1
+
+
+async def test_expired_thread_reads_empty(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=60) as store:
+        await store.add_messages([user_message("hello")])
+        await raw.pexpire(store.redis_key, 1)
+        await raw.pexpire(batches_key("chat_messages", "t"), 1)
+        # Redis expires lazily on access: poll (bounded) until the key is gone.
+        for _ in range(200):
+            if not await raw.exists(store.redis_key):
+                break
+        assert await store.list_messages() == []
+
+
+async def test_messages_seed_an_empty_thread_once(redis_url: str) -> None:
+    seed = [user_message("seed 1"), user_message("seed 2")]
+    async with RedisChatMessageStore(redis_url, thread_id="t", messages=seed) as store:
+        assert texts(await store.list_messages()) == ["seed 1", "seed 2"]
+        await store.add_messages([user_message("turn")])
+    async with RedisChatMessageStore(redis_url, thread_id="t", messages=seed) as again:
+        await again.add_messages([user_message("turn 2")])
+        assert texts(await again.list_messages()) == ["seed 1", "seed 2", "turn", "turn 2"]
+
+
+async def test_seed_goes_in_with_the_first_append(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", messages=[user_message("seed")]) as store:
+        await store.add_messages([user_message("first")])
+        assert await raw.llen(store.redis_key) == 2
+        assert texts(await store.list_messages()) == ["seed", "first"]
+
+
+async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=60) as store:
+        await store.add_messages([user_message("x")])
+        other = RedisChatMessageStore(redis_client=raw, thread_id="other")
+        await other.add_messages([user_message("keep")])
+        await store.clear()
+        assert await store.list_messages() == []
+        assert sorted(await raw.keys("*")) == sorted(
+            [other.redis_key.encode(), batches_key("chat_messages", "other").encode()]
+        )
+
+
+async def test_same_idempotency_key_is_applied_once(redis_url: str) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        batch = [user_message("once")]
+        await store.add_messages(batch, idempotency_key="turn-1")
+        await store.add_messages(batch, idempotency_key="turn-1")
+        await store.add_messages(batch, idempotency_key="turn-2")
+        assert texts(await store.list_messages()) == ["once", "once"]
+
+
+async def test_len_is_not_defined_so_a_store_is_always_truthy(redis_url: str) -> None:
+    # Upstream declared `async __len__`, so len(store) raised and `if thread.message_store:` misbehaved.
+    async with RedisChatMessageStore(redis_url) as store:
+        assert bool(store)
+        with pytest.raises(TypeError):
+            len(store)  # type: ignore[arg-type]
+
+
+async def test_a_client_passed_in_stays_open(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    store = RedisChatMessageStore(redis_client=raw, thread_id="t")
+    await store.add_messages([user_message("x")])
+    await store.aclose()
+    assert await raw.llen(store.redis_key) == 1
+
+
+async def test_ping(redis_url: str) -> None:
+    async with RedisChatMessageStore(redis_url) as store:
+        assert await store.ping() is True
+
+
+# -- key layout ---------------------------------------------------------------------------
+
+TRICKY_IDS = [
+    "a",
+    "a:b",
+    "a}:{b",
+    "{a}",
+    "a b",
+    " a",
+    "a%3Ab",
+    "日本語のスレッド",
+    "emoji 🧵",
+    "x" * 1000,
+    "chat_messages:{a}",
+    "a\nb",
+]
+
+
+def test_keys_of_a_thread_share_one_cluster_slot() -> None:
+    for thread_id in TRICKY_IDS:
+        key = thread_key("chat_messages", thread_id)
+        assert key_slot(key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
+        assert key.count("{") == 1
+        assert key.count("}") == 1
+        assert thread_id_from_key("chat_messages", key) == thread_id
+
+
+def test_distinct_ids_never_share_a_key() -> None:
+    keys = {thread_key(prefix, t) for prefix in ("p", "p:x") for t in TRICKY_IDS}
+    assert len(keys) == 2 * len(TRICKY_IDS)
+
+
+async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    for thread_id in TRICKY_IDS:
+        await RedisChatMessageStore(redis_client=raw, thread_id=thread_id).add_messages([user_message(thread_id)])
+    for thread_id in TRICKY_IDS:
+        store = RedisChatMessageStore(redis_client=raw, thread_id=thread_id)
+        assert texts(await store.list_messages()) == [thread_id]
+    assert len(await raw.keys("chat_messages:*")) == 2 * len(TRICKY_IDS)
+
+
+async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    a = RedisChatMessageStore(redis_client=raw, thread_id="t", key_prefix="app_a")
+    b = RedisChatMessageStore(redis_client=raw, thread_id="t", key_prefix="app_b")
+    await a.add_messages([user_message("from a")])
+    assert await b.list_messages() == []
+    assert a.redis_key == "app_a:{t}"
