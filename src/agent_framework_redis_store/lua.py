@@ -7,7 +7,13 @@ batch contiguous, with any number of concurrent writers.
 
 from __future__ import annotations
 
-__all__ = ["APPEND_AND_TRIM", "BATCH_TOKENS_KEPT"]
+__all__ = [
+    "APPEND_AND_TRIM",
+    "APPEND_NEW_AND_TRIM",
+    "BATCH_TOKENS_KEPT",
+    "FINGERPRINTS_KEPT",
+    "FINGERPRINT_WIDTH",
+]
 
 # How many recent batch tokens a thread remembers. A retry arrives within seconds, long
 # before this many other batches could have been written to the same thread.
@@ -55,4 +61,120 @@ if ttl_ms > 0 then
   end
 end
 return {{length, 1}}
+"""
+
+# How many fingerprints of its newest messages a thread remembers for APPEND_NEW_AND_TRIM,
+# and the width of one: a kind letter and 16 hex digits (see fingerprints.py).
+FINGERPRINTS_KEPT = 256
+FINGERPRINT_WIDTH = 17
+
+# APPEND_AND_TRIM for the 1.x history provider, which is handed whole turns (and sometimes
+# the whole transcript again) and must store each message once without reading the history.
+# The caller sends one fingerprint per message. The thread's fingerprint record holds the
+# SHA1 of its newest entry and the fingerprints of its newest messages; the record is used
+# only while that SHA1 still matches the list (any other writer, e.g. APPEND_AND_TRIM, makes
+# it stale and it restarts from this batch). The leading messages of the batch that repeat
+# the newest stored ones are skipped, by the rule of the framework's filter_new_messages:
+# first the record as a whole inside the batch, else the longest overlap of the record's
+# end with the batch's start; a lone user message without an id never counts as a repeat.
+# The work is bounded by the batch and FINGERPRINTS_KEPT, never by the history length.
+# Returns {length, appended}.
+APPEND_NEW_AND_TRIM = f"""
+local messages_key = KEYS[1]
+local batches_key = KEYS[2]
+local fingerprints_key = KEYS[3]
+local max_messages = tonumber(ARGV[1])
+local ttl_ms = tonumber(ARGV[2])
+local token = ARGV[3]
+local count = tonumber(ARGV[4])
+local first_fingerprint = 5
+local first_payload = first_fingerprint + count
+local width = {FINGERPRINT_WIDTH}
+
+if token ~= '' and redis.call('ZSCORE', batches_key, token) then
+  return {{redis.call('LLEN', messages_key), 0}}
+end
+
+local known = ''
+local record = redis.call('GET', fingerprints_key)
+if record then
+  local newest = redis.call('LINDEX', messages_key, -1)
+  if newest and redis.sha1hex(newest) == string.sub(record, 1, 40) then
+    known = string.sub(record, 41)
+  end
+end
+local known_count = #known / width
+
+local function incoming(i)
+  return ARGV[first_fingerprint + i - 1]
+end
+local function stored(i)
+  return string.sub(known, (i - 1) * width + 1, i * width)
+end
+-- Do incoming[1..last] end with the newest `span` stored fingerprints?
+local function ends_with_stored(last, span)
+  for k = 0, span - 1 do
+    if incoming(last - k) ~= stored(known_count - k) then
+      return false
+    end
+  end
+  return not (span == 1 and string.sub(stored(known_count), 1, 1) == 'u')
+end
+
+local skip = 0
+if known_count > 0 then
+  for last = known_count, count do
+    if ends_with_stored(last, known_count) then
+      skip = last
+      break
+    end
+  end
+  if skip == 0 then
+    for last = math.min(count, known_count - 1), 1, -1 do
+      if ends_with_stored(last, last) then
+        skip = last
+        break
+      end
+    end
+  end
+end
+
+local length = redis.call('LLEN', messages_key)
+local appended = count - skip
+if appended > 0 then
+  local first = first_payload + skip
+  local final = first_payload + count - 1
+  -- unpack() is bounded by the Lua stack, so push in chunks.
+  for i = first, final, 1000 do
+    length = redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, final)))
+  end
+  if max_messages > 0 and length > max_messages then
+    redis.call('LTRIM', messages_key, -max_messages, -1)
+    length = max_messages
+  end
+  local kept = {FINGERPRINTS_KEPT}
+  if max_messages > 0 and max_messages < kept then
+    kept = max_messages
+  end
+  local fresh = {{}}
+  for i = math.max(skip + 1, count - kept + 1), count do
+    fresh[#fresh + 1] = incoming(i)
+  end
+  known = string.sub(known .. table.concat(fresh), -kept * width)
+  redis.call('SET', fingerprints_key, redis.sha1hex(ARGV[final]) .. known)
+end
+
+if token ~= '' then
+  local now = redis.call('TIME')
+  redis.call('ZADD', batches_key, tonumber(now[1]) * 1000000 + tonumber(now[2]), token)
+  redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
+end
+if ttl_ms > 0 then
+  redis.call('PEXPIRE', messages_key, ttl_ms)
+  redis.call('PEXPIRE', fingerprints_key, ttl_ms)
+  if token ~= '' then
+    redis.call('PEXPIRE', batches_key, ttl_ms)
+  end
+end
+return {{length, appended}}
 """
