@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
@@ -111,6 +112,7 @@ class RedisChatMessageStore:
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
         self._key_prefix = validate_key_prefix(key_prefix)
+        self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
         self._settings, self._redis = open_client(
@@ -162,7 +164,7 @@ class RedisChatMessageStore:
     @property
     def redis_key(self) -> str:
         """The Redis list that holds this thread's messages."""
-        return thread_key(self._key_prefix, self._thread_id)
+        return self._keys[0]
 
     @property
     def redis_client(self) -> Redis:
@@ -220,12 +222,11 @@ class RedisChatMessageStore:
         payloads = [encode_message(m) for m in messages]
         if self._append_new_script is None:
             self._append_new_script = self._redis.register_script(APPEND_NEW_AND_TRIM)
-        keys = [self.redis_key, batches_key(self._key_prefix, self._thread_id), self._fingerprints_key]
-        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), idempotency_key or uuid.uuid4().hex]
+        keys = [*self._keys, self._fingerprints_key]
+        token = idempotency_key or uuid.uuid4().hex
+        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(messages)]
         with self._redis_errors():
-            _, appended = await self._append_new_script(
-                keys=keys, args=[*args, len(messages), *fingerprints, *payloads]
-            )
+            _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *payloads])
         return int(appended)
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
@@ -297,9 +298,7 @@ class RedisChatMessageStore:
         """Delete the thread's messages (and its batch tokens and fingerprints) from Redis."""
         self._pending_seed = []
         with self._redis_errors():
-            await self._redis.delete(
-                self.redis_key, batches_key(self._key_prefix, self._thread_id), self._fingerprints_key
-            )
+            await self._redis.delete(*self._keys, self._fingerprints_key)
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -334,13 +333,18 @@ class RedisChatMessageStore:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _set_keys(self) -> None:
+        # Computed once per thread: percent-encoding the id is not free on the hot path.
+        self._keys = [thread_key(self._key_prefix, self._thread_id), batches_key(self._key_prefix, self._thread_id)]
+
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
-        keys = [self.redis_key, batches_key(self._key_prefix, self._thread_id)]
-        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, len(seed), *seed, *payloads]
+        # The token's score only orders tokens for eviction; client clocks need not agree.
+        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(seed), *seed]
+        args.extend(payloads)
         try:
             with self._redis_errors():
-                await self._append_script(keys=keys, args=args)
+                await self._append_script(keys=self._keys, args=args)
         except BaseException:
             self._pending_seed = seed
             raise
@@ -367,6 +371,7 @@ class RedisChatMessageStore:
             self._pending_seed = []
         self._thread_id = reference["thread_id"]
         self._key_prefix = reference["key_prefix"]
+        self._set_keys()
         self._max_messages = reference["max_messages"]
         self._ttl = reference["ttl"]
 
