@@ -19,27 +19,29 @@ import hashlib
 import json
 from typing import Any
 
+from .codec import encode_message_dict
 from .lua import FINGERPRINT_WIDTH
 
-__all__ = ["message_fingerprint"]
+__all__ = ["encode_with_fingerprint"]
 
 _DIGEST_BYTES = (FINGERPRINT_WIDTH - 1) // 2
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).hexdigest()
+def encode_with_fingerprint(message: Any) -> tuple[str, str]:
+    """The stored JSON of ``message`` and its fingerprint, from one ``to_dict()``."""
+    data = message.to_dict(exclude_none=True)
+    return encode_message_dict(data), _fingerprint(message, data)
 
 
-def _role_of(message: Any) -> str:
-    role = message.role
-    return str(getattr(role, "value", role))
-
-
-def message_fingerprint(message: Any) -> str:
-    """The fingerprint of one framework message (see the module docstring)."""
-    message_id = getattr(message, "message_id", None)
+def _fingerprint(message: Any, data: dict[str, Any]) -> str:
+    message_id = data.get("message_id")
     if message_id is not None:
         return "i" + _digest(str(message_id))
-    role = _role_of(message)
-    contents = json.dumps([content.to_dict() for content in message.contents or []], sort_keys=True, ensure_ascii=False)
+    role = message.role
+    role = str(getattr(role, "value", role))
+    contents = json.dumps(data.get("contents", []), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return ("u" if role == "user" else "c") + _digest(f"{role}\n{contents}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).hexdigest()

@@ -5,7 +5,7 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 * ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
 * ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
   append is recognised and not stored twice;
-* ``{key_prefix}:{<id>}:fingerprints`` is a string with the fingerprints of the newest
+* ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
   messages written by the 1.x history provider, so a replayed message is not stored twice;
 * ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
   (``RedisSessionStore``).

@@ -67,20 +67,23 @@ return {{length or redis.call('LLEN', messages_key), 1}}
 """
 
 # How many fingerprints of its newest messages a thread remembers for APPEND_NEW_AND_TRIM,
-# and the width of one: a kind letter and 16 hex digits (see fingerprints.py).
+# the width of one (a kind letter and 16 hex digits, see fingerprints.py), and how many hex
+# digits of the SHA1 of the newest entry mark the newest fingerprint.
 FINGERPRINTS_KEPT = 256
 FINGERPRINT_WIDTH = 17
+_NEWEST_MARK_WIDTH = 16
 
 # APPEND_AND_TRIM for the 1.x history provider, which is handed whole turns (and sometimes
 # the whole transcript again) and must store each message once without reading the history.
-# The caller sends one fingerprint per message. The thread's fingerprint record holds the
-# SHA1 of its newest entry and the fingerprints of its newest messages; the record is used
-# only while that SHA1 still matches the list (any other writer, e.g. APPEND_AND_TRIM, makes
-# it stale and it restarts from this batch). The leading messages of the batch that repeat
-# the newest stored ones are skipped, by the rule of the framework's filter_new_messages:
-# first the record as a whole inside the batch, else the longest overlap of the record's
-# end with the batch's start; a lone user message without an id never counts as a repeat.
-# The work is bounded by the batch and FINGERPRINTS_KEPT, never by the history length.
+# The caller sends one fingerprint per message. The thread's fingerprint list holds the
+# fingerprints of its newest messages; the newest one also carries a mark of the newest
+# entry of the message list, and the list is trusted only while that mark still matches
+# (any other writer, e.g. APPEND_AND_TRIM, makes it stale and it restarts from this batch).
+# The leading messages of the batch that repeat the newest stored ones are skipped, by the
+# rule of the framework's filter_new_messages: first all known fingerprints as a run inside
+# the batch, else the longest overlap of their end with the batch's start; a lone user
+# message without an id never counts as a repeat. A normal turn reads only as many
+# fingerprints as it brings, so the work is bounded by the batch, never by the history.
 # Returns {length, appended}.
 APPEND_NEW_AND_TRIM = f"""
 local messages_key = KEYS[1]
@@ -99,43 +102,55 @@ if token ~= '' and redis.call('ZSCORE', batches_key, token) then
   return {{redis.call('LLEN', messages_key), 0}}
 end
 
-local known = ''
-local record = redis.call('GET', fingerprints_key)
-if record then
+local function mark(payload)
+  return string.sub(redis.sha1hex(payload), 1, {_NEWEST_MARK_WIDTH})
+end
+
+local known_count = 0
+local newest_known = redis.call('LINDEX', fingerprints_key, -1)
+if newest_known then
   local newest = redis.call('LINDEX', messages_key, -1)
-  if newest and redis.sha1hex(newest) == string.sub(record, 1, 40) then
-    known = string.sub(record, 41)
+  if newest and mark(newest) == string.sub(newest_known, width + 1) then
+    known_count = redis.call('LLEN', fingerprints_key)
+  else
+    redis.call('DEL', fingerprints_key)
   end
 end
-local known_count = #known / width
+-- A batch shorter than the known list can only overlap its newest `count` entries.
+local read = math.min(known_count, count)
+local known = {{}}
+if read > 0 then
+  for i, entry in ipairs(redis.call('LRANGE', fingerprints_key, -read, -1)) do
+    known[i] = string.sub(entry, 1, width)
+  end
+end
 
 local function incoming(i)
   return ARGV[first_fingerprint + i - 1]
 end
-local function stored(i)
-  return string.sub(known, (i - 1) * width + 1, i * width)
-end
--- Do incoming[1..last] end with the newest `span` stored fingerprints?
-local function ends_with_stored(last, span)
+-- Do incoming[1..last] end with the newest `span` known fingerprints?
+local function ends_with_known(last, span)
   for k = 0, span - 1 do
-    if incoming(last - k) ~= stored(known_count - k) then
+    if incoming(last - k) ~= known[read - k] then
       return false
     end
   end
-  return not (span == 1 and string.sub(stored(known_count), 1, 1) == 'u')
+  return not (span == 1 and string.sub(known[read], 1, 1) == 'u')
 end
 
 local skip = 0
 if known_count > 0 then
-  for last = known_count, count do
-    if ends_with_stored(last, known_count) then
-      skip = last
-      break
+  if count >= known_count then
+    for last = known_count, count do
+      if ends_with_known(last, known_count) then
+        skip = last
+        break
+      end
     end
   end
   if skip == 0 then
     for last = math.min(count, known_count - 1), 1, -1 do
-      if ends_with_stored(last, last) then
+      if ends_with_known(last, last) then
         skip = last
         break
       end
@@ -164,8 +179,11 @@ if appended > 0 then
   for i = math.max(skip + 1, count - kept + 1), count do
     fresh[#fresh + 1] = incoming(i)
   end
-  known = string.sub(known .. table.concat(fresh), -kept * width)
-  redis.call('SET', fingerprints_key, redis.sha1hex(ARGV[final]) .. known)
+  fresh[#fresh] = fresh[#fresh] .. mark(ARGV[final])
+  for i = 1, #fresh, 1000 do
+    redis.call('RPUSH', fingerprints_key, unpack(fresh, i, math.min(i + 999, #fresh)))
+  end
+  redis.call('LTRIM', fingerprints_key, -kept, -1)
 end
 
 if token ~= '' then

@@ -19,7 +19,7 @@ from ._compat import FrameworkMessage
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import open_client
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
-from .fingerprints import message_fingerprint
+from .fingerprints import encode_with_fingerprint
 from .keys import batches_key, fingerprints_key, thread_key, validate_key_prefix, validate_thread_id
 from .lua import APPEND_AND_TRIM, APPEND_NEW_AND_TRIM
 
@@ -218,8 +218,7 @@ class RedisChatMessageStore:
             return 0
         if self._pending_seed:
             await self._append([], "")
-        fingerprints = [message_fingerprint(m) for m in messages]
-        payloads = [encode_message(m) for m in messages]
+        payloads, fingerprints = zip(*(encode_with_fingerprint(m) for m in messages), strict=True)
         if self._append_new_script is None:
             self._append_new_script = self._redis.register_script(APPEND_NEW_AND_TRIM)
         keys = [*self._keys, self._fingerprints_key]
