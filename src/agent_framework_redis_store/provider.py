@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import timedelta
@@ -24,6 +25,8 @@ from .store import RedisChatMessageStore, RedisStoreFactory
 
 __all__ = ["RedisChatHistoryProvider"]
 
+# How many sessions' stores the provider keeps at hand.
+_RECENT_STORES = 1024
 # The idempotency key of the run whose after_run is saving, handed to save_messages (which
 # the framework calls without one).
 _RUN_SAVE_KEY: ContextVar[str | None] = ContextVar("agent_framework_redis_store_run_save_key", default=None)
@@ -113,6 +116,8 @@ class RedisChatHistoryProvider(HistoryProvider):
             max_connections=max_connections,
         )
         self._run_save_keys: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
+        # Stores of recently used sessions: making one is cheap, but not free on every turn.
+        self._recent: OrderedDict[str, RedisChatMessageStore] = OrderedDict()
 
     @property
     def redis_client(self) -> Redis:
@@ -126,11 +131,26 @@ class RedisChatHistoryProvider(HistoryProvider):
         """
         return self._stores.store(validate_thread_id(session_id, name="session_id"))
 
+    def _store(self, session_id: str | None) -> RedisChatMessageStore:
+        if session_id is None:
+            raise ValueError(
+                "session_id is required: RedisChatHistoryProvider keeps history per session "
+                "(pass session=agent.create_session() to agent.run)"
+            )
+        store = self._recent.get(session_id)
+        if store is None:
+            store = self._recent[session_id] = self.store_for(session_id)
+            if len(self._recent) > _RECENT_STORES:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(session_id)
+        return store
+
     async def get_messages(
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
         """The session's stored messages, oldest first."""
-        return await self.store_for(self._require_session_id(session_id)).list_messages()
+        return await self._store(session_id).list_messages()
 
     async def save_messages(
         self,
@@ -146,8 +166,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         A save repeated with the same ``idempotency_key`` stores nothing; without one, a
         run's ``after_run`` uses one key per run.
         """
-        store = self.store_for(self._require_session_id(session_id))
-        await store.add_new_messages(messages, idempotency_key=idempotency_key or _RUN_SAVE_KEY.get())
+        await self._store(session_id).add_new_messages(messages, idempotency_key=idempotency_key or _RUN_SAVE_KEY.get())
 
     async def after_run(
         self,
@@ -169,7 +188,7 @@ class RedisChatHistoryProvider(HistoryProvider):
 
     async def clear(self, session_id: str) -> None:
         """Delete the session's stored history."""
-        await self.store_for(session_id).clear()
+        await self._store(session_id).clear()
 
     async def aclose(self) -> None:
         """Close the shared pool if the provider created it; a caller's ``redis_client`` stays open."""
@@ -183,12 +202,3 @@ class RedisChatHistoryProvider(HistoryProvider):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(source_id={self.source_id!r}, stores={self._stores!r})"
-
-    @staticmethod
-    def _require_session_id(session_id: str | None) -> str:
-        if session_id is None:
-            raise ValueError(
-                "session_id is required: RedisChatHistoryProvider keeps history per session "
-                "(pass session=agent.create_session() to agent.run)"
-            )
-        return session_id
