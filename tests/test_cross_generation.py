@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from .scripted import ScriptedChatClient, make_agent
+from .test_provider import tools
 
 pytestmark = pytest.mark.current
 
@@ -46,22 +47,6 @@ def run_legacy(redis_url: str, thread_id: str, turns: list[str]) -> dict[str, An
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["generation"] == "legacy"
     return result
-
-
-def tools() -> list[Any]:
-    from agent_framework import tool
-
-    @tool
-    def add(a: int, b: int) -> int:
-        """Add two numbers."""
-        return a + b
-
-    @tool(approval_mode="always_require")
-    def transfer(amount: int) -> str:
-        """Move money (needs approval)."""
-        return f"moved {amount}"
-
-    return [add, transfer]
 
 
 async def test_a_legacy_thread_continues_as_a_session_and_back(redis_url: str) -> None:
