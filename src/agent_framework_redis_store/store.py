@@ -356,7 +356,7 @@ class RedisChatMessageStore:
                 f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
             ) from err
         except ResponseError as err:
-            if str(err).startswith("WRONGTYPE"):
+            if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
                 raise RedisStoreError(
                     f"Redis key {self.redis_key!r} holds a value that is not a message list ({err})"
                 ) from err
