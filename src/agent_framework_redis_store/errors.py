@@ -72,6 +72,6 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
             f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
         ) from err
     except ResponseError as err:
-        if str(err).startswith("WRONGTYPE"):
+        if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise
