@@ -19,7 +19,7 @@ machine); upstream's ``RedisHistoryProvider`` (agent-framework-redis, default sc
 its own client); the floor, raw redis-py doing the least any
 provider must do in one round trip: for save, the framework's ``to_dict()`` + ``json.dumps``
 of the two messages and one ``RPUSH``; for load, one ``LRANGE`` and ``json.loads`` +
-``Message.from_dict`` per entry. Rounds of the three are interleaved so drift on a busy
+``Message.from_dict`` per entry. The variants take turns call by call so drift on a busy
 machine hits all alike; figures are medians. Prints a Markdown table of ratios, writes
 ``benchmarks/results/provider.json`` and draws ``benchmarks/results/provider.png``.
 """
@@ -49,7 +49,7 @@ ASSISTANT_TEXT = "We talked about PyTorch, TensorFlow and JAX; you preferred PyT
 # Timed calls per variant at each size: fewer where one call reads a long history.
 SAVE_CALLS = {10: 800, 100: 800, 1_000: 800, 10_000: 800}
 UPSTREAM_SAVE_CALLS = {10: 800, 100: 400, 1_000: 80, 10_000: 8}
-LOAD_CALLS = {10: 800, 100: 400, 1_000: 80, 10_000: 16}
+LOAD_CALLS = {10: 800, 100: 400, 1_000: 120, 10_000: 24}
 ROUNDS = 8
 
 
@@ -64,19 +64,23 @@ def encode(message: Message) -> str:
     return json.dumps(message.to_dict())
 
 
-async def timed(
-    operation: Callable[[], Awaitable[object]], calls: int, into: list[float], reset: Callable[[], Awaitable[object]]
-) -> None:
+Variant = tuple[Callable[[], Awaitable[object]], int, Callable[[], Awaitable[object]]]
+
+
+async def timed_round(variants: dict[str, Variant], quota: dict[str, int], samples: dict[str, list[float]]) -> None:
+    """One round of ``quota[name]`` calls each; the variants take turns call by call."""
     # As timeit does: no garbage collection inside timed calls, so one variant's garbage
     # (upstream decodes the whole history on every save) never lands in another's timing.
     gc.collect()
     gc.disable()
     try:
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            await operation()
-            into.append((time.perf_counter_ns() - start) / 1e6)  # milliseconds
-            await reset()
+        for call in range(max(quota.values())):
+            for name, (operation, _, reset) in variants.items():
+                if call < quota[name]:
+                    start = time.perf_counter_ns()
+                    await operation()
+                    samples[name].append((time.perf_counter_ns() - start) / 1e6)  # milliseconds
+                    await reset()
     finally:
         gc.enable()
 
@@ -116,7 +120,7 @@ async def measure(url: str, size: int, scale: float) -> dict[str, float]:
     async def floor_load() -> list[Message]:
         return [Message.from_dict(json.loads(entry)) for entry in await raw.lrange(keys["floor"], 0, -1)]
 
-    variants: dict[str, tuple[Callable[[], Awaitable[object]], int, Callable[[], Awaitable[object]]]] = {
+    variants: dict[str, Variant] = {
         "save ours": (lambda: ours.save_messages(session_id, next(turns)), SAVE_CALLS[size], trimmer(keys["ours"])),
         "save upstream": (
             lambda: upstream.save_messages(session_id, next(turns)),
@@ -129,11 +133,10 @@ async def measure(url: str, size: int, scale: float) -> dict[str, float]:
         "load floor": (floor_load, LOAD_CALLS[size], nothing),
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
-    for operation, _, reset in variants.values():  # warm-up: connections, scripts, imports
-        await timed(operation, 3, [], reset)
+    await timed_round(variants, dict.fromkeys(variants, 2), {name: [] for name in variants})  # warm-up
+    quota = {name: max(1, int(calls * scale) // ROUNDS) for name, (_, calls, _) in variants.items()}
     for _ in range(ROUNDS):
-        for name, (operation, calls, reset) in variants.items():
-            await timed(operation, max(1, int(calls * scale) // ROUNDS), samples[name], reset)
+        await timed_round(variants, quota, samples)
 
     assert len(await ours.get_messages(session_id)) == size
     assert len(await upstream.get_messages(session_id)) == size
