@@ -72,7 +72,7 @@ def batches_key(key_prefix: str, thread_id: str) -> str:
 
 
 def fingerprints_key(key_prefix: str, thread_id: str) -> str:
-    """The string key with the fingerprints of the thread's newest messages."""
+    """The list key with the fingerprints of the thread's newest messages (see ``lua.APPEND_NEW_AND_TRIM``)."""
     return thread_key(key_prefix, thread_id) + _FINGERPRINTS_SUFFIX
 
 

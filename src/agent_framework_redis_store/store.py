@@ -338,9 +338,9 @@ class RedisChatMessageStore:
 
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
+        ttl_ms = self._ttl_ms()
         # The token's score only orders tokens for eviction; client clocks need not agree.
-        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(seed), *seed]
-        args.extend(payloads)
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *seed, *payloads]
         try:
             with self._redis_errors():
                 await self._append_script(keys=self._keys, args=args)
