@@ -160,4 +160,9 @@ async def test_a_thousand_threads_share_one_bounded_pool(redis_url: str, raw: re
     assert 2 <= max(observed) <= 8 + 1
     assert await factory().count() == 0  # the pool still works after every store closed
     await factory.aclose()
+    # The server notices closed sockets asynchronously: poll, for at most 5 s.
+    for _ in range(500):
+        if int((await raw.info("clients"))["connected_clients"]) == 1:
+            break
+        await asyncio.sleep(0.01)
     assert int((await raw.info("clients"))["connected_clients"]) == 1

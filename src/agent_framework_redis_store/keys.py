@@ -5,6 +5,10 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 * ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
 * ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
   append is recognised and not stored twice;
+* ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
+  messages written by the 1.x history provider, so a replayed message is not stored twice;
+* ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
+  (``RedisSessionStore``);
 * ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
   ttl, labels), expiring with the thread.
 
@@ -25,8 +29,10 @@ from urllib.parse import quote, unquote
 
 __all__ = [
     "batches_key",
+    "fingerprints_key",
     "meta_key",
     "registry_key",
+    "session_key",
     "thread_id_from_key",
     "thread_key",
     "validate_key_prefix",
@@ -36,6 +42,8 @@ __all__ = [
 _BATCHES_SUFFIX = ":batches"
 _META_SUFFIX = ":meta"
 _REGISTRY_SUFFIX = ":registry"
+_FINGERPRINTS_SUFFIX = ":fingerprints"
+_SESSION_SUFFIX = ":session"
 
 
 def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
@@ -81,6 +89,16 @@ def meta_key(key_prefix: str, thread_id: str) -> str:
 def registry_key(key_prefix: str) -> str:
     """The prefix-wide sorted set of thread ids by last activity (its own hash slot)."""
     return key_prefix + _REGISTRY_SUFFIX
+
+
+def fingerprints_key(key_prefix: str, thread_id: str) -> str:
+    """The list key with the fingerprints of the thread's newest messages (see ``lua.APPEND_NEW_AND_TRIM``)."""
+    return thread_key(key_prefix, thread_id) + _FINGERPRINTS_SUFFIX
+
+
+def session_key(key_prefix: str, session_id: str) -> str:
+    """The string key with the JSON snapshot of a whole session (same hash slot as its messages)."""
+    return thread_key(key_prefix, session_id) + _SESSION_SUFFIX
 
 
 def thread_id_from_key(key_prefix: str, key: str | bytes) -> str | None:

@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import message_from_dict
 from .connections import open_client
-from .errors import RedisStoreError, RedisUnavailableError, ThreadNotFoundError, ThreadRecordError
-from .keys import batches_key, meta_key, registry_key, thread_key, validate_key_prefix, validate_thread_id
+from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
+from .keys import (
+    batches_key,
+    fingerprints_key,
+    meta_key,
+    registry_key,
+    session_key,
+    thread_key,
+    validate_key_prefix,
+    validate_thread_id,
+)
 from .lua import IMPORT_THREAD, PRUNE_REGISTRY, PURGE_THREAD
 
 __all__ = [
@@ -444,7 +450,7 @@ class _Walk:
             start, offset = (self._high if self._newest_first else self._low), 0
         else:
             start, offset = after.score, after.ties
-        with _redis_errors(self._where):
+        with _redis_errors(self._where, self._key):
             if self._newest_first:
                 rows = await self._redis.zrevrangebyscore(
                     self._key, start, self._low, start=offset, num=size, withscores=True
@@ -485,18 +491,9 @@ class _Walk:
 # -- the registry ----------------------------------------------------------------------------
 
 
-@contextmanager
-def _redis_errors(where: str) -> Iterator[None]:
-    try:
-        yield
-    except AuthenticationError as err:
-        raise RedisStoreError(f"Redis at {where} rejected the credentials ({err})") from err
-    except (RedisConnectionError, RedisTimeoutError, OSError) as err:
-        raise RedisUnavailableError(f"Redis at {where} is unreachable ({type(err).__name__}: {err})") from err
-    except ResponseError as err:
-        if str(err).startswith("WRONGTYPE"):
-            raise RedisStoreError(f"a key under this prefix holds an unexpected type ({err})") from err
-        raise
+def _redis_errors(where: str, key: str) -> AbstractContextManager[None]:
+    # The package's shared translation; WRONGTYPE names the registry key or a thread's keys.
+    return translate_redis_errors(where, key, "what the thread registry expects there")
 
 
 def _as_cutoff_ms(now_ms: int, older_than: timedelta | float) -> int:
@@ -569,7 +566,7 @@ class RedisThreadRegistry:
         Writers stamp activity with their own clocks (as they do batch tokens); with clocks in
         sync, that is within milliseconds of this one.
         """
-        with _redis_errors(self._where()):
+        with self._errors():
             seconds, micros = await self._redis.time()
         return _EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
@@ -622,7 +619,7 @@ class RedisThreadRegistry:
     async def info(self, thread_id: str) -> ThreadInfo:
         """Details of one thread; raises ``ThreadNotFoundError`` if it does not exist."""
         validate_thread_id(thread_id)
-        with _redis_errors(self._where()):
+        with self._errors(thread_key(self._key_prefix, thread_id)):
             info = await read_thread_info(self._redis, self._key_prefix, thread_id)
         if not info.exists:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
@@ -637,7 +634,7 @@ class RedisThreadRegistry:
             pipe = self._redis.pipeline(transaction=False)
             for thread_id in chunk:
                 pipe.exists(thread_key(self._key_prefix, thread_id))
-            with _redis_errors(self._where()):
+            with self._errors():
                 found = await pipe.execute()
             absent.extend(t for t, present in zip(chunk, found, strict=True) if not present)
         return absent
@@ -658,7 +655,7 @@ class RedisThreadRegistry:
             for entry, _ in described:
                 pipe.memory_usage(thread_key(self._key_prefix, entry.thread_id))
                 pipe.memory_usage(meta_key(self._key_prefix, entry.thread_id))
-            with _redis_errors(self._where()):
+            with self._errors():
                 sizes = await pipe.execute(raise_on_error=False) if described else []
             if any(isinstance(size, Exception) for size in sizes):
                 bytes_known = False
@@ -690,7 +687,7 @@ class RedisThreadRegistry:
         pipe.lrange(thread_key(self._key_prefix, thread_id), 0, -1)
         pipe.hgetall(meta_key(self._key_prefix, thread_id))
         pipe.pttl(thread_key(self._key_prefix, thread_id))
-        with _redis_errors(self._where()):
+        with self._errors(thread_key(self._key_prefix, thread_id)):
             payloads, raw_meta, pttl = await pipe.execute()
         if not payloads:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
@@ -715,9 +712,16 @@ class RedisThreadRegistry:
         ttl_ms = int(record.ttl * 1000) if record.ttl else 0
         expire_ms = int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms
         payloads = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in record.messages]
-        keys = [*self._thread_keys(record.thread_id), self._index]
-        args = [record.thread_id, int(replace), created, active, ttl_ms, expire_ms, labels_json(record.labels)]
-        with _redis_errors(self._where()):
+        prefix, thread_id = self._key_prefix, record.thread_id
+        keys = [
+            thread_key(prefix, thread_id),
+            batches_key(prefix, thread_id),
+            meta_key(prefix, thread_id),
+            fingerprints_key(prefix, thread_id),
+            self._index,
+        ]
+        args = [thread_id, int(replace), created, active, ttl_ms, expire_ms, labels_json(record.labels)]
+        with self._errors(keys[0]):
             return bool(await self._import(keys=keys, args=[*args, *payloads]))
 
     async def delete(self, thread_ids: Sequence[str]) -> int:
@@ -730,7 +734,7 @@ class RedisThreadRegistry:
             for thread_id in ids[start : start + _BATCH]:
                 pipe.delete(*self._thread_keys(thread_id))
                 pipe.zrem(self._index, thread_id)
-            with _redis_errors(self._where()):
+            with self._errors():
                 replies = await pipe.execute()
             deleted += sum(1 for reply in replies[::2] if reply)
         return deleted
@@ -750,7 +754,7 @@ class RedisThreadRegistry:
         """
         now_ms = _to_ms(await self.now())
         cutoff_ms = _as_cutoff_ms(now_ms, older_than)
-        with _redis_errors(self._where()):
+        with self._errors():
             total = int(await self._redis.zcard(self._index))
         done = purged = expired = kept = 0
         walk = self._walk(newest_first=False, low=float("-inf"), high=cutoff_ms)
@@ -764,10 +768,8 @@ class RedisThreadRegistry:
                     # Nothing changes, so nothing to do atomically: does the thread still exist?
                     pipe.exists(meta_key(self._key_prefix, entry.thread_id))
                 else:
-                    await self._purge_thread(
-                        keys=list(self._thread_keys(entry.thread_id)), args=[cutoff_ms], client=pipe
-                    )
-            with _redis_errors(self._where()):
+                    await self._purge_thread(keys=self._thread_keys(entry.thread_id), args=[cutoff_ms], client=pipe)
+            with self._errors():
                 replies = await pipe.execute()
             outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
@@ -788,7 +790,7 @@ class RedisThreadRegistry:
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
                 pipe.exists(meta_key(self._key_prefix, entry.thread_id))
-            with _redis_errors(self._where()):
+            with self._errors():
                 present = await pipe.execute() if entries else []
             gone = [e for e, here in zip(entries, present, strict=True) if not here]
             expired += len(gone)
@@ -802,14 +804,28 @@ class RedisThreadRegistry:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _errors(self, key: str | None = None) -> AbstractContextManager[None]:
+        return _redis_errors(self._where(), key or self._index)
+
     def _walk(self, *, newest_first: bool, low: float, high: float, after: _Position | None = None) -> _Walk:
         return _Walk(
             self._redis, self._index, newest_first=newest_first, low=low, high=high, after=after, where=self._where()
         )
 
-    def _thread_keys(self, thread_id: str) -> tuple[str, str, str]:
+    def _thread_keys(self, thread_id: str) -> list[str]:
+        """Every key of a thread: messages and meta first (as PURGE_THREAD expects), then the rest.
+
+        The session snapshot of a 1.x ``RedisSessionStore`` with the same id and prefix is
+        part of the same conversation, so deleting or purging the thread removes it too.
+        """
         prefix = self._key_prefix
-        return thread_key(prefix, thread_id), batches_key(prefix, thread_id), meta_key(prefix, thread_id)
+        return [
+            thread_key(prefix, thread_id),
+            meta_key(prefix, thread_id),
+            batches_key(prefix, thread_id),
+            fingerprints_key(prefix, thread_id),
+            session_key(prefix, thread_id),
+        ]
 
     async def _since_ms(self, active_since: datetime | timedelta | None) -> float:
         if active_since is None:
@@ -827,7 +843,7 @@ class RedisThreadRegistry:
         pipe = self._redis.pipeline(transaction=False)
         for entry in entries:
             pipe.hmget(meta_key(self._key_prefix, entry.thread_id), _META_FIELDS)
-        with _redis_errors(self._where()):
+        with self._errors():
             metas = await pipe.execute()
         described: list[tuple[_Entry, ThreadSummary]] = []
         stale: list[_Entry] = []
@@ -848,5 +864,5 @@ class RedisThreadRegistry:
         args: list[Any] = []
         for entry in entries:
             args.extend((entry.member, entry.score))
-        with _redis_errors(self._where()):
+        with self._errors():
             await self._prune(keys=[self._index], args=args)
