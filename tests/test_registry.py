@@ -174,6 +174,42 @@ async def test_clear_removes_the_thread_from_the_registry(redis_url: str, raw: r
     assert await raw.exists(meta_key("gone")) == 0
 
 
+async def test_deduplicating_appends_record_the_thread_too(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    turn = [user_message("hello"), user_message("again")]
+    async with RedisChatMessageStore(redis_url, thread_id="t", labels={"user": "alice"}, ttl=60) as store:
+        assert await store.add_new_messages(turn) == 2
+        assert await store.add_new_messages(turn) == 0  # a replayed turn stores nothing
+        info = await store.info()
+    assert (info.message_count, info.labels, info.ttl) == (2, {"user": "alice"}, 60)
+    assert await raw.zscore(REGISTRY, "t") is not None
+    assert 0 < await raw.pttl(meta_key("t")) <= 60_000
+
+
+@pytest.mark.current
+async def test_provider_sessions_appear_in_the_registry_with_labels(redis_url: str) -> None:
+    from agent_framework_redis_store import RedisChatHistoryProvider
+
+    from .scripted import ScriptedChatClient, make_agent
+
+    async with RedisChatHistoryProvider(redis_url, labels={"app": "support"}) as history:
+        agent = make_agent(ScriptedChatClient(), context_providers=[history])
+        await agent.run("I am Alice", session=agent.create_session(session_id="alice"))
+        await agent.run("I am Bob", session=agent.create_session(session_id="bob"))
+    async with RedisThreadRegistry(redis_url) as registry:
+        page = await registry.list_threads(labels={"app": "support"})
+    assert sorted(t.thread_id for t in page.threads) == ["alice", "bob"]
+    assert all(t.message_count == 2 for t in page.threads)  # the question and the answer
+
+
+async def test_delete_removes_every_key_of_the_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_new_messages([user_message("a")])  # also writes fingerprints
+    await raw.set("chat_messages:{t}:session", "{}")  # a 1.x session snapshot of the same id
+    async with RedisThreadRegistry(redis_url) as registry:
+        assert await registry.delete(["t"]) == 1
+    assert await raw.keys("*") == []
+
+
 # -- expiry ------------------------------------------------------------------------------------
 
 
