@@ -328,9 +328,11 @@ def export_threads(
         return written
 
     written = _run(ctx, redis_url, key_prefix, work)
+    if str(output) == "-":
+        return  # stdout holds the records; a summary there would corrupt them
     if as_json:
         _emit_json({"exported": written, "file": str(output)})
-    elif str(output) != "-":
+    else:
         err.print(f"exported {written} thread(s) to {output}")
 
 
