@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
+from .demo import demo
 
 app = typer.Typer(
     name="redis-chat-store",
@@ -31,6 +32,9 @@ def main(
     ),
 ) -> None:
     """Operate Agent Framework conversations stored in Redis."""
+
+
+app.command("demo")(demo)
 
 
 def run() -> None:
