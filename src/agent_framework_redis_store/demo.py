@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import sys
 import uuid
@@ -94,18 +95,33 @@ def default_data_dir() -> Path:
     return base / "redis-chat-store" / "demo-redis"
 
 
-def _check_url(url: str, source: str) -> None:
-    example = "redis://[[username]:password@]host[:port][/db], e.g. redis://localhost:6379/0"
+def _display(url: str) -> str:
+    """``url`` without credentials, even when it does not parse."""
     try:
-        ConnectionSettings(redis_url=url)
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("no host")
-    except ValueError as err:
+        return redact_url(url)
+    except ValueError:  # e.g. a port that is not a number
+        return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _check_url(url: str, source: str) -> None:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    problem = ""
+    if scheme not in ("redis", "rediss", "unix"):
+        problem = "it must start with redis://, rediss:// or unix://"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            problem = "its port is not a number from 1 to 65535"
+        else:
+            if scheme != "unix" and not parts.hostname:
+                problem = "it names no host"
+    if problem:
         raise DemoSetupError(
-            f"{source} is not a valid Redis URL: {redact_url(url)!r} ({str(err).split(',')[0]})", f"use {example}"
-        ) from err
+            f"{source} is not a valid Redis URL: {_display(url)!r}: {problem}",
+            "use redis://[[username]:password@]host[:port][/db], e.g. redis://localhost:6379/0",
+        )
 
 
 async def _ping(url: str, wait: float) -> str:
@@ -125,15 +141,18 @@ async def _connect(url: str, source: str) -> str:
     try:
         return await _ping(url, wait=5.0)
     except AuthenticationError as err:
+        given = "in REDIS_URL" if source == "REDIS_URL" else "given to --redis-url"
+        if urlsplit(url).password is None:
+            problem = f"Redis at {where} requires a password and the URL has none"
+        else:
+            problem = f"Redis at {where} rejected the password ({err})"
         raise DemoSetupError(
-            f"Redis at {where} rejected the password ({err})",
-            "put the right password in the URL (redis://:PASSWORD@host:port/0) "
-            f"{'in REDIS_URL' if source == 'REDIS_URL' else 'given to --redis-url'}",
+            problem, f"put the right password in the URL {given}: redis://:PASSWORD@host:port/0"
         ) from err
     except (RedisError, OSError) as err:
         raise DemoSetupError(
             f"Cannot reach Redis at {where} ({type(err).__name__}: {err})",
-            f"start that Redis, correct {source}, or unset it and pass --embedded to use a private redis-server",
+            f"start that Redis, correct {source}, or pass --embedded to use a private redis-server instead",
         ) from err
 
 
@@ -231,17 +250,18 @@ def choose_model(*, offline: bool) -> DemoModel:
             offline=True,
         )
     if endpoint:
-        model = env.get("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME", "gpt-4o")
+        model = env.get("AZURE_OPENAI_CHAT_DEPLOYMENT_NAME") or "gpt-4o"
         where = f"Azure OpenAI deployment {model!r} at {redact_url(endpoint)}"
     else:
-        model = env.get("OPENAI_CHAT_MODEL_ID", "gpt-4o-mini")
+        model = env.get("OPENAI_CHAT_MODEL_ID") or "gpt-4o-mini"
         where = f"OpenAI model {model!r}" + (f" at {env['OPENAI_BASE_URL']}" if env.get("OPENAI_BASE_URL") else "")
     options = {
         "model": model,
         "api_key": api_key,
-        "base_url": env.get("OPENAI_BASE_URL") or None,
+        # An empty OPENAI_BASE_URL (e.g. from a copied .env) would otherwise reach the SDK as "".
+        "base_url": env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1",
         "azure_endpoint": endpoint,
-        "api_version": env.get("AZURE_OPENAI_API_VERSION", "2024-10-21"),
+        "api_version": env.get("AZURE_OPENAI_API_VERSION") or "2024-10-21",
     }
     try:
         if GENERATION == "legacy":

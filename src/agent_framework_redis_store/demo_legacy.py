@@ -99,4 +99,4 @@ def openai_chat_client(
         async_client = AsyncAzureOpenAI(api_key=api_key, api_version=api_version, azure_endpoint=azure_endpoint)
     else:
         async_client = AsyncOpenAI(api_key=api_key, base_url=base_url)
-    return OpenAIChatClient(model_id=model, async_client=async_client)
+    return OpenAIChatClient(model_id=model, async_client=async_client)  # pyright: ignore[reportCallIssue]

@@ -163,9 +163,8 @@ if GENERATION == "legacy":
             self.model_id = MODEL_ID
 
         async def _inner_get_response(self, *, messages: Any, chat_options: Any, **kwargs: Any) -> Any:
-            return ChatResponse(
-                messages=[ChatMessage(role="assistant", text=offline_reply(messages))], model_id=MODEL_ID
-            )
+            reply = ChatMessage(role="assistant", text=offline_reply(messages))
+            return ChatResponse(messages=[reply], model_id=MODEL_ID)  # pyright: ignore[reportCallIssue]
 
         async def _inner_get_streaming_response(
             self, *, messages: Any, chat_options: Any, **kwargs: Any
