@@ -121,54 +121,72 @@ def test_demo_reads_redis_url_from_dotenv(tmp_path: Path, redis_url: str) -> Non
     assert f"{redis_url} (from REDIS_URL)" in result.stdout
 
 
+def run_on_embedded(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_demo(tmp_path, "--embedded", "--data-dir", str(tmp_path / "data"), **env)
+
+
+def request_ending_with(stub: OpenAIStub, text: str) -> list[str]:
+    """The user texts of the first request whose newest user text is ``text``."""
+    return next(stub.user_texts(i) for i in range(len(stub.requests)) if stub.user_texts(i)[-1] == text)
+
+
 def test_demo_uses_the_real_openai_client_when_a_key_is_set(tmp_path: Path) -> None:
     with OpenAIStub() as stub:
-        result = run_demo(
+        result = run_on_embedded(
+            tmp_path, OPENAI_API_KEY=stub.api_key, OPENAI_BASE_URL=stub.base_url, OPENAI_CHAT_MODEL_ID=stub.model
+        )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert f"OpenAI model 'stub-model' at {stub.base_url}" in out
+    assert "OFFLINE" not in out
+    assert len(stub.requests) == TURNS
+    # Requests carried the thread's history out of Redis: across the server restart, and after a resume.
+    assert request_ending_with(stub, "What was I working on before?") == [
+        "Hello! I'm working on a Python project about machine learning.",
+        "I'm specifically interested in neural networks.",
+        "What was I working on before?",
+    ]
+    assert request_ending_with(stub, "Do you remember what I said about testing?") == [
+        "Hello! I'm testing serialization.",
+        "Do you remember what I said about testing?",
+    ]
+    # ...and the model's answers are shown (the stub answers with the user texts it saw).
+    assert "Agent: seen 2: Hello! My name is Alice and I love pizza. | What do you remember about me?" in out
+    assert "All 5 examples passed" in out
+
+
+def test_demo_uses_azure_openai_when_an_endpoint_is_set(tmp_path: Path) -> None:
+    with OpenAIStub() as stub:
+        endpoint = stub.base_url.removesuffix("/v1")
+        result = run_on_embedded(
             tmp_path,
-            "--embedded",
-            "--data-dir",
-            str(tmp_path / "data"),
-            OPENAI_API_KEY=stub.api_key,
-            OPENAI_BASE_URL=stub.base_url,
-            OPENAI_CHAT_MODEL_ID=stub.model,
+            AZURE_OPENAI_ENDPOINT=endpoint,
+            AZURE_OPENAI_API_KEY=stub.api_key,
+            AZURE_OPENAI_CHAT_DEPLOYMENT_NAME="my-deployment",
         )
-        out = result.stdout
-        assert result.returncode == 0, out + result.stderr
-        assert f"OpenAI model 'stub-model' at {stub.base_url}" in out
-        assert "OFFLINE" not in out
-        assert len(stub.requests) == TURNS
-        # Every request carried the thread's history out of Redis: after the server restart too.
-        after_restart = next(i for i in range(TURNS) if stub.user_texts(i)[-1] == "What was I working on before?")
-        assert stub.user_texts(after_restart) == [
-            "Hello! I'm working on a Python project about machine learning.",
-            "I'm specifically interested in neural networks.",
-            "What was I working on before?",
-        ]
-        resumed = next(
-            i for i in range(TURNS) if "testing" in stub.user_texts(i)[-1] and "remember" in stub.user_texts(i)[-1]
-        )
-        assert stub.user_texts(resumed)[0] == "Hello! I'm testing serialization."
-        # ...and the model's answer is shown (the stub answers with the user texts it saw).
-        assert "Agent: seen 2: Hello! My name is Alice and I love pizza. | What do you remember about me?" in out
-        assert "All 5 examples passed" in out
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Azure OpenAI deployment 'my-deployment' at {endpoint}" in result.stdout
+    assert len(stub.requests) == TURNS
+    assert request_ending_with(stub, "What do you remember about me?") == [
+        "Hello! My name is Alice and I love pizza.",
+        "What do you remember about me?",
+    ]
 
 
 def test_openai_authentication_failure_is_one_line_and_a_fix(tmp_path: Path) -> None:
     with OpenAIStub() as stub:
-        result = run_demo(
-            tmp_path,
-            "--embedded",
-            "--data-dir",
-            str(tmp_path / "data"),
-            OPENAI_API_KEY="sk-wrong",
-            OPENAI_BASE_URL=stub.base_url,
-        )
+        result = run_on_embedded(tmp_path, OPENAI_API_KEY="sk-wrong", OPENAI_BASE_URL=stub.base_url)
     assert result.returncode == 2
     assert "Error: OpenAI rejected the API key (401 Unauthorized)" in result.stdout
     assert "Fix:" in result.stdout
     assert "--offline" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert "sk-wrong" not in result.stdout + result.stderr
+    # The embedded server was stopped on the way out.
+    port = re.search(r"redis://127\.0\.0\.1:(\d+)/0", result.stdout)
+    assert port is not None, result.stdout
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", int(port.group(1))), timeout=2).close()
 
 
 def test_wrong_redis_password_is_one_line_and_a_fix(tmp_path: Path) -> None:

@@ -29,7 +29,18 @@ def execute(name: str, cwd: Path, redis_url: str, monkeypatch: pytest.MonkeyPatc
     )
 
 
-def assert_no_keys_left(redis_url: str) -> None:
+def assert_five_examples_ran(out: str, redis_url: str, restored: str) -> None:
+    """Each example ran twice (on its own, then in run_all_examples) and its assertions held."""
+    assert f"Redis: {redis_url}" in out
+    assert "Model: OFFLINE" in out
+    assert out.count("📊 Total messages in Redis: 4") == 2
+    assert out.count("Agent: You told me that your name is Alice and you love pizza.") == 2
+    assert out.count("📊 Messages stored for user alice_123: 8") == 2
+    assert out.count("📊 Total messages after resuming: 8") == 2
+    assert out.count(f"✓ Restored {restored} ID: serialization_test") == 2
+    assert out.count("Agent: Yes, you said you are testing serialization.") == 2
+    assert out.count("📊 Final message count: 3") == 2
+    assert "✅ All examples completed successfully!" in out
     with redis.Redis.from_url(redis_url) as client:
         assert client.keys("*") == []
 
@@ -39,19 +50,7 @@ def test_chat_message_store_notebook_runs_offline(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = execute("redis_chat_message_store.ipynb", tmp_path, redis_url, monkeypatch)
-
-    assert f"Redis: {redis_url}" in out
-    assert "Model: OFFLINE" in out
-    # Each example ran twice: on its own, then in run_all_examples.
-    assert out.count("📊 Total messages in Redis: 4") == 2
-    assert out.count("Agent: You told me that your name is Alice and you love pizza.") == 2
-    assert out.count("📊 Messages stored for user alice_123: 8") == 2
-    assert out.count("📊 Total messages after resuming: 8") == 2
-    assert out.count("✓ Restored thread ID: serialization_test") == 2
-    assert out.count("Agent: Yes, you said you are testing serialization.") == 2
-    assert out.count("📊 Final message count: 3") == 2
-    assert "✅ All examples completed successfully!" in out
-    assert_no_keys_left(redis_url)
+    assert_five_examples_ran(out, redis_url, "thread")
 
 
 @pytest.mark.current
@@ -60,15 +59,4 @@ def test_history_provider_notebook_runs_offline(
 ) -> None:
     pytest.importorskip("agent_framework_redis_store.provider", reason="RedisChatHistoryProvider is not merged yet")
     out = execute("redis_history_provider.ipynb", tmp_path, redis_url, monkeypatch)
-
-    assert f"Redis: {redis_url}" in out
-    assert "Model: OFFLINE" in out
-    assert out.count("📊 Total messages in Redis: 4") == 2
-    assert out.count("Agent: You told me that your name is Alice and you love pizza.") == 2
-    assert out.count("📊 Messages stored for user alice_123: 8") == 2
-    assert out.count("📊 Total messages after resuming: 8") == 2
-    assert out.count("✓ Restored session ID: serialization_test") == 2
-    assert out.count("Agent: Yes, you said you are testing serialization.") == 2
-    assert out.count("📊 Final message count: 3") == 2
-    assert "✅ All examples completed successfully!" in out
-    assert_no_keys_left(redis_url)
+    assert_five_examples_ran(out, redis_url, "session")

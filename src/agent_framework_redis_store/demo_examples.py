@@ -102,6 +102,11 @@ class DemoRun:
         suffix = f" [dim]({escape(detail)})[/]" if detail else ""
         self.say(f"{mark} {escape(text)}{suffix}")
 
+    async def check_count(self, result: ExampleResult, chat: Chat, text: str, expected: int) -> None:
+        """Check that the chat's thread holds ``expected`` messages in Redis."""
+        count = await chat.store.count()
+        self.check(result, text, count == expected, f"{count} stored")
+
     def recalls(self, result: ExampleResult, answer: str, words: Sequence[str], what: str) -> None:
         """With the offline model, check that an answer repeats facts from earlier turns."""
         if self.offline:
@@ -147,8 +152,7 @@ async def basic_store(run: DemoRun, result: ExampleResult) -> None:
         run.say(f"Created a store with the auto-generated thread id [bold]{escape(chat.store.thread_id)}[/]")
         await run.turn(chat, "Hello! My name is Alice and I love pizza.")
         answer = await run.turn(chat, "What do you remember about me?")
-        count = await chat.store.count()
-        run.check(result, "Both turns are stored in Redis (2 user + 2 agent messages)", count == 4, f"{count} stored")
+        await run.check_count(result, chat, "Both turns are stored in Redis (2 user + 2 agent messages)", 4)
         run.recalls(result, answer, ["Alice", "pizza"], "Alice and pizza from the first turn")
         await run.show_stored(chat.store)
     finally:
@@ -176,9 +180,8 @@ async def user_sessions(run: DemoRun, result: ExampleResult) -> None:
         answer = ""
         for query in queries:
             answer = await run.turn(chat, query)
-        count = await chat.store.count()
         run.check(result, "The factory made the user's own thread", thread_id == f"user_{user_id}_{session_id}")
-        run.check(result, "The session holds all 4 turns, within max_messages=10", count == 8, f"{count} stored")
+        await run.check_count(result, chat, "The session holds all 4 turns, within max_messages=10", 8)
         run.recalls(result, answer, ["vegetarian", "Italian"], "both food preferences")
         await run.show_stored(chat.store)
     finally:
@@ -217,8 +220,7 @@ async def persistence_across_restarts(run: DemoRun, result: ExampleResult) -> No
         answer = await run.turn(second, "What was I working on before?")
         run.recalls(result, answer, ["machine learning"], "the project from before the restart")
         await run.turn(second, "Can you suggest some Python libraries for neural networks?")
-        final = await second.store.count()
-        run.check(result, "The conversation continues on the same thread", final == 8, f"{final} stored")
+        await run.check_count(result, second, "The conversation continues on the same thread", 8)
         await run.show_stored(second.store)
     finally:
         await run.clean_up(second)
@@ -248,8 +250,7 @@ async def thread_serialization(run: DemoRun, result: ExampleResult) -> None:
         run.check(result, "The restored thread is the same Redis thread", restored.store.thread_id == thread_id)
         answer = await run.turn(restored, "Do you remember what I said about testing?")
         run.recalls(result, answer, ["serialization"], "what was said before the thread was suspended")
-        count = await restored.store.count()
-        run.check(result, "The resumed thread holds both turns", count == 4, f"{count} stored")
+        await run.check_count(result, restored, "The resumed thread holds both turns", 4)
         await run.show_stored(restored.store)
     finally:
         await run.clean_up(restored)
