@@ -12,6 +12,8 @@ if ! command -v uv >/dev/null 2>&1; then
   export PATH="$ROOT/.uv-bootstrap/bin:$PATH"
 fi
 export UV_PYTHON_PREFERENCE="${UV_PYTHON_PREFERENCE:-only-system}"
+# Trust the operating system's certificate store (corporate proxies add their CA there).
+export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 
 # sync_env NAME: create or update .venv-NAME with the locked dependencies of that generation.
 sync_env() {

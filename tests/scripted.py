@@ -23,7 +23,7 @@ def _text_of(message: Any) -> str:
     return message.text or ""
 
 
-def _role_of(message: Any) -> str:
+def role_of(message: Any) -> str:
     role = message.role
     return str(getattr(role, "value", role))
 
@@ -35,7 +35,7 @@ def script_reply(messages: Sequence[Any]) -> dict[str, Any]:
         for content in last.contents:
             if getattr(content, "type", None) == "function_result" or type(content).__name__ == "FunctionResultContent":
                 return {"text": f"tool {content.call_id} returned {content.result}"}
-    users = [_text_of(m) for m in messages if _role_of(m) == "user" and _text_of(m)]
+    users = [_text_of(m) for m in messages if role_of(m) == "user" and _text_of(m)]
     newest = users[-1] if users else ""
     if newest.startswith("call "):
         _, name, *rest = newest.split(" ", 2)

@@ -23,8 +23,9 @@ local batches_key = KEYS[2]
 local max_messages = tonumber(ARGV[1])
 local ttl_ms = tonumber(ARGV[2])
 local token = ARGV[3]
-local seed_count = tonumber(ARGV[4])
-local first = 5
+local token_score = ARGV[4]
+local seed_count = tonumber(ARGV[5])
+local first = 6
 
 if token ~= '' and redis.call('ZSCORE', batches_key, token) then
   return {{redis.call('LLEN', messages_key), 0}}
@@ -33,19 +34,21 @@ if seed_count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + seed_count
 end
 
-local length = redis.call('LLEN', messages_key)
+local length = nil
 -- unpack() is bounded by the Lua stack, so push in chunks.
 for i = first, #ARGV, 1000 do
   length = redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-if max_messages > 0 and length > max_messages then
-  redis.call('LTRIM', messages_key, -max_messages, -1)
-  length = max_messages
+if max_messages > 0 then
+  length = length or redis.call('LLEN', messages_key)
+  if length > max_messages then
+    redis.call('LTRIM', messages_key, -max_messages, -1)
+    length = max_messages
+  end
 end
 
 if token ~= '' then
-  local now = redis.call('TIME')
-  redis.call('ZADD', batches_key, tonumber(now[1]) * 1000000 + tonumber(now[2]), token)
+  redis.call('ZADD', batches_key, token_score, token)
   redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
 end
 if ttl_ms > 0 then
@@ -54,5 +57,5 @@ if ttl_ms > 0 then
     redis.call('PEXPIRE', batches_key, ttl_ms)
   end
 end
-return {{length, 1}}
+return {{length or redis.call('LLEN', messages_key), 1}}
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
@@ -112,6 +113,7 @@ class RedisChatMessageStore:
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
         self._key_prefix = validate_key_prefix(key_prefix)
+        self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
         self._settings, self._redis = open_client(
@@ -162,7 +164,7 @@ class RedisChatMessageStore:
     @property
     def redis_key(self) -> str:
         """The Redis list that holds this thread's messages."""
-        return thread_key(self._key_prefix, self._thread_id)
+        return self._keys[0]
 
     @property
     def redis_client(self) -> Redis:
@@ -268,7 +270,7 @@ class RedisChatMessageStore:
         """Delete the thread's messages (and its batch tokens) from Redis."""
         self._pending_seed = []
         with self._redis_errors():
-            await self._redis.delete(self.redis_key, batches_key(self._key_prefix, self._thread_id))
+            await self._redis.delete(*self._keys)
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -303,14 +305,18 @@ class RedisChatMessageStore:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _set_keys(self) -> None:
+        # Computed once per thread: percent-encoding the id is not free on the hot path.
+        self._keys = [thread_key(self._key_prefix, self._thread_id), batches_key(self._key_prefix, self._thread_id)]
+
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
-        keys = [self.redis_key, batches_key(self._key_prefix, self._thread_id)]
         ttl_ms = 0 if self._ttl is None else max(1, int(self._ttl * 1000))
-        args: list[Any] = [self._max_messages or 0, ttl_ms, token, len(seed), *seed, *payloads]
+        # The token's score only orders tokens for eviction; client clocks need not agree.
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *seed, *payloads]
         try:
             with self._redis_errors():
-                await self._append_script(keys=keys, args=args)
+                await self._append_script(keys=self._keys, args=args)
         except BaseException:
             self._pending_seed = seed
             raise
@@ -330,6 +336,7 @@ class RedisChatMessageStore:
             self._pending_seed = []
         self._thread_id = reference["thread_id"]
         self._key_prefix = reference["key_prefix"]
+        self._set_keys()
         self._max_messages = reference["max_messages"]
         self._ttl = reference["ttl"]
 
@@ -349,7 +356,7 @@ class RedisChatMessageStore:
                 f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
             ) from err
         except ResponseError as err:
-            if str(err).startswith("WRONGTYPE"):
+            if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
                 raise RedisStoreError(
                     f"Redis key {self.redis_key!r} holds a value that is not a message list ({err})"
                 ) from err
