@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from agent_framework_redis_store import GENERATION, RedisChatMessageStore
-from agent_framework_redis_store.demo import DemoSetupError, choose_redis
+from agent_framework_redis_store.demo import DemoSetupError, choose_redis, default_data_dir
 from agent_framework_redis_store.embedded import EmbeddedRedis
 
 from .openai_stub import OpenAIStub
@@ -242,3 +242,26 @@ async def test_a_local_redis_that_answers_is_used(tmp_path: Path, redis_url: str
     assert chosen.server is None
     assert chosen.url == redis_url
     assert "the local Redis" in chosen.description
+
+
+async def test_two_demos_never_share_an_embedded_data_dir(tmp_path: Path) -> None:
+    first = await choose_redis(None, embedded=True, data_dir=tmp_path)
+    try:
+        with pytest.raises(DemoSetupError) as caught:
+            await choose_redis(None, embedded=True, data_dir=tmp_path)
+        assert caught.value.problem == f"Another demo is using the data directory {tmp_path}"
+    finally:
+        first.stop()
+    # Once the first demo has stopped, the directory is free again.
+    second = await choose_redis(None, embedded=True, data_dir=tmp_path)
+    second.stop()
+    assert second.server is not None
+    assert not second.server.running
+
+
+def test_default_data_dir_is_under_the_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / "redis-chat-store" / "demo-redis"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_data_dir() == Path.home() / ".cache" / "redis-chat-store" / "demo-redis"
