@@ -19,7 +19,7 @@ import re
 import signal
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._compat import GENERATION
+from . import GENERATION
 from .connections import ConnectionSettings, redact_url
 from .demo_examples import DemoRun, ExampleResult, run_examples
 from .embedded import EmbeddedRedis, RedisBinaryNotFoundError
@@ -63,10 +63,10 @@ class DemoSetupError(Exception):
 class DemoRedis:
     """The Redis the demo uses. ``url`` may hold credentials: print ``description``."""
 
-    url: str
+    url: str = field(repr=False)
     description: str
     server: EmbeddedRedis | None = None
-    lock: IO[str] | None = None
+    lock: IO[str] | None = field(default=None, repr=False)
 
     def restart(self) -> str | None:
         """Restart an embedded server for real (same port and data); None for anyone else's Redis."""
@@ -254,7 +254,8 @@ def choose_model(*, offline: bool) -> DemoModel:
         where = f"Azure OpenAI deployment {model!r} at {redact_url(endpoint)}"
     else:
         model = env.get("OPENAI_CHAT_MODEL_ID") or "gpt-4o-mini"
-        where = f"OpenAI model {model!r}" + (f" at {env['OPENAI_BASE_URL']}" if env.get("OPENAI_BASE_URL") else "")
+        base_url = env.get("OPENAI_BASE_URL")
+        where = f"OpenAI model {model!r}" + (f" at {redact_url(base_url)}" if base_url else "")
     options = {
         "model": model,
         "api_key": api_key,
