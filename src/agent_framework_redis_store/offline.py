@@ -97,7 +97,7 @@ def offline_reply(messages: Sequence[Any]) -> str:
     now = _Facts()
     now.learn(newest)
     question = newest.lower()
-    history = f"[offline model: {len(earlier)} earlier user message(s) in the history]"
+    history = f"[offline model; history: {len(earlier)} earlier user message{'' if len(earlier) == 1 else 's'}]"
 
     if now and "?" not in newest:
         greeting = f"Nice to meet you, {now.name}! " if now.name else ""
