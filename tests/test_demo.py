@@ -64,7 +64,7 @@ def pid_alive(pid: int) -> bool:
 
 def test_demo_runs_offline_on_an_embedded_redis_it_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    result = run_demo(tmp_path, "--embedded", "--data-dir", str(data_dir))
+    result = run_demo(tmp_path, "--embedded", "--data-dir", "data")  # relative to the working directory
     out = result.stdout
 
     assert result.returncode == 0, out + result.stderr

@@ -412,7 +412,9 @@ def demo(
     try:
         source = "--redis-url" if redis_url else "REDIS_URL"
         url = redis_url or os.environ.get("REDIS_URL") or None
-        ok = asyncio.run(_run(console, url, source, embedded, data_dir or default_data_dir(), offline))
+        # Absolute: redis-server changes into its --dir before it opens its files.
+        data_dir = (data_dir or default_data_dir()).expanduser().resolve()
+        ok = asyncio.run(_run(console, url, source, embedded, data_dir, offline))
     except Exception as err:
         explained = explain(err)
         if explained is None:
