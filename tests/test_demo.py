@@ -89,7 +89,11 @@ def test_demo_runs_offline_on_an_embedded_redis_it_restarts(tmp_path: Path) -> N
     # The server is stopped at exit and its append-only files are in the data directory.
     assert not pid_alive(int(restart.group(2)))
     assert any(path.name.startswith("appendonly") for path in data_dir.iterdir())  # appendonly.aof or appendonlydir
-    api = "AgentThread" if GENERATION == "legacy" else "Agent +"
+    api = (
+        "AgentThread + RedisChatMessageStore"
+        if GENERATION == "legacy"
+        else "Agent + AgentSession + RedisChatHistoryProvider"
+    )
     assert f"{GENERATION} generation" in out
     assert api in out
 

@@ -57,6 +57,5 @@ def test_chat_message_store_notebook_runs_offline(
 def test_history_provider_notebook_runs_offline(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("agent_framework_redis_store.provider", reason="RedisChatHistoryProvider is not merged yet")
     out = execute("redis_history_provider.ipynb", tmp_path, redis_url, monkeypatch)
     assert_five_examples_ran(out, redis_url, "session")

@@ -1,8 +1,8 @@
-"""The demo's conversations in the current (1.x) generation.
+"""The demo's conversations in the current (1.x) generation: ``AgentSession`` + the provider.
 
-Until ``RedisChatHistoryProvider`` lands, a 1.x ``Agent`` is driven with the store API
-directly: each turn loads the thread from Redis, sends it with the new message, and
-appends the new message and the answer in one round trip.
+One ``RedisChatHistoryProvider`` on the agent keeps every session's messages in Redis
+(the session id is the thread id), and ``session.to_dict()`` / ``AgentSession.from_dict()``
+suspend and resume a conversation.
 """
 
 from __future__ import annotations
@@ -10,44 +10,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent_framework import Agent, Message
+from agent_framework import Agent, AgentSession
 
-from .store import RedisChatMessageStore, RedisStoreFactory
+from .provider import RedisChatHistoryProvider
+from .store import RedisChatMessageStore
 
 __all__ = ["API", "CurrentChat", "CurrentChats", "openai_chat_client"]
 
-API = "Agent + RedisChatMessageStore used directly (the 1.x RedisChatHistoryProvider is coming)"
+API = "Agent + AgentSession + RedisChatHistoryProvider"
 
 
 class CurrentChat:
-    """One 1.x agent on one Redis thread."""
+    """One 1.x agent on one session whose history the provider keeps in Redis."""
 
-    def __init__(self, agent: Agent, store: RedisChatMessageStore, factory: RedisStoreFactory | None = None) -> None:
+    def __init__(self, agent: Agent, session: AgentSession, provider: RedisChatHistoryProvider) -> None:
         self.agent = agent
-        self.store = store
-        self._factory = factory
+        self.session = session
+        self.provider = provider
+
+    @property
+    def store(self) -> RedisChatMessageStore:
+        """The session's thread, on the provider's pool (``provider.store_for(session_id)``)."""
+        return self.provider.store_for(self.session.session_id)
 
     async def ask(self, text: str) -> str:
-        """Run one turn on the stored history and store the turn."""
-        question = Message(role="user", contents=[text])
-        history = await self.store.list_messages()
-        response = await self.agent.run([*history, question])
-        await self.store.add_messages([question, *response.messages])
+        """Run one turn in the session and return the agent's answer."""
+        response = await self.agent.run(text, session=self.session)
         return response.text
 
     async def suspend(self) -> dict[str, Any]:
-        """The store's serialized state (thread metadata only)."""
-        return await self.store.serialize()
+        """The session's serialized state (``session.to_dict()``)."""
+        return self.session.to_dict()
 
     async def aclose(self) -> None:
-        """Close the store's connections (and the factory's shared pool)."""
-        await self.store.aclose()
-        if self._factory is not None:
-            await self._factory.aclose()
+        """Close the provider's connection pool."""
+        await self.provider.aclose()
 
 
 class CurrentChats:
-    """Opens conversations with a 1.x ``Agent``, on ``redis_url`` under ``key_prefix``."""
+    """Opens 1.x sessions on ``redis_url`` under ``key_prefix``."""
 
     api = API
 
@@ -56,28 +57,29 @@ class CurrentChats:
         self.redis_url = redis_url
         self.key_prefix = key_prefix
 
+    def _agent(self, name: str, instructions: str, max_messages: int | None) -> tuple[Agent, RedisChatHistoryProvider]:
+        provider = RedisChatHistoryProvider(self.redis_url, key_prefix=self.key_prefix, max_messages=max_messages)
+        return Agent(self.client, instructions, name=name, context_providers=[provider]), provider
+
     def open(
         self, *, name: str, instructions: str, thread_id: str | None = None, max_messages: int | None = None
     ) -> CurrentChat:
-        """A thread ``thread_id`` (a new id when None)."""
-        store = RedisChatMessageStore(
-            self.redis_url, thread_id=thread_id, key_prefix=self.key_prefix, max_messages=max_messages
-        )
-        return CurrentChat(Agent(self.client, instructions, name=name), store)
+        """``agent.create_session(session_id=thread_id)`` (a new id when None)."""
+        agent, provider = self._agent(name, instructions, max_messages)
+        return CurrentChat(agent, agent.create_session(session_id=thread_id), provider)
 
     def open_from_factory(
         self, *, name: str, instructions: str, thread_id: Callable[[], str], max_messages: int | None = None
     ) -> CurrentChat:
-        """A thread made by ``RedisChatMessageStore.factory`` (one pool for all its stores)."""
-        factory = RedisChatMessageStore.factory(
-            self.redis_url, thread_id=thread_id, key_prefix=self.key_prefix, max_messages=max_messages
-        )
-        return CurrentChat(Agent(self.client, instructions, name=name), factory(), factory)
+        """In 1.x one provider serves every session: the factory names the session."""
+        return self.open(name=name, instructions=instructions, thread_id=thread_id(), max_messages=max_messages)
 
-    async def restore(self, state: dict[str, Any], *, name: str, instructions: str) -> CurrentChat:
-        """``RedisChatMessageStore.deserialize(state, redis_url=...)``."""
-        store = await RedisChatMessageStore.deserialize(state, redis_url=self.redis_url)
-        return CurrentChat(Agent(self.client, instructions, name=name), store)
+    async def restore(
+        self, state: dict[str, Any], *, name: str, instructions: str, max_messages: int | None = None
+    ) -> CurrentChat:
+        """``AgentSession.from_dict(state)`` on a new agent and provider (the app's provider settings)."""
+        agent, provider = self._agent(name, instructions, max_messages)
+        return CurrentChat(agent, AgentSession.from_dict(state), provider)
 
 
 def openai_chat_client(

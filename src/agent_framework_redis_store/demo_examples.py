@@ -49,7 +49,9 @@ class Chats(Protocol):
         self, *, name: str, instructions: str, thread_id: Callable[[], str], max_messages: int | None = None
     ) -> Chat: ...
 
-    async def restore(self, state: dict[str, Any], *, name: str, instructions: str) -> Chat: ...
+    async def restore(
+        self, state: dict[str, Any], *, name: str, instructions: str, max_messages: int | None = None
+    ) -> Chat: ...
 
 
 @dataclass
@@ -245,7 +247,7 @@ async def thread_serialization(run: DemoRun, result: ExampleResult) -> None:
     )
 
     run.say("[bold]--- Restoring the thread from its state ---[/]")
-    restored = await run.chats.restore(json.loads(dumped), name=name, instructions=instructions)
+    restored = await run.chats.restore(json.loads(dumped), name=name, instructions=instructions, max_messages=50)
     try:
         run.check(result, "The restored thread is the same Redis thread", restored.store.thread_id == thread_id)
         answer = await run.turn(restored, "Do you remember what I said about testing?")

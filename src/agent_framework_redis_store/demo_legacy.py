@@ -81,8 +81,13 @@ class LegacyChats:
         agent = self._agent(name, instructions, chat_message_store_factory=factory)
         return LegacyChat(agent, agent.get_new_thread(), factory)
 
-    async def restore(self, state: dict[str, Any], *, name: str, instructions: str) -> LegacyChat:
-        """``AgentThread.deserialize(state, message_store=RedisChatMessageStore(redis_url))``."""
+    async def restore(
+        self, state: dict[str, Any], *, name: str, instructions: str, max_messages: int | None = None
+    ) -> LegacyChat:
+        """``AgentThread.deserialize(state, message_store=RedisChatMessageStore(redis_url))``.
+
+        The state carries the thread's key prefix and ``max_messages``; the store adopts them.
+        """
         store = RedisChatMessageStore(self.redis_url)
         thread = await AgentThread.deserialize(state, message_store=store)
         return LegacyChat(self._agent(name, instructions), thread)
