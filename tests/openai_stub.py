@@ -98,7 +98,10 @@ class OpenAIStub:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
                 # Azure OpenAI sends the key as `api-key` and the api-version in the query string.
-                authorized = stub.api_key in (self.headers.get("api-key"), self.headers.get("Authorization", "")[7:])
+                authorized = (
+                    self.headers.get("Authorization") == f"Bearer {stub.api_key}"
+                    or self.headers.get("api-key") == stub.api_key
+                )
                 path = self.path.split("?", 1)[0]
                 if not authorized:
                     self._send_json(
