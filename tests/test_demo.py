@@ -6,6 +6,7 @@ on 6379 is never touched, and runs in a temporary directory, so no ``.env`` is r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -103,8 +104,6 @@ def test_demo_touches_only_its_own_keys(tmp_path: Path, redis_url: str) -> None:
     async def seed() -> None:
         async with RedisChatMessageStore(redis_url, thread_id="persistent_chat_001") as store:
             await store.add_messages([user_message("my own conversation")])
-
-    import asyncio
 
     asyncio.run(seed())
     with redis.Redis.from_url(redis_url) as client:
