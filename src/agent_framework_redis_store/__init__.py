@@ -8,7 +8,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._compat import GENERATION
 from .connections import ConnectionSettings, default_retry, redact_url
-from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .encryption import AESGCMEncryption, MessageEncryption, RekeyProgress, rekey_prefix
+from .errors import (
+    CorruptMessageError,
+    DecryptionError,
+    RedisPermissionError,
+    RedisStoreError,
+    RedisUnavailableError,
+    StoreStateError,
+)
 from .keys import thread_key
 from .store import RedisChatMessageStore, RedisStoreFactory
 
@@ -19,15 +27,21 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "GENERATION",
+    "AESGCMEncryption",
     "ConnectionSettings",
     "CorruptMessageError",
+    "DecryptionError",
+    "MessageEncryption",
     "RedisChatMessageStore",
+    "RedisPermissionError",
     "RedisStoreError",
     "RedisStoreFactory",
     "RedisUnavailableError",
+    "RekeyProgress",
     "StoreStateError",
     "__version__",
     "default_retry",
     "redact_url",
+    "rekey_prefix",
     "thread_key",
 ]

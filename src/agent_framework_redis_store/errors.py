@@ -30,3 +30,22 @@ class CorruptMessageError(RedisStoreError):
 
 class RedisUnavailableError(RedisStoreError, ConnectionError):
     """Redis could not be reached after the configured retry policy was exhausted."""
+
+
+class DecryptionError(CorruptMessageError):
+    """A stored entry cannot be decrypted: unknown key id, tampered or moved ciphertext, or a
+    plaintext entry where ciphertext was expected (and the reverse).
+
+    ``key`` and ``index`` address the entry; the error never includes key material or
+    message text, and nothing else in the thread is touched.
+    """
+
+    def __init__(self, key: str, index: int, reason: str) -> None:
+        self.key = key
+        self.index = index
+        self.reason = reason
+        Exception.__init__(self, f"Cannot decrypt the entry in Redis list {key!r} at index {index}: {reason}.")
+
+
+class RedisPermissionError(RedisStoreError, PermissionError):
+    """The Redis user (ACL) may not run a command the store needs on the thread's keys."""

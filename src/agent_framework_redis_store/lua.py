@@ -7,7 +7,7 @@ batch contiguous, with any number of concurrent writers.
 
 from __future__ import annotations
 
-__all__ = ["APPEND_AND_TRIM", "BATCH_TOKENS_KEPT"]
+__all__ = ["APPEND_AND_TRIM", "BATCH_TOKENS_KEPT", "REPLACE_UNCHANGED"]
 
 # How many recent batch tokens a thread remembers. A retry arrives within seconds, long
 # before this many other batches could have been written to the same thread.
@@ -58,4 +58,25 @@ if ttl_ms > 0 then
   end
 end
 return {{length or redis.call('LLEN', messages_key), 1}}
+"""
+
+# Rekey: replace entries the client re-encrypted, each only if it is still exactly the entry
+# the client read. An entry a concurrent writer trimmed away or shifted is left alone (the
+# client reads again and retries it); appends at the tail are never touched. LSET keeps the
+# thread's TTL. ARGV holds {index, entry as read, replacement} triples. Returns how many
+# entries were replaced.
+REPLACE_UNCHANGED = """
+local messages_key = KEYS[1]
+
+local replaced = 0
+for i = 1, #ARGV, 3 do
+  local index = tonumber(ARGV[i])
+  local as_read = ARGV[i + 1]
+  local replacement = ARGV[i + 2]
+  if redis.call('LINDEX', messages_key, index) == as_read then
+    redis.call('LSET', messages_key, index, replacement)
+    replaced = replaced + 1
+  end
+end
+return replaced
 """

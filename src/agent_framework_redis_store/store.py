@@ -20,7 +20,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ._compat import FrameworkMessage
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import open_client
-from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
+from .errors import (
+    CorruptMessageError,
+    RedisPermissionError,
+    RedisStoreError,
+    RedisUnavailableError,
+    StoreStateError,
+)
 from .keys import batches_key, thread_key, validate_key_prefix, validate_thread_id
 from .lua import APPEND_AND_TRIM
 
@@ -82,6 +89,8 @@ class RedisChatMessageStore:
         max_messages: Keep only the newest N messages (None: keep all).
         ttl: Seconds of inactivity after which the thread expires; every write refreshes it.
         messages: Messages to seed the thread with, written only if the thread is empty.
+        encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``); never serialized,
+            so pass it again when restoring.
         redis_client: A ``redis.asyncio`` client to use instead of creating one. The store
             never closes a client it did not create.
         credential_provider, host, port, db, ssl, username, password: Connection settings
@@ -99,6 +108,7 @@ class RedisChatMessageStore:
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         messages: Sequence[FrameworkMessage] | None = None,
+        encryption: MessageEncryption | None = None,
         redis_client: Redis | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
@@ -116,6 +126,7 @@ class RedisChatMessageStore:
         self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
+        self._encryption = validate_encryption(encryption)
         self._settings, self._redis = open_client(
             redis_client,
             redis_url=redis_url,
@@ -215,10 +226,11 @@ class RedisChatMessageStore:
             raw = await self._redis.lrange(key, 0, -1) if last is None else await self._redis.lrange(key, -last, -1)
         messages: list[FrameworkMessage] = []
         for position, payload in enumerate(raw):
+            index = position if last is None else position - len(raw)
+            payload = decrypt_entry(self._encryption, payload, key=key, index=index)
             try:
                 messages.append(decode_message(payload))
             except (ValueError, TypeError, KeyError, AttributeError) as err:
-                index = position if last is None else position - len(raw)
                 raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
         return messages
 
@@ -265,6 +277,20 @@ class RedisChatMessageStore:
             await self._append([], "")
         with self._redis_errors():
             return int(await self._redis.llen(self.redis_key))
+
+    async def rekey(self, *, encrypt_plaintext: bool = False) -> int:
+        """Re-encrypt the thread's entries with the current key; returns how many changed.
+
+        Safe while other writers append (entries are swapped only if unchanged, in a Lua
+        script), after which retired keys are no longer needed for this thread.
+        ``encrypt_plaintext=True`` also encrypts entries written before encryption was on.
+        """
+        if self._encryption is None:
+            raise ValueError("rekey needs a store created with encryption=")
+        with self._redis_errors():
+            return await rekey_thread(
+                self._redis, self.redis_key, self._encryption, encrypt_plaintext=encrypt_plaintext
+            )
 
     async def clear(self) -> None:
         """Delete the thread's messages (and its batch tokens) from Redis."""
@@ -313,7 +339,11 @@ class RedisChatMessageStore:
         seed, self._pending_seed = self._pending_seed, []
         ttl_ms = 0 if self._ttl is None else max(1, int(self._ttl * 1000))
         # The token's score only orders tokens for eviction; client clocks need not agree.
-        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *seed, *payloads]
+        entries = [*seed, *payloads]
+        if self._encryption is not None:
+            # Bound to this thread's key, so an entry copied to another thread does not decrypt.
+            entries = [self._encryption.encrypt(entry, context=self.redis_key) for entry in entries]
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *entries]
         try:
             with self._redis_errors():
                 await self._append_script(keys=self._keys, args=args)
@@ -356,6 +386,12 @@ class RedisChatMessageStore:
                 f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
             ) from err
         except ResponseError as err:
+            if "NOPERM" in str(err):  # ACL; inside a script Redis wraps it in another error
+                raise RedisPermissionError(
+                    f"Redis at {self._where()} denied the user access to {self.redis_key!r} "
+                    f"(key prefix {self._key_prefix!r}): {err}. Grant the ACL user ~{self._key_prefix}:* "
+                    "and the commands the store needs (see the README)"
+                ) from err
             if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
                 raise RedisStoreError(
                     f"Redis key {self.redis_key!r} holds a value that is not a message list ({err})"
@@ -393,12 +429,13 @@ class RedisStoreFactory:
             validate_thread_id(thread_id)
         self._thread_id = thread_id
         # Validate the store options once, here, rather than on the first thread.
-        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl"}
+        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "encryption"}
         if unknown:
             raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
         validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
+        validate_encryption(store_options.get("encryption"))
         self._store_options = store_options
         self._settings, self._redis = open_client(
             redis_client,
