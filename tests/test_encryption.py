@@ -169,7 +169,7 @@ async def test_rekey_never_replaces_an_entry_that_changed_since_it_was_read(
     enc = k2_and_k1()
     key = store.redis_key
     as_read = await entries(raw, key)
-    args: list[object] = []
+    args: list[int | bytes | str] = []
     for index, entry in enumerate(as_read):
         args += [index, entry, enc.encrypt(enc.decrypt(entry.decode(), context=key), context=key)]
     # A concurrent writer trims the oldest entry and appends one between the read and the swap.

@@ -13,7 +13,7 @@ from typing import Any, Self
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -386,11 +386,12 @@ class RedisChatMessageStore:
                 f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
             ) from err
         except ResponseError as err:
-            if "NOPERM" in str(err):  # ACL; inside a script Redis wraps it in another error
+            # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
+            if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
                 raise RedisPermissionError(
-                    f"Redis at {self._where()} denied the user access to {self.redis_key!r} "
-                    f"(key prefix {self._key_prefix!r}): {err}. Grant the ACL user ~{self._key_prefix}:* "
-                    "and the commands the store needs (see the README)"
+                    f"Redis at {self._where()} refused the user access to {self.redis_key!r} "
+                    f"(key prefix {self._key_prefix!r}): {str(err).rstrip('.')}. The ACL user needs ~{self._key_prefix}:* "
+                    "and the commands listed in the README"
                 ) from err
             if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
                 raise RedisStoreError(
