@@ -91,6 +91,7 @@ class AESGCMEncryption:
 
     def __init__(self, keys: Mapping[str, bytes], *, current: str) -> None:
         try:
+            from cryptography.exceptions import InvalidTag
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         except ImportError as err:  # pragma: no cover - depends on the installation
             raise ImportError(
@@ -111,6 +112,7 @@ class AESGCMEncryption:
             if len(key) not in _KEY_SIZES:
                 raise ValueError(f"keys[{key_id!r}] must be 16, 24 or 32 bytes long, got {len(key)} bytes")
             self._ciphers[key_id] = AESGCM(key)
+        self._invalid_tag = InvalidTag
         if not isinstance(current, str) or current not in self._ciphers:
             known = ", ".join(self._ciphers)
             raise ValueError(f"current must be one of the key ids in keys ({known}), got {current!r}")
@@ -144,8 +146,6 @@ class AESGCMEncryption:
 
     def decrypt(self, sealed: str, *, context: str) -> str:
         """Decrypt one entry of the thread ``context``; ``ValueError`` saying why it cannot."""
-        from cryptography.exceptions import InvalidTag
-
         envelope = _ENVELOPE.match(sealed)
         if envelope is None or envelope.group(1) != self.scheme:
             raise ValueError(f"it is not an {self.scheme} entry")
@@ -165,7 +165,7 @@ class AESGCMEncryption:
         aad = (sealed[: envelope.end()] + context).encode()
         try:
             plaintext = cipher.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
-        except InvalidTag:
+        except self._invalid_tag:
             raise ValueError(
                 f"authentication with key id {key_id!r} failed: the entry was altered, "
                 "or it was copied from another thread or key prefix"
