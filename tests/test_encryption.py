@@ -161,7 +161,7 @@ async def test_plaintext_and_ciphertext_in_the_wrong_store_are_reported(
         assert texts(await encrypted.list_messages()) == ["written in the clear", "sealed"]
 
 
-async def test_rekey_never_replaces_an_entry_that_changed_since_it_was_read(
+async def test_rekey_swaps_only_entries_still_as_read_wherever_a_trim_moved_them(
     redis_url: str, raw: redis.asyncio.Redis
 ) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as store:
@@ -169,15 +169,17 @@ async def test_rekey_never_replaces_an_entry_that_changed_since_it_was_read(
     enc = k2_and_k1()
     key = store.redis_key
     as_read = await entries(raw, key)
-    args: list[int | bytes | str] = []
-    for index, entry in enumerate(as_read):
-        args += [index, entry, enc.encrypt(enc.decrypt(entry.decode(), context=key), context=key)]
-    # A concurrent writer trims the oldest entry and appends one between the read and the swap.
+    replacements = [enc.encrypt(enc.decrypt(entry.decode(), context=key), context=key) for entry in as_read]
+    args = [value for pair in zip(as_read, replacements, strict=True) for value in pair]
+    # Between the read and the swap, other writers trim the oldest entry, append one and
+    # change another.
     await raw.lpop(key)  # type: ignore[misc]
     await raw.rpush(key, b"appended")  # type: ignore[misc]
+    await raw.lset(key, 0, b"changed meanwhile")  # type: ignore[misc]
     replace = raw.register_script(REPLACE_UNCHANGED)
-    assert await replace(keys=[key], args=args) == 0
-    assert await entries(raw, key) == [*as_read[1:], b"appended"]
+    assert await replace(keys=[key], args=args) == 2
+    swapped = [replacement.encode() for replacement in replacements[2:]]
+    assert await entries(raw, key) == [b"changed meanwhile", *swapped, b"appended"]
 
 
 async def test_rekey_while_others_append_and_trim_loses_nothing(redis_url: str, raw: redis.asyncio.Redis) -> None:

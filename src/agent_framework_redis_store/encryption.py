@@ -270,10 +270,11 @@ async def rekey_thread(
 ) -> int:
     """Re-encrypt every entry of the thread list ``key`` not under the current key; returns how many.
 
-    Each round reads the list, re-encrypts client-side and replaces, in one Lua script,
-    only entries still exactly as read (``REPLACE_UNCHANGED``): appends and trims by
-    concurrent writers are never lost or undone, and a shifted entry is retried in the
-    next round. Nothing is written when an entry fails to decrypt.
+    Each round reads the list, re-encrypts client-side and swaps, in one Lua script
+    (``REPLACE_UNCHANGED``), each entry still in the list exactly as read, wherever a
+    concurrent trim has moved it: appends and trims by other writers are never lost or
+    undone. An entry changed meanwhile is retried in the next round. Nothing is written
+    when an entry fails to decrypt.
     """
     replace = redis.register_script(REPLACE_UNCHANGED)
     current = encryption.key_id
@@ -287,12 +288,12 @@ async def rekey_thread(
             plaintext = decrypt_entry(encryption, entry, key=key, index=index, allow_plaintext=encrypt_plaintext)
             if isinstance(plaintext, bytes):
                 plaintext = plaintext.decode("utf-8")
-            args += [index, entry, encryption.encrypt(plaintext, context=key)]
+            args += [entry, encryption.encrypt(plaintext, context=key)]
         if not args:
             return total
         replaced = int(await replace(keys=[key], args=args))
         total += replaced
-        if replaced * 3 == len(args):
+        if replaced * 2 == len(args):
             return total
     raise RedisStoreError(
         f"rekey of Redis list {key!r} did not settle in {max_rounds} rounds: writers with an older key keep "

@@ -60,21 +60,31 @@ end
 return {{length or redis.call('LLEN', messages_key), 1}}
 """
 
-# Rekey: replace entries the client re-encrypted, each only if it is still exactly the entry
-# the client read. An entry a concurrent writer trimmed away or shifted is left alone (the
-# client reads again and retries it); appends at the tail are never touched. LSET keeps the
-# thread's TTL. ARGV holds {index, entry as read, replacement} triples. Returns how many
-# entries were replaced.
+# Rekey: replace entries the client re-encrypted, each only if it is still in the list exactly
+# as the client read it. Concurrent trims shift positions, so entries are found by value, not
+# by the index they had; one trimmed away or changed meanwhile is left alone, and appends
+# are never touched. Equal entries are matched in list order. LSET keeps the thread's TTL.
+# ARGV holds {entry as read, replacement} pairs in list order. Returns how many were replaced.
 REPLACE_UNCHANGED = """
 local messages_key = KEYS[1]
 
+local positions = {}  -- entry -> its positions, the smallest last
+local current = redis.call('LRANGE', messages_key, 0, -1)
+for position = #current, 1, -1 do
+  local entry = current[position]
+  local found = positions[entry]
+  if found == nil then
+    found = {}
+    positions[entry] = found
+  end
+  found[#found + 1] = position - 1
+end
+
 local replaced = 0
-for i = 1, #ARGV, 3 do
-  local index = tonumber(ARGV[i])
-  local as_read = ARGV[i + 1]
-  local replacement = ARGV[i + 2]
-  if redis.call('LINDEX', messages_key, index) == as_read then
-    redis.call('LSET', messages_key, index, replacement)
+for i = 1, #ARGV, 2 do
+  local found = positions[ARGV[i]]
+  if found ~= nil and #found > 0 then
+    redis.call('LSET', messages_key, table.remove(found), ARGV[i + 1])
     replaced = replaced + 1
   end
 end

@@ -388,9 +388,10 @@ class RedisChatMessageStore:
         except ResponseError as err:
             # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
             if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
+                reason = str(err).rstrip(".")
                 raise RedisPermissionError(
                     f"Redis at {self._where()} refused the user access to {self.redis_key!r} "
-                    f"(key prefix {self._key_prefix!r}): {str(err).rstrip('.')}. The ACL user needs ~{self._key_prefix}:* "
+                    f"(key prefix {self._key_prefix!r}): {reason}. The ACL user needs ~{self._key_prefix}:* "
                     "and the commands listed in the README"
                 ) from err
             if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
