@@ -290,3 +290,30 @@ def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ]:
         with pytest.raises(ValueError, match=names):
             parse_keys(text, source="REDIS_CHAT_STORE_KEYS")
+
+
+@pytest.mark.legacy
+async def test_an_agent_resumes_an_encrypted_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    from agent_framework import AgentThread  # pyright: ignore[reportAttributeAccessIssue]
+
+    from .scripted import ScriptedChatClient, make_agent
+
+    enc = k2_and_k1()
+    async with RedisChatMessageStore.factory(redis_url, encryption=enc) as factory:
+        agent = make_agent(ScriptedChatClient(), chat_message_store_factory=factory)
+        thread = agent.get_new_thread()
+        await agent.run(SECRET, thread=thread)
+        state = await thread.serialize()
+        key = thread.message_store.redis_key
+
+    stored = await entries(raw, key)
+    assert len(stored) == 2
+    assert all(key_id_of(e) == "k2" and b"4111" not in e for e in stored)
+    assert base64.b64encode(KEY2).decode() not in json.dumps(state)
+
+    agent = make_agent(ScriptedChatClient())
+    async with RedisChatMessageStore(redis_url, encryption=enc) as store:
+        resumed = await AgentThread.deserialize(state, message_store=store)
+        response = await agent.run("what did I tell you?", thread=resumed)
+        assert response.text == f"seen 2: {SECRET} | what did I tell you?"
+    assert all(key_id_of(e) == "k2" for e in await entries(raw, key))

@@ -25,6 +25,7 @@ from .keys import thread_id_from_key, thread_key
 from .lua import REPLACE_UNCHANGED
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from redis.asyncio import Redis
 
 __all__ = [
@@ -102,7 +103,7 @@ class AESGCMEncryption:
             raise TypeError(f"keys must be a mapping of key id to key bytes, got {type(keys).__name__}")
         if not keys:
             raise ValueError("keys must hold at least one key")
-        self._ciphers: dict[str, Any] = {}
+        self._ciphers: dict[str, AESGCM] = {}
         for key_id, key in keys.items():
             if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
                 raise ValueError(f"keys: every key id must be 1-64 letters, digits, '_', '.' or '-', got {key_id!r}")
@@ -112,7 +113,7 @@ class AESGCMEncryption:
             if len(key) not in _KEY_SIZES:
                 raise ValueError(f"keys[{key_id!r}] must be 16, 24 or 32 bytes long, got {len(key)} bytes")
             self._ciphers[key_id] = AESGCM(key)
-        self._invalid_tag = InvalidTag
+        self._invalid_tag: type[Exception] = InvalidTag
         if not isinstance(current, str) or current not in self._ciphers:
             known = ", ".join(self._ciphers)
             raise ValueError(f"current must be one of the key ids in keys ({known}), got {current!r}")
