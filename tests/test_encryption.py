@@ -10,6 +10,8 @@ import pickle
 
 import pytest
 import redis.asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agent_framework_redis_store import (
     AESGCMEncryption,
@@ -18,6 +20,7 @@ from agent_framework_redis_store import (
     RekeyProgress,
     rekey_prefix,
 )
+from agent_framework_redis_store.embedded import EmbeddedRedis
 from agent_framework_redis_store.encryption import REPLACE_UNCHANGED, key_id_of, parse_keys
 
 from .scripted import user_message
@@ -317,3 +320,34 @@ async def test_an_agent_resumes_an_encrypted_thread(redis_url: str, raw: redis.a
         response = await agent.run("what did I tell you?", thread=resumed)
         assert response.text == f"seen 2: {SECRET} | what did I tell you?"
     assert all(key_id_of(e) == "k2" for e in await entries(raw, key))
+
+
+async def _round_trip_and_move(url: str, thread_id: str, other_id: str, text: str) -> tuple[list, str]:
+    enc = k2_and_k1()
+    async with (
+        RedisChatMessageStore(url, thread_id=thread_id, encryption=enc) as store,
+        RedisChatMessageStore(url, thread_id=other_id, encryption=enc) as other,
+    ):
+        await store.clear()
+        await other.clear()
+        await store.add_messages([user_message(text)])
+        loaded = await store.list_messages()
+        await other.redis_client.rpush(other.redis_key, await store.redis_client.lindex(store.redis_key, 0))  # type: ignore[misc]
+        try:
+            await other.list_messages()
+            moved = "decrypted"
+        except DecryptionError as err:
+            moved = err.reason
+        await store.clear()
+        await other.clear()
+    return loaded, moved
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=st.lists(st.text(min_size=1, max_size=100), min_size=2, max_size=2, unique=True), text=st.text())
+def test_any_text_in_any_thread_round_trips_and_never_opens_elsewhere(
+    redis_server: EmbeddedRedis, ids: list[str], text: str
+) -> None:
+    loaded, moved = asyncio.run(_round_trip_and_move(redis_server.url, ids[0], ids[1], text))
+    assert texts(loaded) == [text]
+    assert "another thread" in moved
