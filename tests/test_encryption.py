@@ -20,8 +20,11 @@ from agent_framework_redis_store import (
     RekeyProgress,
     rekey_prefix,
 )
+from agent_framework_redis_store.codec import message_from_dict
 from agent_framework_redis_store.embedded import EmbeddedRedis
 from agent_framework_redis_store.encryption import REPLACE_UNCHANGED, key_id_of, parse_keys
+from agent_framework_redis_store.fingerprints import encode_with_fingerprint
+from agent_framework_redis_store.keys import fingerprints_key
 
 from .scripted import user_message
 
@@ -320,6 +323,41 @@ async def test_an_agent_resumes_an_encrypted_thread(redis_url: str, raw: redis.a
         response = await agent.run("what did I tell you?", thread=resumed)
         assert response.text == f"seen 2: {SECRET} | what did I tell you?"
     assert all(key_id_of(e) == "k2" for e in await entries(raw, key))
+
+
+async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    turn = [
+        message_from_dict({"role": role, "contents": [{"type": "text", "text": f"{role}: {SECRET}"}]})
+        for role in ("user", "assistant")
+    ]
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=k2_and_k1()) as store:
+        assert await store.add_new_messages(turn) == 2
+        assert await store.add_new_messages(turn) == 0  # a turn saved twice
+        assert await store.add_new_messages([*turn, user_message("next")]) == 1  # a replayed transcript
+        assert [key_id_of(e) for e in await entries(raw, store.redis_key)] == ["k2", "k2", "k2"]
+        stored = [f[:17] for f in await entries(raw, fingerprints_key("chat_messages", "t"))]
+        # Unkeyed fingerprints of the bodies would let anyone with Redis access test guesses.
+        unkeyed = [encode_with_fingerprint(m)[1].encode() for m in turn]
+        assert stored[:2] != unkeyed
+        assert not set(stored) & set(unkeyed)
+        assert texts(await store.list_messages()) == [f"user: {SECRET}", f"assistant: {SECRET}", "next"]
+
+
+@pytest.mark.current
+async def test_the_history_provider_encrypts(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    from agent_framework_redis_store import RedisChatHistoryProvider
+
+    from .scripted import ScriptedChatClient, make_agent
+
+    async with RedisChatHistoryProvider(redis_url, encryption=k2_and_k1()) as history:
+        agent = make_agent(ScriptedChatClient(), context_providers=[history])
+        session = agent.create_session(session_id="alice")
+        await agent.run(SECRET, session=session)
+        answer = await agent.run("what did I say?", session=session)
+        assert answer.text == f"seen 2: {SECRET} | what did I say?"
+        stored = await entries(raw, history.store_for("alice").redis_key)
+        assert len(stored) == 4
+        assert all(key_id_of(e) == "k2" and b"4111" not in e for e in stored)
 
 
 async def _round_trip_and_move(url: str, thread_id: str, other_id: str, text: str) -> tuple[list, str]:

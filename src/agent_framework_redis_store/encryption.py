@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -64,6 +66,12 @@ class MessageEncryption(Protocol):
         """The id of the key new entries are sealed with."""
         ...
 
+    @property
+    def digest_key(self) -> bytes:
+        """A secret (never the encryption key itself) that keys the fingerprints the store
+        keeps to recognise repeated messages, so they reveal nothing about the bodies."""
+        ...
+
     def encrypt(self, plaintext: str, *, context: str) -> str:
         """Seal one message's JSON for the thread ``context``."""
         ...
@@ -86,6 +94,7 @@ class AESGCMEncryption:
     Entries are ``aesgcm1:<key id>:<base64 of nonce, ciphertext and tag>``. The associated
     data binds each entry to its scheme, key id and thread key: an altered entry, or one
     copied into another thread or prefix, fails to decrypt instead of reading as garbage.
+    Random nonces are safe for about 2**32 entries per key: rotate long before that.
     """
 
     scheme = "aesgcm1"
@@ -118,6 +127,8 @@ class AESGCMEncryption:
             known = ", ".join(self._ciphers)
             raise ValueError(f"current must be one of the key ids in keys ({known}), got {current!r}")
         self._current = current
+        # Derived from the current key, so a rotation also rotates the fingerprints' key.
+        self._digest_key = hmac.digest(keys[current], b"agent-framework-redis-store/fingerprints/v1", hashlib.sha256)
 
     @classmethod
     def from_env(cls, var: str = KEYS_ENV_VAR, *, current: str | None = None) -> AESGCMEncryption:
@@ -132,6 +143,11 @@ class AESGCMEncryption:
     def key_id(self) -> str:
         """The id of the key new entries are encrypted with."""
         return self._current
+
+    @property
+    def digest_key(self) -> bytes:
+        """Keys the repeat-detection fingerprints (derived from the current key; never shown)."""
+        return self._digest_key
 
     @property
     def key_ids(self) -> list[str]:
@@ -208,7 +224,8 @@ def validate_encryption(value: object, name: str = "encryption") -> MessageEncry
     """``value`` if it is None or a ``MessageEncryption``, else ``TypeError`` naming ``name``."""
     if value is not None and not isinstance(value, MessageEncryption):
         raise TypeError(
-            f"{name} must provide key_id, encrypt() and decrypt() (e.g. AESGCMEncryption), got {type(value).__name__}"
+            f"{name} must provide key_id, digest_key, encrypt() and decrypt() (e.g. AESGCMEncryption), "
+            f"got {type(value).__name__}"
         )
     return value
 

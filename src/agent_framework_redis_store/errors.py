@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 
 class RedisStoreError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -49,3 +56,48 @@ class DecryptionError(CorruptMessageError):
 
 class RedisPermissionError(RedisStoreError, PermissionError):
     """The Redis user (ACL) may not run a command the store needs on the thread's keys."""
+
+
+class CorruptSessionError(RedisStoreError):
+    """A stored session snapshot cannot be restored into an ``AgentSession``.
+
+    ``session_id`` and ``key`` address the snapshot; nothing else is touched.
+    """
+
+    def __init__(self, session_id: str, key: str, reason: str) -> None:
+        self.session_id = session_id
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"Corrupt session snapshot for session {session_id!r} in Redis key {key!r}: {reason}. "
+            f"Inspect it with GET; delete it (RedisSessionStore.delete) to start the session afresh."
+        )
+
+
+@contextmanager
+def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
+    """Turn redis-py errors into this package's, naming the server ``where`` and the ``key``.
+
+    ``holds`` says what ``key`` should hold, for the error when it holds another type.
+    """
+    try:
+        yield
+    except AuthenticationError as err:
+        raise RedisStoreError(
+            f"Redis at {where} rejected the credentials ({err}); check the username and password"
+        ) from err
+    except (RedisConnectionError, RedisTimeoutError, OSError) as err:
+        raise RedisUnavailableError(
+            f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
+        ) from err
+    except ResponseError as err:
+        # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
+        if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
+            reason = str(err).rstrip(".")
+            raise RedisPermissionError(
+                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
+                "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
+            ) from err
+        if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
+            raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
+        raise
