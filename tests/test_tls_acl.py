@@ -232,6 +232,10 @@ async def test_acl_user_limited_to_its_prefix_runs_every_store_operation(clean_a
         assert texts(await store.list_messages()) == ["a", "b", "c"]
         assert texts(await store.list_messages(last=1)) == ["c"]
         assert await store.count() == 3
+        turn = [user_message("d"), user_message("e")]  # the 1.x provider's save path
+        assert await store.add_new_messages(turn) == 2
+        assert await store.add_new_messages(turn) == 0
+        assert texts(await store.list_messages()) == ["c", "d", "e"]
         assert await store.rekey() == 0
         await store.clear()
         assert await store.count() == 0
