@@ -19,8 +19,19 @@ from .errors import (
     RedisStoreError,
     RedisUnavailableError,
     StoreStateError,
+    ThreadNotFoundError,
+    ThreadRecordError,
 )
 from .keys import thread_key
+from .registry import (
+    PurgeResult,
+    RedisThreadRegistry,
+    RegistryStats,
+    ThreadInfo,
+    ThreadPage,
+    ThreadRecord,
+    ThreadSummary,
+)
 from .store import RedisChatMessageStore, RedisStoreFactory
 
 if TYPE_CHECKING:
@@ -40,15 +51,24 @@ __all__ = [
     "CorruptSessionError",
     "DecryptionError",
     "MessageEncryption",
+    "PurgeResult",
     "RedisChatHistoryProvider",
     "RedisChatMessageStore",
     "RedisPermissionError",
     "RedisSessionStore",
     "RedisStoreError",
     "RedisStoreFactory",
+    "RedisThreadRegistry",
     "RedisUnavailableError",
+    "RegistryStats",
     "RekeyProgress",
     "StoreStateError",
+    "ThreadInfo",
+    "ThreadNotFoundError",
+    "ThreadPage",
+    "ThreadRecord",
+    "ThreadRecordError",
+    "ThreadSummary",
     "__version__",
     "default_retry",
     "redact_url",

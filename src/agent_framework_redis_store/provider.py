@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar, Self
@@ -54,6 +54,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         max_messages: Keep only the newest N messages of each session (None: keep all).
         ttl: Seconds of inactivity after which a session's history expires; every save refreshes it.
         encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``).
+        labels: str-to-str labels recorded in the thread registry for every session (e.g. ``{"app": "support"}``).
         redis_client: A ``redis.asyncio`` client to use; never closed by the provider.
         source_id: The provider's id in the agent's context pipeline.
         load_messages, store_inputs, store_outputs, store_context_messages, store_context_from:
@@ -73,6 +74,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         encryption: MessageEncryption | None = None,
+        labels: Mapping[str, str] | None = None,
         redis_client: Redis | None = None,
         source_id: str = DEFAULT_SOURCE_ID,
         load_messages: bool = True,
@@ -108,6 +110,7 @@ class RedisChatHistoryProvider(HistoryProvider):
             max_messages=max_messages,
             ttl=ttl,
             encryption=encryption,
+            labels=labels,
             credential_provider=credential_provider,
             host=host,
             port=port,

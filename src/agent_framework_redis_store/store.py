@@ -21,8 +21,17 @@ from .connections import open_client
 from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
-from .keys import batches_key, fingerprints_key, thread_key, validate_key_prefix, validate_thread_id
+from .keys import (
+    batches_key,
+    fingerprints_key,
+    meta_key,
+    registry_key,
+    thread_key,
+    validate_key_prefix,
+    validate_thread_id,
+)
 from .lua import APPEND_AND_TRIM, APPEND_NEW_AND_TRIM
+from .registry import ThreadInfo, labels_json, read_thread_info, validate_labels
 
 __all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
 
@@ -84,6 +93,9 @@ class RedisChatMessageStore:
         messages: Messages to seed the thread with, written only if the thread is empty.
         encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``); never serialized,
             so pass it again when restoring.
+        labels: str-to-str labels recorded in the thread registry (e.g. ``{"user": "alice"}``);
+            None leaves the labels already stored untouched.
+        registry: Record the thread in the key prefix's registry on every write (default True).
         redis_client: A ``redis.asyncio`` client to use instead of creating one. The store
             never closes a client it did not create.
         credential_provider, host, port, db, ssl, username, password: Connection settings
@@ -102,6 +114,8 @@ class RedisChatMessageStore:
         ttl: float | timedelta | None = None,
         messages: Sequence[FrameworkMessage] | None = None,
         encryption: MessageEncryption | None = None,
+        labels: Mapping[str, str] | None = None,
+        registry: bool = True,
         redis_client: Redis | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
@@ -115,6 +129,9 @@ class RedisChatMessageStore:
         max_connections: int = 32,
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
+        self._labels = validate_labels(labels)
+        self._labels_json = labels_json(self._labels)
+        self._registry = bool(registry)
         self._key_prefix = validate_key_prefix(key_prefix)
         self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
@@ -165,6 +182,11 @@ class RedisChatMessageStore:
     def ttl(self) -> float | None:
         """The sliding expiry in seconds, or None."""
         return self._ttl
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """The labels this store records in the registry, or None."""
+        return None if self._labels is None else dict(self._labels)
 
     @property
     def redis_key(self) -> str:
@@ -231,6 +253,9 @@ class RedisChatMessageStore:
         keys = [*self._keys, self._fingerprints_key]
         token = idempotency_key or uuid.uuid4().hex
         args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(messages)]
+        if self._registry:
+            keys += self._registry_keys[2:]
+            args += [self._labels_json, self._thread_id]
         with self._redis_errors():
             _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *self._sealed(payloads)])
         return int(appended)
@@ -316,10 +341,22 @@ class RedisChatMessageStore:
             )
 
     async def clear(self) -> None:
-        """Delete the thread's messages (and its batch tokens and fingerprints) from Redis."""
+        """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
         self._pending_seed = []
+        messages, batches, meta, registry = self._registry_keys
+        # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(messages, batches, meta, self._fingerprints_key)
+        pipe.zrem(registry, self._thread_id)
         with self._redis_errors():
-            await self._redis.delete(*self._keys, self._fingerprints_key)
+            await pipe.execute()
+
+    async def info(self) -> ThreadInfo:
+        """Message count, created and last-active times, TTL left, labels and approximate bytes."""
+        if self._pending_seed:
+            await self._append([], "")
+        with self._redis_errors():
+            return await read_thread_info(self._redis, self._key_prefix, self._thread_id)
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -357,16 +394,23 @@ class RedisChatMessageStore:
     def _set_keys(self) -> None:
         # Computed once per thread: percent-encoding the id is not free on the hot path.
         self._keys = [thread_key(self._key_prefix, self._thread_id), batches_key(self._key_prefix, self._thread_id)]
+        # With the registry on, the script also updates the meta hash and the prefix's registry.
+        self._registry_keys = [*self._keys, meta_key(self._key_prefix, self._thread_id), registry_key(self._key_prefix)]
 
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
         ttl_ms = self._ttl_ms()
         # The token's score only orders tokens for eviction; client clocks need not agree.
-        entries = self._sealed([*seed, *payloads])
-        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *entries]
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed)]
+        keys = self._keys
+        if self._registry:
+            # Standalone Redis: the registry sorted set is updated inside the same script.
+            keys = self._registry_keys
+            args += [self._labels_json, self._thread_id]
+        args += self._sealed([*seed, *payloads])
         try:
             with self._redis_errors():
-                await self._append_script(keys=self._keys, args=args)
+                await self._append_script(keys=keys, args=args)
         except BaseException:
             self._pending_seed = seed
             raise
@@ -440,13 +484,14 @@ class RedisStoreFactory:
             validate_thread_id(thread_id)
         self._thread_id = thread_id
         # Validate the store options once, here, rather than on the first thread.
-        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "encryption"}
+        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "labels", "registry", "encryption"}
         if unknown:
             raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
         validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
         validate_encryption(store_options.get("encryption"))
+        validate_labels(store_options.get("labels"))
         self._store_options = store_options
         self._settings, self._redis = open_client(
             redis_client,
