@@ -389,3 +389,47 @@ def test_any_text_in_any_thread_round_trips_and_never_opens_elsewhere(
     loaded, moved = asyncio.run(_round_trip_and_move(redis_server.url, ids[0], ids[1], text))
     assert texts(loaded) == [text]
     assert "another thread" in moved
+
+
+# -- redis-chat-store threads rekey -----------------------------------------------------------
+
+
+async def test_cli_rekeys_a_prefix_with_keys_from_the_environment(
+    redis_url: str, raw: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_cli_threads import cli, cli_json
+
+    for prefix, thread_id in (("app", "a"), ("app", "b"), ("other", "c")):
+        async with RedisChatMessageStore(
+            redis_url, thread_id=thread_id, key_prefix=prefix, encryption=only_k1()
+        ) as store:
+            await store.add_messages([user_message(SECRET), user_message("more")])
+    # A tampered entry in another prefix stops that walk with one line naming the entry.
+    async with RedisChatMessageStore(redis_url, thread_id="c", key_prefix="other") as other:
+        tampered = (await entries(raw, other.redis_key))[1][:-8] + b"AAAAAAA="
+        await raw.lset(other.redis_key, 1, tampered)  # type: ignore[misc]
+
+    missing = await asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "app", "rekey")
+    assert missing.returncode == 1
+    assert "REDIS_CHAT_STORE_KEYS holds no keys" in missing.stderr
+
+    encoded = [base64.b64encode(key).decode() for key in (KEY2, KEY1)]
+    monkeypatch.setenv("REDIS_CHAT_STORE_KEYS", f"k2:{encoded[0]},k1:{encoded[1]}")
+    report, failed, empty = await asyncio.gather(
+        asyncio.to_thread(cli_json, redis_url, "threads", "--key-prefix", "app", "rekey", "--current", "k2"),
+        asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "other", "rekey"),
+        asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "empty", "rekey"),
+    )
+    assert report == {
+        "key_prefix": "app", "current_key_id": "k2", "threads": 2, "threads_changed": 2, "entries_rekeyed": 4
+    }  # fmt: skip
+    async with RedisChatMessageStore(
+        redis_url, thread_id="a", key_prefix="app", encryption=AESGCMEncryption({"k2": KEY2}, current="k2")
+    ) as new_only:
+        assert texts(await new_only.list_messages()) == [SECRET, "more"]
+    assert failed.returncode == 1
+    assert "Cannot decrypt the entry in Redis list 'other:{c}' at index 1" in failed.stderr
+    assert not any(key in failed.stderr + failed.stdout for key in encoded)
+    assert [key_id_of(e) for e in await entries(raw, "other:{c}")] == ["k1", "k1"]  # nothing written
+    assert empty.returncode == 0
+    assert "re-encrypted 0 entries in 0 of 0 thread(s) with key 'k2'" in empty.stdout
