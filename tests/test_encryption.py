@@ -415,10 +415,11 @@ async def test_cli_rekeys_a_prefix_with_keys_from_the_environment(
 
     encoded = [base64.b64encode(key).decode() for key in (KEY2, KEY1)]
     monkeypatch.setenv("REDIS_CHAT_STORE_KEYS", f"k2:{encoded[0]},k1:{encoded[1]}")
-    report, failed, empty = await asyncio.gather(
+    report, failed, empty, shown = await asyncio.gather(
         asyncio.to_thread(cli_json, redis_url, "threads", "--key-prefix", "app", "rekey", "--current", "k2"),
         asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "other", "rekey"),
         asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "empty", "rekey"),
+        asyncio.to_thread(cli, redis_url, "threads", "--key-prefix", "app", "show", "b"),  # reads with the keys
     )
     assert report == {
         "key_prefix": "app", "current_key_id": "k2", "threads": 2, "threads_changed": 2, "entries_rekeyed": 4
@@ -433,3 +434,28 @@ async def test_cli_rekeys_a_prefix_with_keys_from_the_environment(
     assert [key_id_of(e) for e in await entries(raw, "other:{c}")] == ["k1", "k1"]  # nothing written
     assert empty.returncode == 0
     assert "re-encrypted 0 entries in 0 of 0 thread(s) with key 'k2'" in empty.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert SECRET in shown.stdout
+
+
+async def test_registry_exports_decrypted_and_imports_encrypted_for_the_new_thread(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    from agent_framework_redis_store import RedisThreadRegistry
+
+    enc = k2_and_k1()
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as store:
+        await store.add_messages([user_message(SECRET)])
+    async with RedisThreadRegistry(redis_url) as without_keys:
+        with pytest.raises(DecryptionError, match=r"'chat_messages:\{t\}' at index 0: it is encrypted \(key id 'k1'\)"):
+            await without_keys.export_thread("t")
+    async with (
+        RedisThreadRegistry(redis_url, encryption=enc) as source,
+        RedisThreadRegistry(redis_url, key_prefix="restored", encryption=enc) as target,
+    ):
+        record = await source.export_thread("t")
+        assert [m["contents"][0]["text"] for m in record.messages] == [SECRET]
+        assert await target.import_thread(record)
+    async with RedisChatMessageStore(redis_url, thread_id="t", key_prefix="restored", encryption=enc) as restored:
+        assert [key_id_of(e) for e in await entries(raw, restored.redis_key)] == ["k2"]  # bound to its new key
+        assert texts(await restored.list_messages()) == [SECRET]

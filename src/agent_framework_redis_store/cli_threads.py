@@ -107,7 +107,18 @@ def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str 
     url = redis_url or group.get("redis_url")
     if not url:
         _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
-    return RedisThreadRegistry(url, key_prefix=key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX)
+    prefix = key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX
+    return RedisThreadRegistry(url, key_prefix=prefix, encryption=_encryption_from_env())
+
+
+def _encryption_from_env() -> AESGCMEncryption | None:
+    """Encrypted prefixes: show, export and import use the keys in $REDIS_CHAT_STORE_KEYS when set."""
+    if not os.environ.get(KEYS_ENV_VAR):
+        return None
+    try:
+        return AESGCMEncryption.from_env()
+    except (ImportError, TypeError, ValueError) as error:
+        _fail(str(error))
 
 
 def _fail(message: str) -> NoReturn:
@@ -263,7 +274,11 @@ def show_thread(
     async def work(registry: RedisThreadRegistry) -> None:
         info = await registry.info(thread_id)
         store = RedisChatMessageStore(
-            thread_id=thread_id, key_prefix=registry.key_prefix, redis_client=registry.redis_client, registry=False
+            thread_id=thread_id,
+            key_prefix=registry.key_prefix,
+            redis_client=registry.redis_client,
+            registry=False,
+            encryption=registry.encryption,
         )
         messages = [m.to_dict(exclude_none=True) for m in await store.list_messages(last=last)]
         if as_json:
