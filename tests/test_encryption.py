@@ -343,6 +343,19 @@ async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, ra
         assert texts(await store.list_messages()) == [f"user: {SECRET}", f"assistant: {SECRET}", "next"]
 
 
+async def test_after_a_rotation_repeat_detection_starts_afresh(redis_url: str) -> None:
+    turn = [message_from_dict({"role": r, "contents": [{"type": "text", "text": r}]}) for r in ("user", "assistant")]
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as old:
+        assert await old.add_new_messages(turn) == 2
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=k2_and_k1()) as rotated:
+        assert await rotated.rekey() == 2
+        # The fingerprints are keyed by the current key: the first save after the rotation
+        # cannot recognise what was saved before it (documented), and later ones do again.
+        assert await rotated.add_new_messages(turn) == 2
+        assert await rotated.add_new_messages(turn) == 0
+        assert await rotated.count() == 4
+
+
 @pytest.mark.current
 async def test_the_history_provider_encrypts(redis_url: str, raw: redis.asyncio.Redis) -> None:
     from agent_framework_redis_store import RedisChatHistoryProvider
