@@ -301,6 +301,100 @@ async def test_paging_through_ties_returns_every_thread_once(redis_url: str) -> 
     assert (seen[0], seen[-1]) == ("newer", "older")
 
 
+async def _page_through(registry: RedisThreadRegistry, limit: int, cursor: str | None = None) -> list[str]:
+    seen: list[str] = []
+    while True:
+        page = await registry.list_threads(limit=limit, cursor=cursor)
+        seen += [t.thread_id for t in page.threads]
+        if page.next_cursor is None:
+            return seen
+        cursor = page.next_cursor
+
+
+async def _expire(raw: redis.asyncio.Redis, *thread_ids: str) -> None:
+    """Let threads expire by TTL on the server (their registry entries stay behind)."""
+    for thread_id in thread_ids:
+        await raw.pexpire(f"chat_messages:{{{thread_id}}}", 1)
+        await raw.pexpire(meta_key(thread_id), 1)
+
+    async def expired() -> bool:
+        return await raw.exists(*(meta_key(t) for t in thread_ids)) == 0
+
+    await poll(expired)
+
+
+async def test_paging_past_an_expired_tied_thread_skips_no_live_one(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    async with RedisThreadRegistry(redis_url) as registry:
+        for name in ("a", "b", "c"):  # one score: written in the same millisecond, or imported
+            await registry.import_thread(record(name, active=same))
+        await _expire(raw, "c")
+        assert await _page_through(registry, limit=1) == ["b", "a"]
+    assert await raw.zrange(REGISTRY, 0, -1) == [b"a", b"b"]  # the stale entry was removed on the way
+
+
+async def test_a_thread_written_between_pages_shifts_no_other(redis_url: str) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    async with RedisThreadRegistry(redis_url) as registry:
+        for name in ("a", "b", "c"):
+            await registry.import_thread(record(name, active=same))
+        first = await registry.list_threads(limit=1)
+        assert [t.thread_id for t in first.threads] == ["c"]
+        async with RedisChatMessageStore(redis_client=registry.redis_client, thread_id="c") as store:
+            await store.add_messages([user_message("c again")])  # its score moves to now
+        assert await _page_through(registry, limit=1, cursor=first.next_cursor) == ["b", "a"]
+
+
+async def test_paging_while_tied_threads_expire_and_move_loses_none_of_the_rest(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    names = [f"t{i:02}" for i in range(40)]
+    async with RedisThreadRegistry(redis_url) as registry:
+        for name in names:
+            await registry.import_thread(record(name, active=same))
+        await registry.import_thread(record("older", active=same - timedelta(seconds=1)))
+        first = await registry.list_threads(limit=10)
+        seen = [t.thread_id for t in first.threads]
+        assert seen == names[::-1][:10]
+        # Between pages: some seen and some unseen threads expire, others are written again.
+        await _expire(raw, "t35", "t12", "t05")
+        for name in ("t38", "t20"):
+            async with RedisChatMessageStore(redis_client=registry.redis_client, thread_id=name) as store:
+                await store.add_messages([user_message("again")])
+        rest = await _page_through(registry, limit=3, cursor=first.next_cursor)
+    untouched = [n for n in names[::-1][10:] if n not in ("t12", "t05", "t20")]
+    assert rest == [*untouched, "older"]
+
+
+async def test_tied_mixed_case_and_non_ascii_ids_page_in_redis_order(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    # Redis orders equal scores by bytes ('B' < 'a' < 'ab' < 'é'), unlike most locales' collation.
+    names = ["a", "B", "ab", "é", "Z", "a b", "a-b", "日本", "A"]
+    async with RedisThreadRegistry(redis_url) as registry:
+        for name in names:
+            await registry.import_thread(record(name, active=same))
+        expected = [_text(m) for m in await raw.zrevrange(REGISTRY, 0, -1)]
+        assert expected == sorted(names, key=lambda n: n.encode(), reverse=True)
+        assert await _page_through(registry, limit=1) == expected
+
+
+async def test_purge_through_more_tied_threads_than_one_batch(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    old = datetime.now(UTC) - timedelta(days=60)
+    async with RedisThreadRegistry(redis_url) as registry:
+        for i in range(1100):  # more ties than one registry batch
+            await registry.import_thread(record(f"old{i:04}", active=old))
+        async with RedisChatMessageStore(redis_client=registry.redis_client, thread_id="recent") as store:
+            await store.add_messages([user_message("x")])
+        await _expire(raw, "old0007", "old0600", "old1099")
+        dry = await registry.purge(older_than=timedelta(days=30), dry_run=True)
+        assert (dry.purged, dry.expired, dry.kept) == (1097, 3, 0)
+        done = await registry.purge(older_than=timedelta(days=30))
+    assert (done.purged, done.expired, done.kept) == (1097, 3, 0)
+    assert await raw.zrange(REGISTRY, 0, -1) == [b"recent"]
+    assert await raw.exists("chat_messages:{old0500}", meta_key("old0500")) == 0
+
+
 async def test_list_filters_by_labels_and_activity(redis_url: str) -> None:
     old = datetime.now(UTC) - timedelta(days=10)
     async with RedisThreadRegistry(redis_url) as registry:

@@ -16,6 +16,7 @@ __all__ = [
     "IMPORT_THREAD",
     "PRUNE_REGISTRY",
     "PURGE_THREAD",
+    "REGISTRY_AFTER",
     "REPLACE_UNCHANGED",
 ]
 
@@ -282,6 +283,56 @@ elseif tonumber(active) > cutoff_ms then
 end
 redis.call('DEL', unpack(KEYS))
 return 1
+"""
+
+# The next registry entries strictly after the position (after_score, after_member),
+# newest first or oldest first: {member, score, member, score, ...}. A position, unlike an
+# offset, stays put when entries are removed or rescored between pages, so none of the
+# others is skipped or returned twice, however many threads share a score. The entries of
+# one score sit at consecutive ranks in member order; a binary search over them finds
+# where the position falls, whether or not after_member is still there. Touches one key.
+REGISTRY_AFTER = """
+local registry_key = KEYS[1]
+local newest_first = ARGV[1] == '1'
+local after_score = ARGV[2]
+local after_member = ARGV[3]
+local count = tonumber(ARGV[4])
+
+-- Byte order, as Redis orders members of equal score (Lua's '<' follows the locale).
+local function precedes(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then
+      return x < y
+    end
+  end
+  return #a < #b
+end
+
+local first = redis.call('ZCOUNT', registry_key, '-inf', '(' .. after_score)
+local last = redis.call('ZCOUNT', registry_key, '-inf', after_score)
+-- The first rank of this score whose member comes after the position (oldest first), or
+-- is the position's member or after it (newest first: the entry before that one is next).
+while first < last do
+  local middle = math.floor((first + last) / 2)
+  local member = redis.call('ZRANGE', registry_key, middle, middle)[1]
+  local past
+  if newest_first then
+    past = not precedes(member, after_member)
+  else
+    past = precedes(after_member, member)
+  end
+  if past then
+    last = middle
+  else
+    first = middle + 1
+  end
+end
+if not newest_first then
+  return redis.call('ZRANGE', registry_key, first, first + count - 1, 'WITHSCORES')
+end
+local from = redis.call('ZCARD', registry_key) - first
+return redis.call('ZREVRANGE', registry_key, from, from + count - 1, 'WITHSCORES')
 """
 
 # Remove registry entries, each only if its score is still the one the caller read: a

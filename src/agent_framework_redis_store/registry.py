@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from .codec import message_from_dict
 from .connections import open_client
@@ -34,7 +35,7 @@ from .keys import (
     validate_key_prefix,
     validate_thread_id,
 )
-from .lua import IMPORT_THREAD, PRUNE_REGISTRY, PURGE_THREAD
+from .lua import IMPORT_THREAD, PRUNE_REGISTRY, PURGE_THREAD, REGISTRY_AFTER
 
 __all__ = [
     "PurgeResult",
@@ -386,21 +387,21 @@ def _parse_seconds(value: object, name: str) -> float | None:
 
 @dataclass(frozen=True)
 class _Position:
-    """Where a walk stands: after ``member`` at ``score``, ``ties`` entries into that score."""
+    """Where a walk stands: just past the entry ``member`` at ``score`` (exclusive)."""
 
     score: int
-    ties: int
     member: bytes
 
     def encode(self) -> str:
-        raw = json.dumps([self.score, self.ties, base64.b64encode(self.member).decode()])
+        raw = json.dumps([self.score, base64.b64encode(self.member).decode()])
         return base64.urlsafe_b64encode(raw.encode()).decode()
 
     @classmethod
     def decode(cls, cursor: str) -> Self:
         try:
-            score, ties, member = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-            return cls(int(score), int(ties), base64.b64decode(member))
+            # Cursors of earlier versions held [score, ties, member]: the position is the same.
+            score, *_, member = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            return cls(int(score), base64.b64decode(member, validate=True))
         except (ValueError, TypeError) as err:
             raise ValueError(f"cursor {cursor!r} is not a cursor returned by list_threads") from err
 
@@ -409,26 +410,29 @@ class _Position:
 class _Entry:
     member: bytes
     score: int
-    position: _Position
 
     @property
     def thread_id(self) -> str:
         return self.member.decode("utf-8")
 
+    @property
+    def position(self) -> _Position:
+        return _Position(self.score, self.member)
+
 
 class _Walk:
     """Pages through the registry sorted set between two scores, newest or oldest first.
 
-    Scores tie (many threads written in one millisecond), so a position is a score, how
-    many entries of that score were passed, and the last member (entries added at the
-    same score meanwhile are recognised by member order and not returned twice). A caller
-    that removes entries it was given reports them with ``forget``.
+    Each batch continues strictly after the last entry returned, by (score, member): the
+    order Redis keeps. Entries removed or rescored meanwhile, by the caller or by writers,
+    move no other entry, so an entry left alone is returned exactly once.
     """
 
     def __init__(
         self,
         redis: Redis,
         key: str,
+        after_script: AsyncScript,
         *,
         newest_first: bool,
         low: float,
@@ -439,6 +443,7 @@ class _Walk:
         self._redis = redis
         self._where = where
         self._key = key
+        self._after_script = after_script
         self._newest_first = newest_first
         self._low = low
         self._high = high
@@ -446,47 +451,35 @@ class _Walk:
         self.done = False
 
     async def batch(self, size: int = _BATCH) -> list[_Entry]:
-        after = self._after
-        if after is None:
-            start, offset = (self._high if self._newest_first else self._low), 0
-        else:
-            start, offset = after.score, after.ties
         with _redis_errors(self._where, self._key):
-            if self._newest_first:
-                rows = await self._redis.zrevrangebyscore(
-                    self._key, start, self._low, start=offset, num=size, withscores=True
-                )
-            else:
-                rows = await self._redis.zrangebyscore(
-                    self._key, start, self._high, start=offset, num=size, withscores=True
-                )
+            rows = await self._rows(size)
         if len(rows) < size:
             self.done = True
         entries: list[_Entry] = []
         for raw_member, raw_score in rows:
+            score = int(float(raw_score))
+            if not self._low <= score <= self._high:
+                self.done = True  # past the end of the range: so is everything after it
+                break
             # A caller's client may decode responses: compare members as Redis does, as bytes.
             member = raw_member if isinstance(raw_member, bytes) else str(raw_member).encode("utf-8")
-            score = int(raw_score)
-            if after is not None and score == after.score:
-                ties = after.ties + 1
-                already = member >= after.member if self._newest_first else member <= after.member
-                if already:
-                    after = _Position(score, ties, after.member)
-                    continue
-            else:
-                ties = 1
-            after = _Position(score, ties, member)
-            entries.append(_Entry(member, score, after))
-        self._after = after
+            entries.append(_Entry(member, score))
+        if entries:
+            self._after = entries[-1].position
         return entries
 
-    def forget(self, removed: Iterable[_Entry]) -> None:
-        """Entries given earlier that are no longer in the set (no longer occupy positions)."""
+    async def _rows(self, size: int) -> Sequence[Any]:
         after = self._after
         if after is None:
-            return
-        gone = sum(1 for entry in removed if entry.score == after.score)
-        self._after = _Position(after.score, max(0, after.ties - gone), after.member)
+            if self._newest_first:
+                return await self._redis.zrevrangebyscore(
+                    self._key, self._high, self._low, start=0, num=size, withscores=True
+                )
+            return await self._redis.zrangebyscore(self._key, self._low, self._high, start=0, num=size, withscores=True)
+        flat = await self._after_script(
+            keys=[self._key], args=[int(self._newest_first), after.score, after.member, size]
+        )
+        return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 # -- the registry ----------------------------------------------------------------------------
@@ -535,6 +528,7 @@ class RedisThreadRegistry:
         self._purge_thread = self._redis.register_script(PURGE_THREAD)
         self._prune = self._redis.register_script(PRUNE_REGISTRY)
         self._import = self._redis.register_script(IMPORT_THREAD)
+        self._after = self._redis.register_script(REGISTRY_AFTER)
 
     @property
     def key_prefix(self) -> str:
@@ -604,7 +598,7 @@ class RedisThreadRegistry:
         # Unfiltered, one extra entry tells whether another page exists.
         size = _BATCH if filters else min(_BATCH, limit + 1)
         while not walk.done:
-            described = await self._described(walk, await walk.batch(size))
+            described = await self._described(await walk.batch(size))
             for index, (entry, summary) in enumerate(described):
                 if all(summary.labels.get(k) == v for k, v in filters.items()):
                     found.append(summary)
@@ -659,7 +653,7 @@ class RedisThreadRegistry:
         walk = self._walk(newest_first=True, low=float("-inf"), high=float("inf"))
         while not walk.done:
             entries = await walk.batch()
-            described = await self._described(walk, entries)
+            described = await self._described(entries)
             expired += len(entries) - len(described)
             pipe = self._redis.pipeline(transaction=False)
             for entry, _ in described:
@@ -793,8 +787,6 @@ class RedisThreadRegistry:
             kept += sum(1 for outcome in outcomes if outcome == 0)
             if not dry_run:
                 await self._remove_entries(gone)
-                # Deleted entries are gone and kept ones have a newer score: none holds its place.
-                walk.forget(entries)
             done += len(entries)
             if on_progress is not None:
                 on_progress(done, total)
@@ -811,7 +803,6 @@ class RedisThreadRegistry:
             expired += len(gone)
             if not dry_run:
                 await self._remove_entries(gone)
-                walk.forget(gone)
             done += len(entries)
             if on_progress is not None:
                 on_progress(done, total)
@@ -824,7 +815,14 @@ class RedisThreadRegistry:
 
     def _walk(self, *, newest_first: bool, low: float, high: float, after: _Position | None = None) -> _Walk:
         return _Walk(
-            self._redis, self._index, newest_first=newest_first, low=low, high=high, after=after, where=self._where()
+            self._redis,
+            self._index,
+            self._after,
+            newest_first=newest_first,
+            low=low,
+            high=high,
+            after=after,
+            where=self._where(),
         )
 
     def _thread_keys(self, thread_id: str) -> list[str]:
@@ -851,7 +849,7 @@ class RedisThreadRegistry:
             return _to_ms(active_since)
         raise TypeError(f"active_since must be a datetime, a timedelta or None, got {type(active_since).__name__}")
 
-    async def _described(self, walk: _Walk, entries: list[_Entry]) -> list[tuple[_Entry, ThreadSummary]]:
+    async def _described(self, entries: list[_Entry]) -> list[tuple[_Entry, ThreadSummary]]:
         """The entries whose thread still exists, with its summary; stale entries are removed."""
         if not entries:
             return []
@@ -869,7 +867,6 @@ class RedisThreadRegistry:
             else:
                 stale.append(entry)
         await self._remove_entries(stale)
-        walk.forget(stale)
         return described
 
     async def _remove_entries(self, entries: list[_Entry]) -> None:
