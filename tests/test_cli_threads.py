@@ -234,6 +234,20 @@ def test_export_import_round_trip(populated: str, tmp_path: Path) -> None:
     assert not (tmp_path / "no.jsonl").exists()
 
 
+def test_export_of_a_corrupt_entry_exits_1_naming_key_and_index(redis_url: str, tmp_path: Path) -> None:
+    write_threads(redis_url, {"good": {"texts": ["fine"]}, "bad": {"texts": ["one", "two", "three"]}})
+    with redis.Redis.from_url(redis_url) as client:
+        client.lset("chat_messages:{bad}", 1, "\x00not json")
+    for args in (["bad"], ["--all"]):
+        target = tmp_path / "out.jsonl"
+        line = one_line_error(cli(redis_url, "threads", "export", *args, "-o", str(target)))
+        assert "'chat_messages:{bad}' at index 1" in line, line
+        assert "Traceback" not in line
+        assert not target.exists()  # no half-written export
+        assert list(tmp_path.iterdir()) == []
+    assert len(lrange(redis_url, "chat_messages:{bad}")) == 3
+
+
 def test_import_names_bad_lines_and_imports_nothing_unless_skip_bad(redis_url: str, tmp_path: Path) -> None:
     good = ThreadRecord("good", [user_message("fine").to_dict(exclude_none=True)], {}, None, None, None, None)
     also_good = ThreadRecord("also-good", good.messages, {"k": "v"}, None, None, 600.0, None)

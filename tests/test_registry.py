@@ -12,6 +12,7 @@ import pytest
 import redis.asyncio
 
 from agent_framework_redis_store import (
+    CorruptMessageError,
     RedisChatMessageStore,
     RedisStoreFactory,
     RedisThreadRegistry,
@@ -530,6 +531,30 @@ async def test_export_of_an_unknown_thread_raises(redis_url: str) -> None:
     async with RedisThreadRegistry(redis_url) as registry:
         with pytest.raises(ThreadNotFoundError, match="No thread 'nope' under key prefix 'chat_messages'"):
             await registry.export_thread("nope")
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (b"\x00not json", "JSONDecodeError"),
+        (b"\xff\xfe", "UnicodeDecodeError"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'{"contents": []}', "'role' must be a non-empty string"),
+    ],
+)
+async def test_export_of_a_corrupt_entry_names_key_and_index(
+    redis_url: str, raw: redis.asyncio.Redis, entry: bytes, reason: str
+) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="bad") as store:
+        await store.add_messages([user_message(f"m{i}") for i in range(3)])
+    await raw.lset("chat_messages:{bad}", 1, entry)  # pyright: ignore[reportArgumentType]  # bytes are sent as is
+    async with RedisThreadRegistry(redis_url) as registry:
+        with pytest.raises(CorruptMessageError) as caught:
+            await registry.export_thread("bad")
+    assert (caught.value.key, caught.value.index) == ("chat_messages:{bad}", 1)
+    assert reason in str(caught.value)
+    assert "'chat_messages:{bad}' at index 1" in str(caught.value)
+    assert await raw.llen("chat_messages:{bad}") == 3  # nothing else touched
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from redis.commands.core import AsyncScript
 from .codec import message_from_dict
 from .connections import open_client
 from .encryption import MessageEncryption, decrypt_entry, validate_encryption
-from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
+from .errors import CorruptMessageError, ThreadNotFoundError, ThreadRecordError, translate_redis_errors
 from .keys import (
     batches_key,
     fingerprints_key,
@@ -698,7 +698,7 @@ class RedisThreadRegistry:
         meta = _decode_meta(raw_meta)
         return ThreadRecord(
             thread_id=thread_id,
-            messages=[json.loads(self._opened(thread_id, index, payload)) for index, payload in enumerate(payloads)],
+            messages=[self._message(thread_id, index, payload) for index, payload in enumerate(payloads)],
             labels=_meta_labels(meta),
             created_at=_from_ms(meta.get("created")),
             last_active=_from_ms(meta.get("active")),
@@ -730,8 +730,19 @@ class RedisThreadRegistry:
         with self._errors(keys[0]):
             return bool(await self._import(keys=keys, args=[*args, *payloads]))
 
-    def _opened(self, thread_id: str, index: int, payload: bytes) -> bytes | str:
-        return decrypt_entry(self._encryption, payload, key=thread_key(self._key_prefix, thread_id), index=index)
+    def _message(self, thread_id: str, index: int, payload: bytes) -> dict[str, Any]:
+        """One stored entry as its message object; ``CorruptMessageError`` naming key and index if it is not one."""
+        key = thread_key(self._key_prefix, thread_id)
+        opened = decrypt_entry(self._encryption, payload, key=key, index=index)
+        try:
+            # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.
+            data = json.loads(opened.decode("utf-8") if isinstance(opened, bytes) else opened)
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            message_from_dict(data)  # an export that import would refuse is found out now, not at restore
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
+        return data
 
     async def delete(self, thread_ids: Sequence[str]) -> int:
         """Delete threads and their registry entries; returns how many existed."""
