@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -366,6 +367,20 @@ async def test_paging_while_tied_threads_expire_and_move_loses_none_of_the_rest(
         rest = await _page_through(registry, limit=3, cursor=first.next_cursor)
     untouched = [n for n in names[::-1][10:] if n not in ("t12", "t05", "t20")]
     assert rest == [*untouched, "older"]
+
+
+async def test_a_cursor_from_the_previous_version_still_continues(redis_url: str) -> None:
+    same = datetime(2026, 1, 1, tzinfo=UTC)
+    async with RedisThreadRegistry(redis_url) as registry:
+        for name in ("a", "b", "c"):
+            await registry.import_thread(record(name, active=same))
+        score = int((same - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1000)
+        # The earlier cursor form: [score, ties passed, member], JSON then base64.
+        old = json.dumps([score, 1, base64.b64encode(b"c").decode()])
+        cursor = base64.urlsafe_b64encode(old.encode()).decode()
+        assert await _page_through(registry, limit=1, cursor=cursor) == ["b", "a"]
+        with pytest.raises(ValueError, match="is not a cursor"):
+            await registry.list_threads(cursor=base64.urlsafe_b64encode(b"[1]").decode())
 
 
 async def test_tied_mixed_case_and_non_ascii_ids_page_in_redis_order(redis_url: str, raw: redis.asyncio.Redis) -> None:
