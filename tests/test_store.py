@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -197,7 +198,7 @@ async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.
 async def test_a_batch_resent_with_the_same_message_ids_is_stored_once(redis_url: str) -> None:
     from agent_framework_redis_store.codec import message_from_dict
 
-    def message(text: str, message_id: str | None) -> object:
+    def message(text: str, message_id: str | None) -> Any:
         data = {"role": "user", "contents": [{"type": "text", "text": text}]}
         return message_from_dict({**data, "message_id": message_id} if message_id else data)
 
