@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, Self
 
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, ResponseError
@@ -19,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._compat import FrameworkMessage
 from .codec import decode_message, encode_message, message_from_dict
-from .connections import open_client
+from .connections import RedisClient, open_client
 from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
 from .keys import batches_key, thread_key, validate_key_prefix, validate_thread_id
 from .lua import APPEND_AND_TRIM
@@ -88,6 +87,8 @@ class RedisChatMessageStore:
             used when ``redis_client`` is not given.
         retry: redis-py ``Retry`` policy for connection errors (default: 3 retries, jittered backoff).
         socket_timeout, max_connections: Connection pool settings of a store-owned client.
+        cluster: Connect to a Redis Cluster (``redis_url`` names any node; the others are
+            discovered), or require ``redis_client`` to be a ``redis.asyncio.RedisCluster``.
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class RedisChatMessageStore:
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         messages: Sequence[FrameworkMessage] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -110,6 +111,7 @@ class RedisChatMessageStore:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
         self._key_prefix = validate_key_prefix(key_prefix)
@@ -130,6 +132,7 @@ class RedisChatMessageStore:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
@@ -167,7 +170,7 @@ class RedisChatMessageStore:
         return self._keys[0]
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
@@ -233,7 +236,7 @@ class RedisChatMessageStore:
         serialized_store_state: MutableMapping[str, Any],
         *,
         redis_url: str | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **kwargs: Any,
     ) -> Self:
         """A store for the thread in ``serialized_store_state``; connection settings come from the caller."""
@@ -297,7 +300,7 @@ class RedisChatMessageStore:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **store_options: Any,
     ) -> RedisStoreFactory:
         """A zero-argument callable for ``chat_message_store_factory=``; all its stores share one pool."""
@@ -376,7 +379,7 @@ class RedisStoreFactory:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -387,6 +390,7 @@ class RedisStoreFactory:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
         **store_options: Any,
     ) -> None:
         if thread_id is not None and not callable(thread_id):
@@ -414,11 +418,12 @@ class RedisStoreFactory:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The shared ``redis.asyncio`` client."""
         return self._redis
 
