@@ -5,7 +5,8 @@ redis-py's cluster client keeps a pool of at most ``max_connections`` per node a
 threads at once must wait for a free connection instead, as the single-node
 ``BlockingConnectionPool`` does: :class:`BoundedRedisCluster` lets at most
 ``max_connections`` commands (or pipelines) be in flight and queues the rest for up to
-``pool_timeout`` seconds. No node can then see more than ``max_connections`` connections.
+``pool_timeout`` seconds. No node then sees more than ``max_connections`` connections for
+commands (plus the one redis-py keeps on a node it discovered the cluster from).
 
 Every key of one thread shares the thread's hash tag (see ``keys.py``), so each per-thread
 command or script is routed to one slot on one node: MOVED, ASK and TRYAGAIN during a

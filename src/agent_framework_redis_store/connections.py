@@ -117,7 +117,7 @@ class ConnectionSettings:
         The pool never opens more than ``max_connections`` connections: callers beyond
         that wait up to ``pool_timeout`` seconds for a free one instead of opening more.
         With ``cluster=True`` it is a ``RedisCluster`` (any node's URL will do) with at most
-        ``max_connections`` commands in flight, so no node sees more connections.
+        ``max_connections`` commands in flight, so no node sees more command connections.
         """
         options: dict[str, Any] = {
             "max_connections": self.max_connections,
