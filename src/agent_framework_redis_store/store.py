@@ -12,7 +12,7 @@ from typing import Any, Self
 
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -354,7 +354,7 @@ class RedisChatMessageStore:
             raise RedisStoreError(
                 f"Redis at {self._where()} rejected the credentials ({err}); check the username and password"
             ) from err
-        except (RedisConnectionError, RedisTimeoutError, OSError) as err:
+        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
             raise RedisUnavailableError(
                 f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
             ) from err
