@@ -125,6 +125,19 @@ class BoundedRedisCluster(RedisCluster):
             delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
 
+    async def aclose(self) -> None:
+        """Close every connection of the client."""
+        if _inside_gate.get() is self:
+            # redis-py closes the whole client when a node answers CLUSTERDOWN, to re-learn
+            # the topology; that cuts the connections other tasks' commands are reading
+            # from. Re-learning the topology before the next command is enough.
+            self._initialize = True
+            return
+        await super().aclose()
+        await self.nodes_manager.aclose()
+        # redis-py's aclose() leaves open the connection it discovered the cluster through.
+        await self.nodes_manager.aclose("startup_nodes")
+
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # redis-py raises its own error

@@ -9,6 +9,8 @@ from redis.asyncio import RedisCluster
 
 from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
 
+from .support import close_cluster_client
+
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[EmbeddedRedisCluster]:
@@ -38,4 +40,4 @@ async def cluster_raw(cluster_url: str) -> AsyncIterator[RedisCluster]:
     try:
         yield client
     finally:
-        await client.aclose()
+        await close_cluster_client(client)

@@ -20,6 +20,7 @@ from agent_framework_redis_store.keys import batches_key
 
 from ..scripted import ScriptedChatClient, make_agent, user_message
 from ..test_concurrency import check_history
+from .support import close_cluster_client
 
 # Commands that APPEND_AND_TRIM runs inside its one EVALSHA (Redis counts them too).
 SCRIPT_INTERNALS = {"rpush", "zscore", "zadd", "zremrangebyrank", "pexpire", "llen", "ltrim", "exists"}
@@ -241,7 +242,7 @@ async def test_redis_py_alone_fails_that_load_instead_of_waiting(cluster_url: st
     stores = [RedisChatMessageStore(redis_client=client, thread_id=f"t{n}") for n in range(300)]
     results = await asyncio.gather(*(s.add_messages([user_message("x")]) for s in stores), return_exceptions=True)
     assert any(isinstance(r, MaxConnectionsError) or isinstance(r.__cause__, MaxConnectionsError) for r in results if r)
-    await client.aclose()
+    await close_cluster_client(client)
 
 
 async def test_a_command_waits_at_most_pool_timeout_for_a_free_connection(
