@@ -18,7 +18,7 @@ async def test_openai_client_sees_history_resumed_from_redis(redis_url: str) -> 
 
     with OpenAIStub() as stub:
         client = AsyncOpenAI(api_key=stub.api_key, base_url=stub.base_url)
-        agent = OpenAIChatClient(model_id=stub.model, async_client=client).create_agent(
+        agent = OpenAIChatClient(model_id=stub.model, async_client=client).create_agent(  # pyright: ignore[reportCallIssue, reportAttributeAccessIssue]
             name="RedisBot", instructions="You remember."
         )
         store = RedisChatMessageStore(redis_url, thread_id="openai_thread")

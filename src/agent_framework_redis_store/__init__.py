@@ -4,13 +4,19 @@ One round trip per turn, atomic trimming, sliding TTL, and suspend/resume that r
 resumes, for both Agent Framework generations from one Redis layout.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from ._compat import GENERATION
 from .connections import ConnectionSettings, default_retry, redact_url
-from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .errors import CorruptMessageError, CorruptSessionError, RedisStoreError, RedisUnavailableError, StoreStateError
 from .keys import thread_key
 from .store import RedisChatMessageStore, RedisStoreFactory
+
+if TYPE_CHECKING:
+    from .provider import RedisChatHistoryProvider
+    from .session_store import RedisSessionStore
 
 try:
     __version__ = version("agent-framework-redis-store")
@@ -21,7 +27,10 @@ __all__ = [
     "GENERATION",
     "ConnectionSettings",
     "CorruptMessageError",
+    "CorruptSessionError",
+    "RedisChatHistoryProvider",
     "RedisChatMessageStore",
+    "RedisSessionStore",
     "RedisStoreError",
     "RedisStoreFactory",
     "RedisUnavailableError",
@@ -31,3 +40,18 @@ __all__ = [
     "redact_url",
     "thread_key",
 ]
+
+# The 1.x adapters import framework classes the legacy generation lacks: load them on first use.
+_CURRENT_ONLY = {"RedisChatHistoryProvider": "provider", "RedisSessionStore": "session_store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _CURRENT_ONLY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if GENERATION != "current":
+        raise ImportError(
+            f"{name} needs agent-framework-core 1.x (HistoryProvider, SessionStore); this environment has "
+            f"the legacy generation, where RedisChatMessageStore is the store to use"
+        )
+    return getattr(import_module(f".{module}", __name__), name)

@@ -12,12 +12,17 @@ from typing import Any
 
 from ._compat import GENERATION, FrameworkMessage
 
-__all__ = ["decode_message", "encode_message", "message_from_dict"]
+__all__ = ["decode_message", "encode_message", "encode_message_dict", "message_from_dict"]
 
 
 def encode_message(message: FrameworkMessage) -> str:
     """Serialize a framework message to the compact JSON stored in Redis."""
-    return json.dumps(message.to_dict(exclude_none=True), separators=(",", ":"), ensure_ascii=False)
+    return encode_message_dict(message.to_dict(exclude_none=True))
+
+
+def encode_message_dict(data: dict[str, Any]) -> str:
+    """The stored JSON of a message's ``to_dict(exclude_none=True)``."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_message(payload: bytes | str) -> FrameworkMessage:

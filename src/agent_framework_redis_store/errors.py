@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis.exceptions import AuthenticationError, ClusterDownError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 
 class RedisStoreError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -30,3 +37,41 @@ class CorruptMessageError(RedisStoreError):
 
 class RedisUnavailableError(RedisStoreError, ConnectionError):
     """Redis could not be reached after the configured retry policy was exhausted."""
+
+
+class CorruptSessionError(RedisStoreError):
+    """A stored session snapshot cannot be restored into an ``AgentSession``.
+
+    ``session_id`` and ``key`` address the snapshot; nothing else is touched.
+    """
+
+    def __init__(self, session_id: str, key: str, reason: str) -> None:
+        self.session_id = session_id
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"Corrupt session snapshot for session {session_id!r} in Redis key {key!r}: {reason}. "
+            f"Inspect it with GET; delete it (RedisSessionStore.delete) to start the session afresh."
+        )
+
+
+@contextmanager
+def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
+    """Turn redis-py errors into this package's, naming the server ``where`` and the ``key``.
+
+    ``holds`` says what ``key`` should hold, for the error when it holds another type.
+    """
+    try:
+        yield
+    except AuthenticationError as err:
+        raise RedisStoreError(
+            f"Redis at {where} rejected the credentials ({err}); check the username and password"
+        ) from err
+    except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
+        raise RedisUnavailableError(
+            f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
+        ) from err
+    except ResponseError as err:
+        if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
+            raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
+        raise

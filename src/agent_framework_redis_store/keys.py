@@ -4,7 +4,11 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 
 * ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
 * ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
-  append is recognised and not stored twice.
+  append is recognised and not stored twice;
+* ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
+  messages written by the 1.x history provider, so a replayed message is not stored twice;
+* ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
+  (``RedisSessionStore``).
 
 The encoded id is wrapped in braces, a Redis Cluster hash tag: every key of one thread
 lands in one slot, so each per-thread operation is a single-slot script. The id is
@@ -17,9 +21,19 @@ from __future__ import annotations
 
 from urllib.parse import quote, unquote
 
-__all__ = ["batches_key", "thread_id_from_key", "thread_key", "validate_key_prefix", "validate_thread_id"]
+__all__ = [
+    "batches_key",
+    "fingerprints_key",
+    "session_key",
+    "thread_id_from_key",
+    "thread_key",
+    "validate_key_prefix",
+    "validate_thread_id",
+]
 
 _BATCHES_SUFFIX = ":batches"
+_FINGERPRINTS_SUFFIX = ":fingerprints"
+_SESSION_SUFFIX = ":session"
 
 
 def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
@@ -55,6 +69,16 @@ def thread_key(key_prefix: str, thread_id: str) -> str:
 def batches_key(key_prefix: str, thread_id: str) -> str:
     """The sorted-set key that remembers the thread's recent batch tokens."""
     return thread_key(key_prefix, thread_id) + _BATCHES_SUFFIX
+
+
+def fingerprints_key(key_prefix: str, thread_id: str) -> str:
+    """The list key with the fingerprints of the thread's newest messages (see ``lua.APPEND_NEW_AND_TRIM``)."""
+    return thread_key(key_prefix, thread_id) + _FINGERPRINTS_SUFFIX
+
+
+def session_key(key_prefix: str, session_id: str) -> str:
+    """The string key with the JSON snapshot of a whole session (same hash slot as its messages)."""
+    return thread_key(key_prefix, session_id) + _SESSION_SUFFIX
 
 
 def thread_id_from_key(key_prefix: str, key: str | bytes) -> str | None:

@@ -7,7 +7,13 @@ batch contiguous, with any number of concurrent writers.
 
 from __future__ import annotations
 
-__all__ = ["APPEND_AND_TRIM", "BATCH_TOKENS_KEPT"]
+__all__ = [
+    "APPEND_AND_TRIM",
+    "APPEND_NEW_AND_TRIM",
+    "BATCH_TOKENS_KEPT",
+    "FINGERPRINTS_KEPT",
+    "FINGERPRINT_WIDTH",
+]
 
 # How many recent batch tokens a thread remembers. A retry arrives within seconds, long
 # before this many other batches could have been written to the same thread.
@@ -58,4 +64,138 @@ if ttl_ms > 0 then
   end
 end
 return {{length or redis.call('LLEN', messages_key), 1}}
+"""
+
+# How many fingerprints of its newest messages a thread remembers for APPEND_NEW_AND_TRIM,
+# the width of one (a kind letter and 16 hex digits, see fingerprints.py), and how many hex
+# digits of the SHA1 of the newest entry mark the newest fingerprint.
+FINGERPRINTS_KEPT = 256
+FINGERPRINT_WIDTH = 17
+_NEWEST_MARK_WIDTH = 16
+
+# APPEND_AND_TRIM for the 1.x history provider, which is handed whole turns (and sometimes
+# the whole transcript again) and must store each message once without reading the history.
+# The caller sends one fingerprint per message. The thread's fingerprint list holds the
+# fingerprints of its newest messages; the newest one also carries a mark of the newest
+# entry of the message list, and the list is trusted only while that mark still matches
+# (any other writer, e.g. APPEND_AND_TRIM, makes it stale and it restarts from this batch).
+# The leading messages of the batch that repeat the newest stored ones are skipped, by the
+# rule of the framework's filter_new_messages: first all known fingerprints as a run inside
+# the batch, else the longest overlap of their end with the batch's start; a lone user
+# message without an id never counts as a repeat. A normal turn reads only as many
+# fingerprints as it brings, so the work is bounded by the batch, never by the history.
+# Returns {length, appended}.
+APPEND_NEW_AND_TRIM = f"""
+local messages_key = KEYS[1]
+local batches_key = KEYS[2]
+local fingerprints_key = KEYS[3]
+local max_messages = tonumber(ARGV[1])
+local ttl_ms = tonumber(ARGV[2])
+local token = ARGV[3]
+local token_score = ARGV[4]
+local count = tonumber(ARGV[5])
+local first_fingerprint = 6
+local first_payload = first_fingerprint + count
+local width = {FINGERPRINT_WIDTH}
+
+if token ~= '' and redis.call('ZSCORE', batches_key, token) then
+  return {{redis.call('LLEN', messages_key), 0}}
+end
+
+local function mark(payload)
+  return string.sub(redis.sha1hex(payload), 1, {_NEWEST_MARK_WIDTH})
+end
+
+local known_count = 0
+local newest_known = redis.call('LINDEX', fingerprints_key, -1)
+if newest_known then
+  local newest = redis.call('LINDEX', messages_key, -1)
+  if newest and mark(newest) == string.sub(newest_known, width + 1) then
+    known_count = redis.call('LLEN', fingerprints_key)
+  else
+    redis.call('DEL', fingerprints_key)
+  end
+end
+-- A batch shorter than the known list can only overlap its newest `count` entries.
+local read = math.min(known_count, count)
+local known = {{}}
+if read > 0 then
+  for i, entry in ipairs(redis.call('LRANGE', fingerprints_key, -read, -1)) do
+    known[i] = string.sub(entry, 1, width)
+  end
+end
+
+local function incoming(i)
+  return ARGV[first_fingerprint + i - 1]
+end
+-- Do incoming[1..last] end with the newest `span` known fingerprints?
+local function ends_with_known(last, span)
+  for k = 0, span - 1 do
+    if incoming(last - k) ~= known[read - k] then
+      return false
+    end
+  end
+  return not (span == 1 and string.sub(known[read], 1, 1) == 'u')
+end
+
+local skip = 0
+if known_count > 0 then
+  if count >= known_count then
+    for last = known_count, count do
+      if ends_with_known(last, known_count) then
+        skip = last
+        break
+      end
+    end
+  end
+  if skip == 0 then
+    for last = math.min(count, known_count - 1), 1, -1 do
+      if ends_with_known(last, last) then
+        skip = last
+        break
+      end
+    end
+  end
+end
+
+local length = redis.call('LLEN', messages_key)
+local appended = count - skip
+if appended > 0 then
+  local first = first_payload + skip
+  local final = first_payload + count - 1
+  -- unpack() is bounded by the Lua stack, so push in chunks.
+  for i = first, final, 1000 do
+    length = redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, final)))
+  end
+  if max_messages > 0 and length > max_messages then
+    redis.call('LTRIM', messages_key, -max_messages, -1)
+    length = max_messages
+  end
+  local kept = {FINGERPRINTS_KEPT}
+  if max_messages > 0 and max_messages < kept then
+    kept = max_messages
+  end
+  local fresh = {{}}
+  for i = math.max(skip + 1, count - kept + 1), count do
+    fresh[#fresh + 1] = incoming(i)
+  end
+  fresh[#fresh] = fresh[#fresh] .. mark(ARGV[final])
+  for i = 1, #fresh, 1000 do
+    redis.call('RPUSH', fingerprints_key, unpack(fresh, i, math.min(i + 999, #fresh)))
+  end
+  redis.call('LTRIM', fingerprints_key, -kept, -1)
+end
+
+if token ~= '' then
+  redis.call('ZADD', batches_key, token_score, token)
+  redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
+end
+if ttl_ms > 0 then
+  redis.call('PEXPIRE', messages_key, ttl_ms)
+  redis.call('PEXPIRE', fingerprints_key, ttl_ms)
+  if token ~= '' then
+    redis.call('PEXPIRE', batches_key, ttl_ms)
+  end
+end
+return {{length, appended}}
 """

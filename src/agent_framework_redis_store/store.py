@@ -5,23 +5,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any, Self
 
 from redis.asyncio.retry import Retry
+from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
-from redis.exceptions import AuthenticationError, ClusterDownError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._compat import FrameworkMessage
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import RedisClient, open_client
-from .errors import CorruptMessageError, RedisStoreError, RedisUnavailableError, StoreStateError
-from .keys import batches_key, thread_key, validate_key_prefix, validate_thread_id
-from .lua import APPEND_AND_TRIM
+from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
+from .fingerprints import encode_with_fingerprint
+from .keys import batches_key, fingerprints_key, thread_key, validate_key_prefix, validate_thread_id
+from .lua import APPEND_AND_TRIM, APPEND_NEW_AND_TRIM
 
 __all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
 
@@ -136,6 +135,7 @@ class RedisChatMessageStore:
         )
         self._owns_client = self._settings is not None
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
+        self._append_new_script: AsyncScript | None = None
         self._pending_seed: list[str] = []
         if messages:
             if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
@@ -204,6 +204,33 @@ class RedisChatMessageStore:
             return
         await self._append(payloads, idempotency_key or uuid.uuid4().hex)
 
+    async def add_new_messages(
+        self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None
+    ) -> int:
+        """Append the messages that do not repeat the thread's newest ones; return how many were stored.
+
+        One atomic round trip that never reads the history: the leading messages of the
+        batch whose fingerprints (message id, else role and contents) match the thread's
+        newest stored messages are skipped, so a turn saved twice or a transcript replayed
+        in full adds only what is new. A call with an ``idempotency_key`` already applied
+        stores nothing.
+        """
+        if isinstance(messages, FrameworkMessage) or not isinstance(messages, Sequence):
+            raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
+        if not messages:
+            return 0
+        if self._pending_seed:
+            await self._append([], "")
+        payloads, fingerprints = zip(*(encode_with_fingerprint(m) for m in messages), strict=True)
+        if self._append_new_script is None:
+            self._append_new_script = self._redis.register_script(APPEND_NEW_AND_TRIM)
+        keys = [*self._keys, self._fingerprints_key]
+        token = idempotency_key or uuid.uuid4().hex
+        args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(messages)]
+        with self._redis_errors():
+            _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *payloads])
+        return int(appended)
+
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """The thread's messages, oldest first; with ``last=N`` only the newest N."""
         if last is not None:
@@ -270,10 +297,10 @@ class RedisChatMessageStore:
             return int(await self._redis.llen(self.redis_key))
 
     async def clear(self) -> None:
-        """Delete the thread's messages (and its batch tokens) from Redis."""
+        """Delete the thread's messages (and its batch tokens and fingerprints) from Redis."""
         self._pending_seed = []
         with self._redis_errors():
-            await self._redis.delete(*self._keys)
+            await self._redis.delete(*self._keys, self._fingerprints_key)
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -314,7 +341,7 @@ class RedisChatMessageStore:
 
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
-        ttl_ms = 0 if self._ttl is None else max(1, int(self._ttl * 1000))
+        ttl_ms = self._ttl_ms()
         # The token's score only orders tokens for eviction; client clocks need not agree.
         args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *seed, *payloads]
         try:
@@ -323,6 +350,13 @@ class RedisChatMessageStore:
         except BaseException:
             self._pending_seed = seed
             raise
+
+    def _ttl_ms(self) -> int:
+        return 0 if self._ttl is None else max(1, int(self._ttl * 1000))
+
+    @property
+    def _fingerprints_key(self) -> str:
+        return fingerprints_key(self._key_prefix, self._thread_id)
 
     def _reference(self) -> dict[str, Any]:
         return {
@@ -346,24 +380,8 @@ class RedisChatMessageStore:
     def _where(self) -> str:
         return self._settings.display_url if self._settings is not None else "the caller's redis_client"
 
-    @contextmanager
-    def _redis_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except AuthenticationError as err:
-            raise RedisStoreError(
-                f"Redis at {self._where()} rejected the credentials ({err}); check the username and password"
-            ) from err
-        except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
-            raise RedisUnavailableError(
-                f"Redis at {self._where()} is unreachable after retrying ({type(err).__name__}: {err})"
-            ) from err
-        except ResponseError as err:
-            if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
-                raise RedisStoreError(
-                    f"Redis key {self.redis_key!r} holds a value that is not a message list ({err})"
-                ) from err
-            raise
+    def _redis_errors(self) -> AbstractContextManager[None]:
+        return translate_redis_errors(self._where(), self.redis_key, "a message list")
 
 
 class RedisStoreFactory:

@@ -1,0 +1,47 @@
+"""A short, fixed-width identity per message, so Redis can tell a repeated message from a new one.
+
+It follows the framework's own rule for recognising a message it already stored
+(``filter_new_messages``): the message id when there is one, else the role and the
+contents. The first letter says which, because the rule treats a user message without an
+id specially (typing "yes" twice is two messages):
+
+* ``i``: from the message id;
+* ``u``: a user message without an id, from its contents;
+* ``c``: any other message without an id, from its role and contents.
+
+The rest is 16 hex digits of a BLAKE2b digest, so a fingerprint is exactly
+``lua.FINGERPRINT_WIDTH`` characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .codec import encode_message_dict
+from .lua import FINGERPRINT_WIDTH
+
+__all__ = ["encode_with_fingerprint"]
+
+_DIGEST_BYTES = (FINGERPRINT_WIDTH - 1) // 2
+
+
+def encode_with_fingerprint(message: Any) -> tuple[str, str]:
+    """The stored JSON of ``message`` and its fingerprint, from one ``to_dict()``."""
+    data = message.to_dict(exclude_none=True)
+    return encode_message_dict(data), _fingerprint(message, data)
+
+
+def _fingerprint(message: Any, data: dict[str, Any]) -> str:
+    message_id = data.get("message_id")
+    if message_id is not None:
+        return "i" + _digest(str(message_id))
+    role = message.role
+    role = str(getattr(role, "value", role))
+    contents = json.dumps(data.get("contents", []), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return ("u" if role == "user" else "c") + _digest(f"{role}\n{contents}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).hexdigest()
