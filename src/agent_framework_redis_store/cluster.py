@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
@@ -86,39 +84,44 @@ class BoundedRedisCluster(RedisCluster):
         """How many commands may be in flight at once."""
         return self._gate_size
 
-    @asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
+    async def _enter(self) -> contextvars.Token[BoundedRedisCluster | None] | None:
+        """Wait for a turn (None if this task already has one); give it back with ``_leave``."""
         if _inside_gate.get() is self:
-            yield
-            return
-        try:
-            async with asyncio.timeout(self._pool_timeout):
-                await self._gate.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"no free cluster connection within pool_timeout={self._pool_timeout} s "
-                f"({self._gate_size} commands in flight)"
-            ) from None
-        marker = _inside_gate.set(self)
-        try:
-            yield
-        finally:
+            return None
+        if self._gate.locked():
+            try:
+                async with asyncio.timeout(self._pool_timeout):
+                    await self._gate.acquire()
+            except TimeoutError:
+                raise PoolTimeoutError(
+                    f"no free cluster connection within pool_timeout={self._pool_timeout} s "
+                    f"({self._gate_size} commands in flight)"
+                ) from None
+        else:
+            await self._gate.acquire()  # free: returns at once, no timer on the common path
+        return _inside_gate.set(self)
+
+    def _leave(self, marker: contextvars.Token[BoundedRedisCluster | None] | None) -> None:
+        if marker is not None:
             _inside_gate.reset(marker)
             self._gate.release()
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         delay = _REDIRECT_BACKOFF
         for attempt in range(_REDIRECT_ROUNDS):
-            async with self._turn():
-                # Learn the topology before routing: redis-py routes a command that arrives
-                # while the client is (re)initializing to a random node, and the MOVED storm
-                # that follows breaks concurrent commands. A no-op once initialized.
-                await self.initialize()
-                try:
-                    return await super().execute_command(*args, **kwargs)
-                except (ClusterError, TryAgainError) as err:
-                    if not _only_redirected(err) or attempt == _REDIRECT_ROUNDS - 1:
-                        raise
+            marker = await self._enter()
+            try:
+                if self._initialize:
+                    # Learn the topology before routing: redis-py routes a command that
+                    # arrives while the client is (re)initializing to a random node, and the
+                    # MOVED storm that follows breaks concurrent commands.
+                    await self.initialize()
+                return await super().execute_command(*args, **kwargs)
+            except (ClusterError, TryAgainError) as err:
+                if not _only_redirected(err) or attempt == _REDIRECT_ROUNDS - 1:
+                    raise
+            finally:
+                self._leave(marker)
             # Every node refused the command (MOVED/ASK/TRYAGAIN): it never ran, so it is
             # safe to send again once the migration has moved on.
             await asyncio.sleep(delay)
@@ -148,6 +151,9 @@ class _BoundedPipeline(ClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
         client = self.cluster_client
         assert isinstance(client, BoundedRedisCluster)
-        async with client._turn():
+        marker = await client._enter()
+        try:
             await client.initialize()
             return await super().execute(raise_on_error, allow_redirections)
+        finally:
+            client._leave(marker)
