@@ -27,26 +27,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
+
+# The same messages and timing loop as the append benchmark (this folder is on sys.path).
+from append import ASSISTANT_TEXT, USER_TEXT, _message, _time_block
 from redis.asyncio import RedisCluster
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisStoreError
-from agent_framework_redis_store.codec import encode_message, message_from_dict
+from agent_framework_redis_store.codec import encode_message
 from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
 
 HISTORY = 100
-USER_TEXT = "Can you remind me which Python libraries we discussed for neural networks last time?"
-ASSISTANT_TEXT = "We talked about PyTorch, TensorFlow and JAX; you preferred PyTorch for its eager mode. " * 3
-
-
-def _message(role: str, text: str) -> Any:
-    return message_from_dict({"role": role, "contents": [{"type": "text", "text": text}]})
-
-
-async def _time_block(operation: Callable[[], Awaitable[object]], count: int, into: list[float]) -> None:
-    for _ in range(count):
-        start = time.perf_counter_ns()
-        await operation()
-        into.append((time.perf_counter_ns() - start) / 1_000)  # microseconds
 
 
 async def latency(url: str, turns: int, rounds: int = 10) -> dict[str, float]:
