@@ -9,7 +9,7 @@ import redis.asyncio
 from redis.crc import key_slot
 
 from agent_framework_redis_store import RedisChatMessageStore, thread_key
-from agent_framework_redis_store.keys import batches_key, thread_id_from_key
+from agent_framework_redis_store.keys import batches_key, meta_key, registry_key, thread_id_from_key
 
 from .scripted import user_message
 
@@ -106,9 +106,10 @@ async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.
         await other.add_messages([user_message("keep")])
         await store.clear()
         assert await store.list_messages() == []
-        assert sorted(await raw.keys("*")) == sorted(
-            [other.redis_key.encode(), batches_key("chat_messages", "other").encode()]
-        )
+        # What is left is the other thread: its messages, batch tokens, registry metadata and entry.
+        left = [other.redis_key, batches_key("chat_messages", "other"), meta_key("chat_messages", "other")]
+        assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, registry_key("chat_messages")]])
+        assert await raw.zrange(registry_key("chat_messages"), 0, -1) == [b"other"]
 
 
 async def test_same_idempotency_key_is_applied_once(redis_url: str) -> None:
@@ -162,6 +163,7 @@ def test_keys_of_a_thread_share_one_cluster_slot() -> None:
     for thread_id in TRICKY_IDS:
         key = thread_key("chat_messages", thread_id)
         assert key_slot(key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
+        assert key_slot(key.encode()) == key_slot(meta_key("chat_messages", thread_id).encode())
         assert key.count("{") == 1
         assert key.count("}") == 1
         assert thread_id_from_key("chat_messages", key) == thread_id
@@ -178,7 +180,10 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
     for thread_id in TRICKY_IDS:
         store = RedisChatMessageStore(redis_client=raw, thread_id=thread_id)
         assert texts(await store.list_messages()) == [thread_id]
-    assert len(await raw.keys("chat_messages:*")) == 2 * len(TRICKY_IDS)
+    # Per thread: messages, batch tokens, registry metadata; plus the prefix's registry.
+    assert len(await raw.keys("chat_messages:*")) == 3 * len(TRICKY_IDS) + 1
+    registered = await raw.zrange(registry_key("chat_messages"), 0, -1)
+    assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 
 
 async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.Redis) -> None:

@@ -10,8 +10,25 @@ from typing import TYPE_CHECKING, Any
 
 from ._compat import GENERATION
 from .connections import ConnectionSettings, default_retry, redact_url
-from .errors import CorruptMessageError, CorruptSessionError, RedisStoreError, RedisUnavailableError, StoreStateError
+from .errors import (
+    CorruptMessageError,
+    CorruptSessionError,
+    RedisStoreError,
+    RedisUnavailableError,
+    StoreStateError,
+    ThreadNotFoundError,
+    ThreadRecordError,
+)
 from .keys import thread_key
+from .registry import (
+    PurgeResult,
+    RedisThreadRegistry,
+    RegistryStats,
+    ThreadInfo,
+    ThreadPage,
+    ThreadRecord,
+    ThreadSummary,
+)
 from .store import RedisChatMessageStore, RedisStoreFactory
 
 if TYPE_CHECKING:
@@ -28,13 +45,22 @@ __all__ = [
     "ConnectionSettings",
     "CorruptMessageError",
     "CorruptSessionError",
+    "PurgeResult",
     "RedisChatHistoryProvider",
     "RedisChatMessageStore",
     "RedisSessionStore",
     "RedisStoreError",
     "RedisStoreFactory",
+    "RedisThreadRegistry",
     "RedisUnavailableError",
+    "RegistryStats",
     "StoreStateError",
+    "ThreadInfo",
+    "ThreadNotFoundError",
+    "ThreadPage",
+    "ThreadRecord",
+    "ThreadRecordError",
+    "ThreadSummary",
     "__version__",
     "default_retry",
     "redact_url",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
+from .cli_threads import register as register_threads
 
 app = typer.Typer(
     name="redis-chat-store",
@@ -33,6 +34,13 @@ def main(
     """Operate Agent Framework conversations stored in Redis."""
 
 
+register_threads(app)
+
+
 def run() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    run()

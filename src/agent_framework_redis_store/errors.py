@@ -39,6 +39,19 @@ class RedisUnavailableError(RedisStoreError, ConnectionError):
     """Redis could not be reached after the configured retry policy was exhausted."""
 
 
+class ThreadNotFoundError(RedisStoreError, LookupError):
+    """No thread with this id exists under the key prefix (never written, deleted or expired)."""
+
+    def __init__(self, thread_id: str, key_prefix: str) -> None:
+        self.thread_id = thread_id
+        self.key_prefix = key_prefix
+        super().__init__(f"No thread {thread_id!r} under key prefix {key_prefix!r}")
+
+
+class ThreadRecordError(RedisStoreError, ValueError):
+    """An exported thread record (one JSONL line) is malformed; the message says which field."""
+
+
 class CorruptSessionError(RedisStoreError):
     """A stored session snapshot cannot be restored into an ``AgentSession``.
 

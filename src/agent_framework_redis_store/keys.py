@@ -8,7 +8,13 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 * ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
   messages written by the 1.x history provider, so a replayed message is not stored twice;
 * ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
-  (``RedisSessionStore``).
+  (``RedisSessionStore``);
+* ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
+  ttl, labels), expiring with the thread.
+
+One key per prefix is not a thread's: ``{key_prefix}:registry``, a sorted set of thread
+ids scored by last activity (milliseconds), the index the registry pages through. It
+holds no brace and no thread key ends like it, so it never collides with a thread.
 
 The encoded id is wrapped in braces, a Redis Cluster hash tag: every key of one thread
 lands in one slot, so each per-thread operation is a single-slot script. The id is
@@ -24,6 +30,8 @@ from urllib.parse import quote, unquote
 __all__ = [
     "batches_key",
     "fingerprints_key",
+    "meta_key",
+    "registry_key",
     "session_key",
     "thread_id_from_key",
     "thread_key",
@@ -32,6 +40,8 @@ __all__ = [
 ]
 
 _BATCHES_SUFFIX = ":batches"
+_META_SUFFIX = ":meta"
+_REGISTRY_SUFFIX = ":registry"
 _FINGERPRINTS_SUFFIX = ":fingerprints"
 _SESSION_SUFFIX = ":session"
 
@@ -69,6 +79,16 @@ def thread_key(key_prefix: str, thread_id: str) -> str:
 def batches_key(key_prefix: str, thread_id: str) -> str:
     """The sorted-set key that remembers the thread's recent batch tokens."""
     return thread_key(key_prefix, thread_id) + _BATCHES_SUFFIX
+
+
+def meta_key(key_prefix: str, thread_id: str) -> str:
+    """The hash that holds the thread's registry metadata (same hash slot as its messages)."""
+    return thread_key(key_prefix, thread_id) + _META_SUFFIX
+
+
+def registry_key(key_prefix: str) -> str:
+    """The prefix-wide sorted set of thread ids by last activity (its own hash slot)."""
+    return key_prefix + _REGISTRY_SUFFIX
 
 
 def fingerprints_key(key_prefix: str, thread_id: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar, Self
@@ -52,6 +52,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         key_prefix: Namespace of the Redis keys; the same as a legacy store's to share its threads.
         max_messages: Keep only the newest N messages of each session (None: keep all).
         ttl: Seconds of inactivity after which a session's history expires; every save refreshes it.
+        labels: str-to-str labels recorded in the thread registry for every session (e.g. ``{"app": "support"}``).
         redis_client: A ``redis.asyncio`` client to use; never closed by the provider.
         source_id: The provider's id in the agent's context pipeline.
         load_messages, store_inputs, store_outputs, store_context_messages, store_context_from:
@@ -71,6 +72,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         key_prefix: str = "chat_messages",
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
+        labels: Mapping[str, str] | None = None,
         redis_client: RedisClient | None = None,
         source_id: str = DEFAULT_SOURCE_ID,
         load_messages: bool = True,
@@ -106,6 +108,7 @@ class RedisChatHistoryProvider(HistoryProvider):
             key_prefix=key_prefix,
             max_messages=max_messages,
             ttl=ttl,
+            labels=labels,
             credential_provider=credential_provider,
             host=host,
             port=port,

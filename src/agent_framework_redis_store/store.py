@@ -19,8 +19,17 @@ from .codec import decode_message, encode_message, message_from_dict
 from .connections import RedisClient, open_client
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
-from .keys import batches_key, fingerprints_key, thread_key, validate_key_prefix, validate_thread_id
+from .keys import (
+    batches_key,
+    fingerprints_key,
+    meta_key,
+    registry_key,
+    thread_key,
+    validate_key_prefix,
+    validate_thread_id,
+)
 from .lua import APPEND_AND_TRIM, APPEND_NEW_AND_TRIM
+from .registry import ThreadInfo, labels_json, read_thread_info, validate_labels
 
 __all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
 
@@ -80,6 +89,9 @@ class RedisChatMessageStore:
         max_messages: Keep only the newest N messages (None: keep all).
         ttl: Seconds of inactivity after which the thread expires; every write refreshes it.
         messages: Messages to seed the thread with, written only if the thread is empty.
+        labels: str-to-str labels recorded in the thread registry (e.g. ``{"user": "alice"}``);
+            None leaves the labels already stored untouched.
+        registry: Record the thread in the key prefix's registry on every write (default True).
         redis_client: A ``redis.asyncio`` client to use instead of creating one. The store
             never closes a client it did not create.
         credential_provider, host, port, db, ssl, username, password: Connection settings
@@ -99,6 +111,8 @@ class RedisChatMessageStore:
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         messages: Sequence[FrameworkMessage] | None = None,
+        labels: Mapping[str, str] | None = None,
+        registry: bool = True,
         redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
@@ -113,6 +127,9 @@ class RedisChatMessageStore:
         cluster: bool = False,
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
+        self._labels = validate_labels(labels)
+        self._labels_json = labels_json(self._labels)
+        self._registry = bool(registry)
         self._key_prefix = validate_key_prefix(key_prefix)
         self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
@@ -163,6 +180,11 @@ class RedisChatMessageStore:
     def ttl(self) -> float | None:
         """The sliding expiry in seconds, or None."""
         return self._ttl
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """The labels this store records in the registry, or None."""
+        return None if self._labels is None else dict(self._labels)
 
     @property
     def redis_key(self) -> str:
@@ -227,6 +249,9 @@ class RedisChatMessageStore:
         keys = [*self._keys, self._fingerprints_key]
         token = idempotency_key or uuid.uuid4().hex
         args: list[Any] = [self._max_messages or 0, self._ttl_ms(), token, time.time_ns() // 1000, len(messages)]
+        if self._registry:
+            keys += self._registry_keys[2:]
+            args += [self._labels_json, self._thread_id]
         with self._redis_errors():
             _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *payloads])
         return int(appended)
@@ -297,10 +322,22 @@ class RedisChatMessageStore:
             return int(await self._redis.llen(self.redis_key))
 
     async def clear(self) -> None:
-        """Delete the thread's messages (and its batch tokens and fingerprints) from Redis."""
+        """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
         self._pending_seed = []
+        messages, batches, meta, registry = self._registry_keys
+        # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(messages, batches, meta, self._fingerprints_key)
+        pipe.zrem(registry, self._thread_id)
         with self._redis_errors():
-            await self._redis.delete(*self._keys, self._fingerprints_key)
+            await pipe.execute()
+
+    async def info(self) -> ThreadInfo:
+        """Message count, created and last-active times, TTL left, labels and approximate bytes."""
+        if self._pending_seed:
+            await self._append([], "")
+        with self._redis_errors():
+            return await read_thread_info(self._redis, self._key_prefix, self._thread_id)
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -338,15 +375,23 @@ class RedisChatMessageStore:
     def _set_keys(self) -> None:
         # Computed once per thread: percent-encoding the id is not free on the hot path.
         self._keys = [thread_key(self._key_prefix, self._thread_id), batches_key(self._key_prefix, self._thread_id)]
+        # With the registry on, the script also updates the meta hash and the prefix's registry.
+        self._registry_keys = [*self._keys, meta_key(self._key_prefix, self._thread_id), registry_key(self._key_prefix)]
 
     async def _append(self, payloads: list[str], token: str) -> None:
         seed, self._pending_seed = self._pending_seed, []
         ttl_ms = self._ttl_ms()
         # The token's score only orders tokens for eviction; client clocks need not agree.
-        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed), *seed, *payloads]
+        args: list[Any] = [self._max_messages or 0, ttl_ms, token, time.time_ns() // 1000, len(seed)]
+        keys = self._keys
+        if self._registry:
+            # Standalone Redis: the registry sorted set is updated inside the same script.
+            keys = self._registry_keys
+            args += [self._labels_json, self._thread_id]
+        args += [*seed, *payloads]
         try:
             with self._redis_errors():
-                await self._append_script(keys=self._keys, args=args)
+                await self._append_script(keys=keys, args=args)
         except BaseException:
             self._pending_seed = seed
             raise
@@ -415,12 +460,13 @@ class RedisStoreFactory:
             validate_thread_id(thread_id)
         self._thread_id = thread_id
         # Validate the store options once, here, rather than on the first thread.
-        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl"}
+        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "labels", "registry"}
         if unknown:
             raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
         validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
+        validate_labels(store_options.get("labels"))
         self._store_options = store_options
         self._settings, self._redis = open_client(
             redis_client,

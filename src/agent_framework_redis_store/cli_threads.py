@@ -1,0 +1,520 @@
+"""``redis-chat-store threads ...`` and ``redis-chat-store stats``: operate the thread registry.
+
+A client of the package's public API only (``RedisThreadRegistry``, ``RedisChatMessageStore``).
+Every read command takes ``--json`` for output a script can parse; errors are one line on
+stderr and exit status 1 (2 for a malformed command line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from agent_framework_redis_store import (
+    RedisChatMessageStore,
+    RedisStoreError,
+    RedisThreadRegistry,
+    ThreadRecord,
+    ThreadRecordError,
+)
+
+__all__ = ["parse_duration", "register", "threads_app"]
+
+T = TypeVar("T")
+
+threads_app = typer.Typer(
+    name="threads",
+    help="List, show, export, import, delete and purge conversation threads.",
+    no_args_is_help=True,
+)
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION_FORMS = "a whole number followed by s, m, h or d (45s, 90m, 12h, 30d)"
+_ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
+_DEFAULT_PREFIX = "chat_messages"
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta; anything else raises ``ValueError``."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise ValueError(f"invalid duration {text!r}: use {_DURATION_FORMS}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _duration_option(value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+
+
+def _label_option(values: list[str] | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for value in values or []:
+        key, sep, label = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"invalid label {value!r}: use KEY=VALUE, e.g. user=alice")
+        labels[key] = label
+    return labels
+
+
+# -- options shared by every command -------------------------------------------------------
+
+RedisUrl = Annotated[
+    str | None,
+    typer.Option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False),
+]
+KeyPrefix = Annotated[str | None, typer.Option("--key-prefix", help=f"Key prefix (default: {_DEFAULT_PREFIX}).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@threads_app.callback()
+def threads_main(ctx: typer.Context, redis_url: RedisUrl = None, key_prefix: KeyPrefix = None) -> None:
+    """List, show, export, import, delete and purge conversation threads."""
+    ctx.obj = {"redis_url": redis_url, "key_prefix": key_prefix}
+
+
+def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str | None) -> RedisThreadRegistry:
+    group = (ctx.obj if ctx is not None and isinstance(ctx.obj, dict) else None) or {}
+    url = redis_url or group.get("redis_url")
+    if not url:
+        _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
+    return RedisThreadRegistry(url, key_prefix=key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX)
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _run(
+    ctx: typer.Context | None,
+    redis_url: str | None,
+    key_prefix: str | None,
+    work: Callable[[RedisThreadRegistry], Awaitable[T]],
+) -> T:
+    """Run ``work`` against a registry; package errors become one line on stderr and exit 1."""
+
+    async def main() -> T:
+        async with _registry(ctx, redis_url, key_prefix) as registry:
+            return await work(registry)
+
+    try:
+        return asyncio.run(main())
+    except (RedisStoreError, RedisError, ValueError, OSError) as error:
+        _fail(str(error).splitlines()[0])
+
+
+def _emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@contextmanager
+def _progress(description: str, total: int | None, quiet: bool) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr (only on a terminal); yields ``update(done, total)``."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )
+    task = progress.add_task(description, total=total)
+
+    def update(done: int, new_total: int | None = None) -> None:
+        progress.update(task, completed=done, total=new_total if new_total is not None else total)
+
+    with progress:
+        yield update
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    seconds = max(0, int((now - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def _labels_text(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in labels.items()) or "-"
+
+
+def _seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{seconds:g}s"
+
+
+# -- threads list --------------------------------------------------------------------------
+
+
+@threads_app.command("list")
+def list_threads(
+    ctx: typer.Context,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", help="Only threads with this label (KEY=VALUE); repeatable.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only threads active within, e.g. 7d, 12h.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many threads.")] = 50,
+    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a previous page.")] = None,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Threads by last activity, newest first."""
+    labels = _label_option(label)
+    active_since = _duration_option(since)
+
+    async def work(registry: RedisThreadRegistry) -> None:
+        page = await registry.list_threads(labels=labels, active_since=active_since, limit=limit, cursor=cursor)
+        if as_json:
+            _emit_json({"threads": [t.to_dict() for t in page.threads], "next_cursor": page.next_cursor})
+            return
+        now = await registry.now()
+        table = Table(title=f"Threads under {registry.key_prefix!r}", title_justify="left")
+        for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
+            table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
+        for thread in page.threads:
+            table.add_row(
+                thread.thread_id,
+                str(thread.message_count),
+                _ago(thread.last_active, now),
+                _ago(thread.created_at, now),
+                _seconds_text(thread.ttl),
+                _labels_text(thread.labels),
+            )
+        out.print(table)
+        if page.next_cursor:
+            err.print(f"more threads: --cursor {page.next_cursor}", soft_wrap=True)
+
+    _run(ctx, redis_url, key_prefix, work)
+
+
+# -- threads show --------------------------------------------------------------------------
+
+
+def _content_text(content: dict[str, Any]) -> str:
+    kind = content.get("type")
+    if kind == "text":
+        return str(content.get("text", ""))
+    if kind == "function_call":
+        arguments = content.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        return f"-> call {content.get('name')}({arguments})"
+    if kind == "function_result":
+        return f"<- result of {content.get('call_id')}: {json.dumps(content.get('result'), ensure_ascii=False)}"
+    return f"[{kind}]"
+
+
+def _role_name(message: dict[str, Any]) -> str:
+    role = message.get("role")
+    return str(role.get("value") if isinstance(role, dict) else role)
+
+
+@threads_app.command("show")
+def show_thread(
+    ctx: typer.Context,
+    thread_id: Annotated[str, typer.Argument(help="The thread to show.")],
+    last: Annotated[int | None, typer.Option("--last", min=1, help="Only the newest N messages.")] = None,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """A thread's details and its transcript, roles coloured."""
+
+    async def work(registry: RedisThreadRegistry) -> None:
+        info = await registry.info(thread_id)
+        store = RedisChatMessageStore(
+            thread_id=thread_id, key_prefix=registry.key_prefix, redis_client=registry.redis_client, registry=False
+        )
+        messages = [m.to_dict(exclude_none=True) for m in await store.list_messages(last=last)]
+        if as_json:
+            _emit_json({"thread": info.to_dict(), "messages": messages})
+            return
+        now = await registry.now()
+        out.print(
+            f"[bold]{info.thread_id}[/bold]  {info.message_count} messages, created {_ago(info.created_at, now)}, "
+            f"last active {_ago(info.last_active, now)}, ttl {_seconds_text(info.ttl)} "
+            f"(left {_seconds_text(None if info.ttl_remaining is None else round(info.ttl_remaining))}), "
+            f"labels {_labels_text(info.labels)}, ~{info.approximate_bytes or 0} bytes",
+            soft_wrap=True,
+        )
+        if last is not None and info.message_count > len(messages):
+            out.print(f"[dim]... {info.message_count - len(messages)} earlier messages not shown[/dim]")
+        for message in messages:
+            role = _role_name(message)
+            body = "\n".join(_content_text(c) for c in message.get("contents", []))
+            out.print(Text.assemble((f"{role}: ", _ROLE_STYLES.get(role, "bold")), body), soft_wrap=True)
+
+    _run(ctx, redis_url, key_prefix, work)
+
+
+# -- threads export / import ---------------------------------------------------------------
+
+
+@threads_app.command("export")
+def export_threads(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lines file to write ('-': stdout).")],
+    thread_ids: Annotated[list[str] | None, typer.Argument(help="Threads to export.", show_default=False)] = None,
+    export_all: Annotated[bool, typer.Option("--all", help="Export every thread under the prefix.")] = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Write threads to a JSON Lines file, one thread per line."""
+    if bool(thread_ids) == export_all:
+        raise typer.BadParameter("give THREAD_ID... or --all (not both)")
+
+    async def work(registry: RedisThreadRegistry) -> int:
+        if thread_ids:
+            unknown = await registry.missing(thread_ids)
+            if unknown:
+                _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+        to_stdout = str(output) == "-"
+        target = sys.stdout if to_stdout else _temporary_beside(output)
+        written = 0
+        try:
+            with _progress("exporting", len(thread_ids) if thread_ids else None, as_json or to_stdout) as update:
+                async for thread_id in _export_ids(registry, thread_ids):
+                    try:
+                        record = await registry.export_thread(thread_id)
+                    except LookupError:
+                        continue  # deleted or expired since it was listed
+                    target.write(record.to_json() + "\n")
+                    written += 1
+                    update(written, None)
+        except BaseException:
+            if not to_stdout:
+                target.close()
+                os.unlink(target.name)
+            raise
+        if not to_stdout:
+            target.close()
+            os.replace(target.name, output)
+        return written
+
+    written = _run(ctx, redis_url, key_prefix, work)
+    if str(output) == "-":
+        return  # stdout holds the records; a summary there would corrupt them
+    if as_json:
+        _emit_json({"exported": written, "file": str(output)})
+    else:
+        err.print(f"exported {written} thread(s) to {output}")
+
+
+def _temporary_beside(path: Path) -> Any:
+    # Written next to the target and renamed at the end: a failed export leaves no half file.
+    return tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent or ".", prefix=f".{path.name}.", delete=False
+    )
+
+
+async def _export_ids(registry: RedisThreadRegistry, thread_ids: list[str] | None) -> AsyncIterator[str]:
+    if thread_ids:
+        for thread_id in thread_ids:
+            yield thread_id
+        return
+    async for summary in registry.iter_threads():
+        yield summary.thread_id
+
+
+def _records(path: Path) -> Iterator[tuple[int, ThreadRecord | ThreadRecordError]]:
+    """(line number, record or the reason it is malformed) for every non-blank line."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, ThreadRecord.from_json(line)
+            except ThreadRecordError as error:
+                yield number, error
+
+
+@threads_app.command("import")
+def import_threads(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="JSON Lines file written by 'threads export'.", exists=True)],
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good lines, report the bad.")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite threads that already exist.")] = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Recreate exported threads: messages, order, labels, timestamps and TTL.
+
+    The file is checked completely first: unless --skip-bad, one bad line (named by its
+    number) means nothing is imported. Existing threads are refused unless --replace.
+    """
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for number, record in _records(file):
+            if isinstance(record, ThreadRecordError):
+                problems.append(f"{file}:{number}: {record}")
+            elif record.thread_id in seen:
+                problems.append(
+                    f"{file}:{number}: thread {record.thread_id!r} already on line {seen[record.thread_id]}"
+                )
+            else:
+                seen[record.thread_id] = number
+        if not replace and seen:
+            absent = set(await registry.missing(list(seen)))
+            problems += [
+                f"{file}:{line}: thread {tid!r} already exists (use --replace)"
+                for tid, line in seen.items()
+                if tid not in absent
+            ]
+        problems.sort(key=lambda p: int(p.removeprefix(f"{file}:").split(":", 1)[0]))
+        if problems and not skip_bad:
+            for problem in problems[:20]:
+                err.print(problem, soft_wrap=True, markup=False)
+            _fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
+        bad_lines = {int(p.removeprefix(f"{file}:").split(":", 1)[0]) for p in problems}
+        for problem in problems:
+            err.print(f"skipped {problem}", soft_wrap=True, markup=False)
+        imported = 0
+        with _progress("importing", len(seen) - len(bad_lines & set(seen.values())), as_json) as update:
+            for number, record in _records(file):
+                if number in bad_lines or isinstance(record, ThreadRecordError):
+                    continue
+                if await registry.import_thread(record, replace=replace):
+                    imported += 1
+                else:
+                    problems.append(f"{file}:{number}: thread {record.thread_id!r} was created meanwhile; skipped")
+                update(imported, None)
+        return {"imported": imported, "skipped": len(problems), "problems": problems}
+
+    result = _run(ctx, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json(result)
+    else:
+        err.print(f"imported {result['imported']} thread(s), skipped {result['skipped']}")
+
+
+# -- threads delete / purge ----------------------------------------------------------------
+
+
+@threads_app.command("delete")
+def delete_threads(
+    ctx: typer.Context,
+    thread_ids: Annotated[list[str], typer.Argument(help="Threads to delete.", show_default=False)],
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Delete threads and their registry entries (all named threads must exist)."""
+
+    async def work(registry: RedisThreadRegistry) -> int:
+        unknown = await registry.missing(thread_ids)
+        if unknown:
+            _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}; nothing deleted")
+        return await registry.delete(thread_ids)
+
+    deleted = _run(ctx, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json({"deleted": deleted})
+    else:
+        out.print(f"deleted {deleted} thread(s)")
+
+
+@threads_app.command("purge")
+def purge_threads(
+    ctx: typer.Context,
+    older_than: Annotated[str, typer.Option("--older-than", help="Inactive for longer than this: 30d, 12h, 90m.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Delete every thread inactive for longer than --older-than (and forget expired ones)."""
+    age = _duration_option(older_than)
+    assert age is not None
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        with _progress("purging" if not dry_run else "checking", None, as_json) as update:
+            result = await registry.purge(older_than=age, dry_run=dry_run, on_progress=update)
+        return result.to_dict()
+
+    result = _run(ctx, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json(result)
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {result['purged']} thread(s) inactive since {result['cutoff']}; "
+        f"{result['expired']} expired entr{'y' if result['expired'] == 1 else 'ies'} "
+        f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)",
+        soft_wrap=True,
+    )
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def stats(
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Threads, messages, bytes and thread lengths under a key prefix."""
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        return (await registry.stats()).to_dict()
+
+    result = _run(None, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json(result)
+        return
+    table = Table(title=f"Key prefix {result['key_prefix']!r}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("threads", str(result["threads"]))
+    table.add_row("messages", str(result["messages"]))
+    size = result["approximate_bytes"]
+    table.add_row("approximate bytes", "unknown" if size is None else f"{size:,}")
+    table.add_row("oldest activity", result["oldest_activity"] or "-")
+    table.add_row("newest activity", result["newest_activity"] or "-")
+    for bucket, count in result["length_distribution"].items():
+        table.add_row(f"threads of {bucket} message(s)", str(count))
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``threads`` and ``stats`` to the ``redis-chat-store`` app."""
+    app.add_typer(threads_app, name="threads")
+    app.command("stats")(stats)

@@ -1,0 +1,281 @@
+"""``redis-chat-store threads ...`` and ``stats``, run as real subprocesses against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from agent_framework_redis_store import RedisChatMessageStore, RedisThreadRegistry, ThreadRecord
+from agent_framework_redis_store.cli_threads import parse_duration
+
+from .scripted import user_message
+
+
+def cli(url: str | None, *args: str, color: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR")}
+    env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1"})
+    if url is not None:
+        env["REDIS_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "agent_framework_redis_store.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def cli_json(url: str, *args: str) -> Any:
+    done = cli(url, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def write_threads(url: str, threads: dict[str, dict[str, Any]], prefix: str = "chat_messages") -> None:
+    """Threads as a user's agents would write them: ``{id: {"texts": [...], "labels":..., "ttl":...}}``."""
+
+    async def main() -> None:
+        for thread_id, spec in threads.items():
+            async with RedisChatMessageStore(
+                url, thread_id=thread_id, key_prefix=prefix, labels=spec.get("labels"), ttl=spec.get("ttl")
+            ) as store:
+                await store.add_messages([user_message(t) for t in spec["texts"]])
+
+    asyncio.run(main())
+
+
+def write_old_thread(url: str, thread_id: str, days: int, labels: dict[str, str] | None = None) -> None:
+    """A thread last active ``days`` ago (written through import, which keeps timestamps)."""
+    active = datetime.now(UTC) - timedelta(days=days)
+    message = user_message(f"{thread_id} from {days} days ago").to_dict(exclude_none=True)
+    record = ThreadRecord(thread_id, [message], labels or {}, active, active, None, None)
+
+    async def main() -> None:
+        async with RedisThreadRegistry(url) as registry:
+            assert await registry.import_thread(record)
+
+    asyncio.run(main())
+
+
+def thread_ids(url: str, prefix: str = "chat_messages") -> list[str]:
+    """What the registry lists, read in-process (to check what a command did)."""
+
+    async def main() -> list[str]:
+        async with RedisThreadRegistry(url, key_prefix=prefix) as registry:
+            return [t.thread_id async for t in registry.iter_threads()]
+
+    return asyncio.run(main())
+
+
+def exported(url: str, prefix: str = "chat_messages") -> dict[str, ThreadRecord]:
+    async def main() -> dict[str, ThreadRecord]:
+        async with RedisThreadRegistry(url, key_prefix=prefix) as registry:
+            return {t.thread_id: await registry.export_thread(t.thread_id) async for t in registry.iter_threads()}
+
+    return asyncio.run(main())
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def populated(redis_url: str) -> str:
+    write_old_thread(redis_url, "alice-old", days=10, labels={"user": "alice"})
+    write_threads(
+        redis_url,
+        {
+            "alice-1": {"texts": ["hello", "how are you"], "labels": {"user": "alice"}, "ttl": 3600},
+            "bob:1 {x}": {"texts": ["hi from bob"], "labels": {"user": "bob"}},
+        },
+    )
+    return redis_url
+
+
+# -- durations --------------------------------------------------------------------------------
+
+
+def test_durations_are_parsed_and_bad_ones_name_the_accepted_forms() -> None:
+    assert parse_duration("30d") == timedelta(days=30)
+    assert parse_duration("12h") == timedelta(hours=12)
+    assert parse_duration("90m") == timedelta(minutes=90)
+    assert parse_duration("45s") == timedelta(seconds=45)
+    for bad in ("30", "d", "1.5h", "-3d", "3w", "3 days", ""):
+        with pytest.raises(ValueError, match=r"45s, 90m, 12h, 30d"):
+            parse_duration(bad)
+
+
+# -- list / stats ---------------------------------------------------------------------------------
+
+
+def test_list_filters_pages_and_prints(populated: str) -> None:
+    url = populated
+    table = cli(url, "threads", "list")
+    assert table.returncode == 0, table.stderr
+    for expected in ("alice-1", "bob:1 {x}", "alice-old", "user=alice", "1h"):
+        assert expected in table.stdout
+    listed = cli_json(url, "threads", "list")
+    assert [t["thread_id"] for t in listed["threads"]] == ["bob:1 {x}", "alice-1", "alice-old"]
+    assert listed["threads"][1]["message_count"] == 2
+    assert listed["threads"][1]["ttl"] == 3600
+    assert listed["next_cursor"] is None
+    recent = cli_json(url, "threads", "list", "--since", "7d", "--label", "user=alice")
+    assert [t["thread_id"] for t in recent["threads"]] == ["alice-1"]
+    first = cli_json(url, "threads", "list", "--limit", "1", "--label", "user=alice")
+    assert [t["thread_id"] for t in first["threads"]] == ["alice-1"]
+    rest = cli_json(url, "threads", "list", "--limit", "5", "--label", "user=alice", "--cursor", first["next_cursor"])
+    assert [t["thread_id"] for t in rest["threads"]] == ["alice-old"]
+    assert rest["next_cursor"] is None
+    bad = cli(url, "threads", "list", "--label", "alice")
+    assert bad.returncode == 2
+    assert "KEY=VALUE" in bad.stderr
+
+
+def test_stats_summarise_the_prefix(populated: str) -> None:
+    stats = cli_json(populated, "stats")
+    assert (stats["threads"], stats["messages"]) == (3, 4)
+    assert stats["length_distribution"] == {"1": 2, "2-10": 1}
+    assert stats["approximate_bytes"] > 0
+    table = cli(populated, "stats")
+    assert table.returncode == 0, table.stderr
+    assert "threads of 2-10 message(s)" in table.stdout
+
+
+def test_unreachable_redis_is_one_line_without_the_password() -> None:
+    message = one_line_error(cli("redis://user:s3cret@127.0.0.1:1/0", "stats"))
+    assert "unreachable" in message
+    assert "s3cret" not in message
+
+
+def test_group_options_and_missing_redis_url(populated: str, redis_url: str) -> None:
+    write_threads(redis_url, {"other": {"texts": ["x"]}}, prefix="elsewhere")
+    listed = cli(None, "threads", "--redis-url", redis_url, "--key-prefix", "elsewhere", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["thread_id"] for t in json.loads(listed.stdout)["threads"]] == ["other"]
+    assert "--redis-url" in one_line_error(cli(None, "threads", "list"))
+
+
+# -- show -------------------------------------------------------------------------------------------
+
+
+def test_show_prints_a_coloured_transcript(populated: str) -> None:
+    shown = cli(populated, "threads", "show", "alice-1", color=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b[1;36muser: \x1b[0mhello" in shown.stdout  # the role, in bold cyan
+    assert "how are you" in shown.stdout
+    assert "labels user=alice" in shown.stdout
+    last = cli_json(populated, "threads", "show", "alice-1", "--last", "1")
+    assert last["thread"]["message_count"] == 2
+    assert last["thread"]["labels"] == {"user": "alice"}
+    assert 0 < last["thread"]["ttl_remaining"] <= 3600
+    assert [m["contents"][0]["text"] for m in last["messages"]] == ["how are you"]
+
+
+def test_unknown_thread_exits_1_with_one_line(populated: str) -> None:
+    assert "No thread 'nope'" in one_line_error(cli(populated, "threads", "show", "nope"))
+
+
+# -- export / import -----------------------------------------------------------------------------
+
+
+def lrange(url: str, key: str) -> list[bytes]:
+    with redis.Redis.from_url(url) as client:
+        return client.lrange(key, 0, -1)  # type: ignore[return-value]
+
+
+def test_export_import_round_trip(populated: str, tmp_path: Path) -> None:
+    url = populated
+    everything = tmp_path / "all.jsonl"
+    done = cli_json(url, "threads", "export", "--all", "-o", str(everything))
+    assert done == {"exported": 3, "file": str(everything)}
+    assert len(everything.read_text().splitlines()) == 3
+
+    imported = cli_json(url, "threads", "--key-prefix", "restored", "import", str(everything))
+    assert imported == {"imported": 3, "skipped": 0, "problems": []}
+    originals, copies = exported(url), exported(url, "restored")
+    assert sorted(copies) == sorted(originals) == ["alice-1", "alice-old", "bob:1 {x}"]
+    for thread_id, original in originals.items():
+        copy = copies[thread_id]
+        assert copy.messages == original.messages
+        assert (copy.labels, copy.created_at, copy.last_active, copy.ttl) == (
+            original.labels,
+            original.created_at,
+            original.last_active,
+            original.ttl,
+        )
+        if original.ttl_remaining is not None:
+            assert copy.ttl_remaining is not None
+            assert abs(copy.ttl_remaining - original.ttl_remaining) < 30
+    assert lrange(url, "restored:{bob%3A1%20%7Bx%7D}") == lrange(url, "chat_messages:{bob%3A1%20%7Bx%7D}")
+
+    again = cli(url, "threads", "import", str(everything))
+    assert again.returncode == 1
+    assert "already exists (use --replace)" in again.stderr
+    assert "nothing was imported" in again.stderr
+
+    one = tmp_path / "one.jsonl"
+    assert cli_json(url, "threads", "export", "alice-1", "-o", str(one))["exported"] == 1
+    assert json.loads(one.read_text())["thread_id"] == "alice-1"
+    missing = one_line_error(cli(url, "threads", "export", "alice-1", "ghost", "-o", str(tmp_path / "no.jsonl")))
+    assert "ghost" in missing
+    assert not (tmp_path / "no.jsonl").exists()
+
+
+def test_import_names_bad_lines_and_imports_nothing_unless_skip_bad(redis_url: str, tmp_path: Path) -> None:
+    good = ThreadRecord("good", [user_message("fine").to_dict(exclude_none=True)], {}, None, None, None, None)
+    also_good = ThreadRecord("also-good", good.messages, {"k": "v"}, None, None, 600.0, None)
+    file = tmp_path / "mixed.jsonl"
+    file.write_text(
+        "\n".join([good.to_json(), '{"thread_id": "t", "messages": [{"no": "role"}]}', also_good.to_json(), "{oops"])
+        + "\n"
+    )
+    refused = cli(redis_url, "threads", "import", str(file))
+    assert refused.returncode == 1
+    assert f"{file}:2: messages[0] is not a message" in refused.stderr
+    assert f"{file}:4: not JSON" in refused.stderr
+    assert thread_ids(redis_url) == []  # nothing imported
+
+    skipped = cli_json(redis_url, "threads", "import", str(file), "--skip-bad")
+    assert (skipped["imported"], skipped["skipped"]) == (2, 2)
+    records = exported(redis_url)
+    assert sorted(records) == ["also-good", "good"]
+    assert records["also-good"].ttl == 600
+    assert records["also-good"].labels == {"k": "v"}
+
+
+# -- delete / purge ---------------------------------------------------------------------------------
+
+
+def test_delete_needs_every_thread_to_exist(populated: str) -> None:
+    refused = one_line_error(cli(populated, "threads", "delete", "alice-1", "ghost"))
+    assert "ghost" in refused
+    assert "nothing deleted" in refused
+    assert len(thread_ids(populated)) == 3
+    assert cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}") == {"deleted": 2}
+    assert thread_ids(populated) == ["alice-old"]
+
+
+def test_purge_older_than(populated: str) -> None:
+    bad = cli(populated, "threads", "purge", "--older-than", "30days")
+    assert bad.returncode == 2
+    assert "45s, 90m, 12h, 30d" in bad.stderr
+    dry = cli_json(populated, "threads", "purge", "--older-than", "7d", "--dry-run")
+    assert (dry["purged"], dry["dry_run"]) == (1, True)
+    assert len(thread_ids(populated)) == 3
+    done = cli(populated, "threads", "purge", "--older-than", "7d")
+    assert done.returncode == 0, done.stderr
+    assert "deleted 1 thread(s)" in done.stdout
+    assert sorted(thread_ids(populated)) == ["alice-1", "bob:1 {x}"]
