@@ -20,10 +20,13 @@ import contextvars
 from typing import Any
 
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import ClusterError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["BoundedRedisCluster", "PoolTimeoutError"]
+from .connections import RedisClient
+
+__all__ = ["BoundedRedisCluster", "PoolTimeoutError", "is_cluster", "run_beside_index"]
 
 # Set while a task holds a slot of the gate, so nested calls (a pipeline retrying a
 # redirected command through the client) do not wait on themselves.
@@ -157,3 +160,22 @@ class _BoundedPipeline(ClusterPipeline):
             return await super().execute(raise_on_error, allow_redirections)
         finally:
             client._leave(marker)
+
+
+def is_cluster(client: object) -> bool:
+    """True for a Redis Cluster client, where a prefix's registry and a thread live in different slots."""
+    return isinstance(client, RedisCluster)
+
+
+async def run_beside_index(
+    client: RedisClient, script: AsyncScript, keys: list[str], args: list[Any], *, member: str, score_ms: int
+) -> Any:
+    """Run a thread's script whose last key is the prefix-wide registry, on a Redis Cluster.
+
+    The registry sorted set is in another hash slot (often on another node), so no script
+    of the thread may touch it: the script runs without it (the scripts allow that) and the
+    same ``ZADD`` goes to the registry's node at the same time, one round trip of latency.
+    If the ``ZADD`` fails the call fails, and its retry (same idempotency token) adds it.
+    """
+    applied, _ = await asyncio.gather(script(keys=keys[:-1], args=args), client.zadd(keys[-1], {member: score_ms}))
+    return applied

@@ -15,6 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
 
 from ._compat import FrameworkMessage
+from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import RedisClient, open_client
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
@@ -151,6 +152,7 @@ class RedisChatMessageStore:
             cluster=cluster,
         )
         self._owns_client = self._settings is not None
+        self._cluster = is_cluster(self._redis)
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
         self._append_new_script: AsyncScript | None = None
         self._pending_seed: list[str] = []
@@ -253,7 +255,7 @@ class RedisChatMessageStore:
             keys += self._registry_keys[2:]
             args += [self._labels_json, self._thread_id]
         with self._redis_errors():
-            _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *payloads])
+            _, appended = await self._run(self._append_new_script, keys, [*args, *fingerprints, *payloads])
         return int(appended)
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
@@ -325,6 +327,13 @@ class RedisChatMessageStore:
         """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
         self._pending_seed = []
         messages, batches, meta, registry = self._registry_keys
+        if self._cluster:
+            # The registry is in another slot, so no MULTI/EXEC spans both: the entry goes
+            # first, and an append that recreates the thread meanwhile enters it again.
+            with self._redis_errors():
+                await self._redis.zrem(registry, self._thread_id)
+                await self._redis.delete(messages, batches, meta, self._fingerprints_key)
+            return
         # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(messages, batches, meta, self._fingerprints_key)
@@ -391,10 +400,18 @@ class RedisChatMessageStore:
         args += [*seed, *payloads]
         try:
             with self._redis_errors():
-                await self._append_script(keys=keys, args=args)
+                await self._run(self._append_script, keys, args)
         except BaseException:
             self._pending_seed = seed
             raise
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self._registry and self._cluster:
+            # The registry key is last in keys; args[3] is the writer's clock in microseconds.
+            return await run_beside_index(
+                self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
+            )
+        return await script(keys=keys, args=args)
 
     def _ttl_ms(self) -> int:
         return 0 if self._ttl is None else max(1, int(self._ttl * 1000))

@@ -19,17 +19,7 @@ from agent_framework_redis_store.embedded import EmbeddedRedis
 from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
 
 from ..scripted import user_message
-
-
-def thread_ids(count: int, accept: Callable[[str], bool], prefix: str = "t") -> list[str]:
-    """The first ``count`` thread ids ``f"{prefix}{n}"`` whose message key ``accept`` takes."""
-    found: list[str] = []
-    n = 0
-    while len(found) < count:
-        if accept(thread_key("chat_messages", f"{prefix}{n}")):
-            found.append(f"{prefix}{n}")
-        n += 1
-    return found
+from .support import thread_ids
 
 
 class Writer:
@@ -144,7 +134,7 @@ async def test_resharding_a_slot_with_live_threads_loses_and_doubles_nothing(
             w.stop = True
         await asyncio.gather(*tasks)
 
-    assert moved == 2 * len(in_slot)  # each thread's message list and batch tokens
+    assert moved == 3 * len(in_slot)  # each thread's messages, batch tokens and registry meta hash
     assert redis_cluster.node_for_slot(slot) is target
     for w in writers:
         await w.check()

@@ -16,14 +16,17 @@ from redis.exceptions import MaxConnectionsError
 from agent_framework_redis_store import RedisChatMessageStore, RedisUnavailableError
 from agent_framework_redis_store.cluster import BoundedRedisCluster
 from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
-from agent_framework_redis_store.keys import batches_key
+from agent_framework_redis_store.keys import batches_key, registry_key
 
 from ..scripted import ScriptedChatClient, make_agent, user_message
 from ..test_concurrency import check_history
-from .support import close_cluster_client
+from .support import close_cluster_client, thread_ids
 
 # Commands that APPEND_AND_TRIM runs inside its one EVALSHA (Redis counts them too).
-SCRIPT_INTERNALS = {"rpush", "zscore", "zadd", "zremrangebyrank", "pexpire", "llen", "ltrim", "exists"}
+SCRIPT_INTERNALS = {
+    *("rpush", "zscore", "zadd", "zremrangebyrank", "pexpire", "llen", "ltrim", "exists"),
+    *("hsetnx", "hset", "pttl"),  # the registry's meta hash, in the thread's slot
+}
 
 
 def texts(messages: list[Any]) -> list[str]:
@@ -67,19 +70,32 @@ async def test_threads_spread_over_every_master_and_each_reads_back_its_own(
     assert owners == {node.port for node in redis_cluster.nodes}
 
 
-async def test_each_operation_is_one_command_on_the_one_node_that_owns_the_thread(
-    cluster_url: str, redis_cluster: EmbeddedRedisCluster
+@pytest.mark.parametrize("registry", [True, False])
+async def test_each_operation_is_one_command_on_the_node_that_owns_the_thread(
+    cluster_url: str, redis_cluster: EmbeddedRedisCluster, registry: bool
 ) -> None:
-    async with RedisChatMessageStore(cluster_url, cluster=True, thread_id="one trip", ttl=60, max_messages=5) as store:
+    ports = [node.port for node in redis_cluster.nodes]
+    index = ports.index(redis_cluster.node_for_key(registry_key("chat_messages")).port)
+    # A thread on another node than the prefix's registry, so their commands are told apart.
+    thread_id = thread_ids(1, lambda key: redis_cluster.node_for_key(key).port != ports[index])[0]
+    async with RedisChatMessageStore(
+        cluster_url, cluster=True, thread_id=thread_id, ttl=60, max_messages=5, registry=registry
+    ) as store:
         await store.add_messages([user_message("warm up")])  # learns the topology, loads the script
-        owner = [node.port for node in redis_cluster.nodes].index(redis_cluster.node_for_key(store.redis_key).port)
-        assert key_slot(store.redis_key.encode()) == key_slot(batches_key("chat_messages", "one trip").encode())
+        owner = ports.index(redis_cluster.node_for_key(store.redis_key).port)
+        assert key_slot(store.redis_key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
 
-        for operation, command in [
-            (lambda: store.add_messages([user_message("a"), user_message("b")]), "evalsha"),
-            (store.list_messages, "lrange"),
-            (store.count, "llen"),
-            (store.clear, "del"),
+        # The registry's sorted set is in another slot: its update goes to its own node,
+        # at the same time (add) or first (clear), as one more command.
+        for operation, on_owner, on_index in [
+            (
+                lambda: store.add_messages([user_message("a"), user_message("b")]),
+                "evalsha",
+                "zadd" if registry else None,
+            ),
+            (store.list_messages, "lrange", None),
+            (store.count, "llen", None),
+            (store.clear, "del", "zrem"),
         ]:
             reset_stats(redis_cluster)
             await operation()
@@ -87,11 +103,15 @@ async def test_each_operation_is_one_command_on_the_one_node_that_owns_the_threa
             # Leave out this test's own inspection connections and the commands the script ran.
             # (Redis 7 names subcommands "config|resetstat"; Redis 6.2 says "config".)
             ignored = {"config", "info", "hello", "client"}
-            if command == "evalsha":
-                ignored |= SCRIPT_INTERNALS
-            ran = [{k: v for k, v in node.items() if k.split("|")[0] not in ignored} for node in calls]
-            assert ran[owner] == {command: 1}, ran
-            assert all(not node for index, node in enumerate(ran) if index != owner), ran
+            expected: list[dict[str, int]] = [{} for _ in ports]
+            expected[owner][on_owner] = 1
+            if on_index is not None:
+                expected[index][on_index] = 1
+            ran = []
+            for position, node in enumerate(calls):
+                internal = SCRIPT_INTERNALS if position == owner and on_owner == "evalsha" else set()
+                ran.append({k: v for k, v in node.items() if k.split("|")[0] not in ignored | internal})
+            assert ran == expected
 
 
 async def test_trims_and_slides_the_ttl_of_every_key_of_the_thread(cluster_url: str, cluster_raw: RedisCluster) -> None:
