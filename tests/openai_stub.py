@@ -3,7 +3,7 @@
 It serves ``POST /v1/chat/completions`` (plain and streamed) and ``POST /v1/responses``
 (plain) on 127.0.0.1, answers like ``tests/scripted.py`` (``"seen N: <user texts>"``, or a
 tool call for ``"call <tool> <json args>"``), records every request body, and answers 401
-when the bearer token is not ``api_key``.
+when neither the bearer token nor an Azure-style ``api-key`` header is ``api_key``.
 """
 
 from __future__ import annotations
@@ -97,7 +97,13 @@ class OpenAIStub:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                if self.headers.get("Authorization") != f"Bearer {stub.api_key}":
+                # Azure OpenAI sends the key as `api-key` and the api-version in the query string.
+                authorized = (
+                    self.headers.get("Authorization") == f"Bearer {stub.api_key}"
+                    or self.headers.get("api-key") == stub.api_key
+                )
+                path = self.path.split("?", 1)[0]
+                if not authorized:
                     self._send_json(
                         401,
                         {
@@ -113,9 +119,9 @@ class OpenAIStub:
                 with stub._lock:
                     stub.requests.append(body)
                     number = len(stub.requests)
-                if self.path.endswith("/chat/completions"):
+                if path.endswith("/chat/completions"):
                     self._chat(body, number)
-                elif self.path.endswith("/responses"):
+                elif path.endswith("/responses"):
                     self._responses(body, number)
                 else:
                     self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})

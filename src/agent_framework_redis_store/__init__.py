@@ -8,7 +8,7 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._compat import GENERATION
+from ._compat import generation
 from .connections import ConnectionSettings, default_retry, redact_url
 from .errors import (
     CorruptMessageError,
@@ -32,7 +32,11 @@ from .registry import (
 from .store import RedisChatMessageStore, RedisStoreFactory
 
 if TYPE_CHECKING:
+    from typing import Literal
+
     from .provider import RedisChatHistoryProvider
+
+    GENERATION: Literal["legacy", "current"]
     from .session_store import RedisSessionStore
 
 try:
@@ -72,10 +76,13 @@ _CURRENT_ONLY = {"RedisChatHistoryProvider": "provider", "RedisSessionStore": "s
 
 
 def __getattr__(name: str) -> Any:
+    if name == "GENERATION":
+        # Resolved on first use: it imports the framework, which the CLI's registry commands never need.
+        return generation()
     module = _CURRENT_ONLY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if GENERATION != "current":
+    if generation() != "current":
         raise ImportError(
             f"{name} needs agent-framework-core 1.x (HistoryProvider, SessionStore); this environment has "
             f"the legacy generation, where RedisChatMessageStore is the store to use"

@@ -10,6 +10,7 @@ import typer
 
 from . import __version__
 from .cli_threads import register as register_threads
+from .demo import demo
 
 app = typer.Typer(
     name="redis-chat-store",
@@ -35,6 +36,7 @@ def main(
 
 
 register_threads(app)
+app.command("demo")(demo)
 
 
 def run() -> None:

@@ -8,9 +8,12 @@ either spelling, so a thread written by one generation reads in the other.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._compat import GENERATION, FrameworkMessage
+from ._compat import framework_message_class, generation
+
+if TYPE_CHECKING:
+    from ._compat import FrameworkMessage
 
 __all__ = ["decode_message", "encode_message", "encode_message_dict", "message_from_dict"]
 
@@ -47,7 +50,8 @@ def message_from_dict(data: dict[str, Any]) -> FrameworkMessage:
     contents = data.get("contents", [])
     if not isinstance(contents, list) or not all(isinstance(c, dict) and "type" in c for c in contents):
         raise ValueError("'contents' must be a list of objects with a 'type'")
-    return FrameworkMessage.from_dict(_to_current(data) if GENERATION == "current" else _to_legacy(data))
+    normalized = _to_current(data) if generation() == "current" else _to_legacy(data)
+    return framework_message_class().from_dict(normalized)
 
 
 def _to_current(data: dict[str, Any]) -> dict[str, Any]:

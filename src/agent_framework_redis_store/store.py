@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from redis.asyncio.retry import Retry
 from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
 
-from ._compat import FrameworkMessage
+from ._compat import framework_message_class
 from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import RedisClient, open_client
@@ -31,6 +31,9 @@ from .keys import (
 )
 from .lua import APPEND_AND_TRIM, APPEND_NEW_AND_TRIM
 from .registry import ThreadInfo, labels_json, read_thread_info, validate_labels
+
+if TYPE_CHECKING:
+    from ._compat import FrameworkMessage
 
 __all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
 
@@ -215,7 +218,7 @@ class RedisChatMessageStore:
         A retried call with the same ``idempotency_key`` (one is generated per call, so
         redis-py's own retries are always covered) is applied at most once.
         """
-        if isinstance(messages, FrameworkMessage) or not isinstance(messages, Sequence):
+        if isinstance(messages, framework_message_class()) or not isinstance(messages, Sequence):
             raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
         payloads: list[str] = []
         for message in messages:
@@ -239,7 +242,7 @@ class RedisChatMessageStore:
         in full adds only what is new. A call with an ``idempotency_key`` already applied
         stores nothing.
         """
-        if isinstance(messages, FrameworkMessage) or not isinstance(messages, Sequence):
+        if isinstance(messages, framework_message_class()) or not isinstance(messages, Sequence):
             raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
         if not messages:
             return 0
@@ -581,16 +584,20 @@ def _parse_state(state: object) -> tuple[dict[str, Any] | None, list[FrameworkMe
     raw_messages = state.get("messages") or []
     if not isinstance(raw_messages, list):
         raise StoreStateError(f"serialized_store_state['messages'] must be a list, got {type(raw_messages).__name__}")
+    message_class = framework_message_class()
     messages: list[FrameworkMessage] = []
     for index, raw in enumerate(raw_messages):
-        if not isinstance(raw, FrameworkMessage | Mapping):
+        if isinstance(raw, message_class):
+            message = raw
+        elif isinstance(raw, Mapping):
+            try:
+                message = message_from_dict(dict(raw))
+            except (TypeError, ValueError, KeyError, AttributeError) as err:
+                raise StoreStateError(f"serialized_store_state['messages'][{index}] is not a message: {err}") from err
+        else:
             raise StoreStateError(
                 f"serialized_store_state['messages'][{index}] must be a message dict, got {type(raw).__name__}"
             )
-        try:
-            message = raw if isinstance(raw, FrameworkMessage) else message_from_dict(dict(raw))
-        except (TypeError, ValueError, KeyError, AttributeError) as err:
-            raise StoreStateError(f"serialized_store_state['messages'][{index}] is not a message: {err}") from err
         embedded = _thread_reference(message)
         if embedded is None:
             messages.append(message)
