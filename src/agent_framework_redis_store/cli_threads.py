@@ -102,7 +102,14 @@ def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str 
     url = redis_url or group.get("redis_url")
     if not url:
         _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
-    return RedisThreadRegistry(url, key_prefix=key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX)
+    prefix = key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX
+    return RedisThreadRegistry(url, key_prefix=prefix, cluster=_cluster_flag(ctx))
+
+
+def _cluster_flag(ctx: typer.Context | None) -> bool:
+    """The global ``--cluster`` option, kept by the root command (``redis-chat-store --cluster ...``)."""
+    root = ctx.find_root().obj if ctx is not None else None
+    return bool(root.get("cluster")) if isinstance(root, dict) else False
 
 
 def _fail(message: str) -> NoReturn:
@@ -487,6 +494,7 @@ def purge_threads(
 
 
 def stats(
+    ctx: typer.Context,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -496,7 +504,7 @@ def stats(
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         return (await registry.stats()).to_dict()
 
-    result = _run(None, redis_url, key_prefix, work)
+    result = _run(ctx, redis_url, key_prefix, work)
     if as_json:
         _emit_json(result)
         return
