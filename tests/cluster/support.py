@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import RedisCluster
 
 from agent_framework_redis_store import thread_key
+
+T = TypeVar("T")
 
 
 async def close_cluster_client(client: RedisCluster) -> None:
@@ -24,3 +28,13 @@ def thread_ids(count: int, accept: Callable[[str], bool], prefix: str = "t") -> 
             found.append(f"{prefix}{n}")
         n += 1
     return found
+
+
+async def while_sampling(sample: Callable[[], Awaitable[T]], work: Awaitable[Any]) -> list[T]:
+    """Run ``work`` and, until it is done, ``sample`` one call after another; the samples."""
+    running = asyncio.ensure_future(work)
+    samples: list[T] = []
+    while not running.done():
+        samples.append(await sample())
+    await running
+    return samples

@@ -20,7 +20,7 @@ from agent_framework_redis_store.keys import batches_key, registry_key
 
 from ..scripted import ScriptedChatClient, make_agent, user_message
 from ..test_concurrency import check_history
-from .support import close_cluster_client, thread_ids
+from .support import close_cluster_client, thread_ids, while_sampling
 
 # Commands that APPEND_AND_TRIM runs inside its one EVALSHA (Redis counts them too).
 SCRIPT_INTERNALS = {
@@ -185,23 +185,16 @@ async def test_concurrent_writers_on_one_thread_never_exceed_max_messages(
 ) -> None:
     writers, batches, batch_size, limit = 8, 40, 3, 30
     key = RedisChatMessageStore(redis_client=cluster_raw, thread_id="race").redis_key
-    done = asyncio.Event()
-    observed: list[int] = []
-
-    async def sample() -> None:
-        while not done.is_set():
-            observed.append(await cluster_raw.llen(key))  # type: ignore[misc]
 
     async def write(writer: int) -> None:
         async with RedisChatMessageStore(cluster_url, cluster=True, thread_id="race", max_messages=limit) as store:
             for batch in range(batches):
                 await store.add_messages([user_message(f"w{writer}:{batch}:{i}") for i in range(batch_size)])
 
-    sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(write(w) for w in range(writers)))
-    done.set()
-    await sampler
-
+    observed = await while_sampling(
+        lambda: cluster_raw.llen(key),
+        asyncio.gather(*(write(w) for w in range(writers))),
+    )
     assert len(observed) > 20  # the sampler really ran alongside the writers
     assert max(observed) <= limit
     async with RedisChatMessageStore(cluster_url, cluster=True, thread_id="race") as reader:
@@ -228,22 +221,16 @@ async def test_a_thousand_threads_stay_within_max_connections_on_every_node(
         cluster_url, cluster=True, max_connections=8, thread_id=lambda: f"user_{os.urandom(4).hex()}"
     )
     stores = [factory() for _ in range(1000)]
-    done = asyncio.Event()
-    observed: list[list[int]] = []
-
-    async def sample() -> None:  # one connection per node of its own, used sequentially
-        while not done.is_set():
-            observed.append(await _new_connections(samplers, before))
 
     async def use(store: RedisChatMessageStore) -> None:
         await store.add_messages([user_message(store.thread_id)])
         assert texts(await store.list_messages()) == [store.thread_id]
         await store.aclose()  # never closes the shared client
 
-    sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(use(s) for s in stores))
-    done.set()
-    await sampler
+    # The samplers: one connection per node of their own, used one after another.
+    observed = await while_sampling(
+        lambda: _new_connections(samplers, before), asyncio.gather(*(use(s) for s in stores))
+    )
 
     peaks = [max(sample[index] for sample in observed) for index in range(len(redis_cluster.nodes))]
     # Each node: at most the factory's 8 command connections, plus the one redis-py keeps
