@@ -443,7 +443,12 @@ class RedisChatMessageStore:
         self._ttl = reference["ttl"]
 
     def _where(self) -> str:
-        return self._settings.display_url if self._settings is not None else "the caller's redis_client"
+        # Cached: redacting the URL is not free, and every command's error handling names it.
+        where = self.__dict__.get("_where_text")
+        if where is None:
+            where = self._settings.display_url if self._settings is not None else "the caller's redis_client"
+            self.__dict__["_where_text"] = where
+        return where
 
     def _redis_errors(self) -> AbstractContextManager[None]:
         return translate_redis_errors(self._where(), self.redis_key, "a message list")
