@@ -249,7 +249,10 @@ async def test_redis_py_alone_fails_that_load_instead_of_waiting(cluster_url: st
     await client.initialize()
     stores = [RedisChatMessageStore(redis_client=client, thread_id=f"t{n}") for n in range(300)]
     results = await asyncio.gather(*(s.add_messages([user_message("x")]) for s in stores), return_exceptions=True)
-    assert any(isinstance(r, MaxConnectionsError) or isinstance(r.__cause__, MaxConnectionsError) for r in results if r)
+    failures = [r for r in results if isinstance(r, RedisUnavailableError)]
+    assert failures
+    assert all(isinstance(r.__cause__, MaxConnectionsError) for r in failures)
+    assert "use cluster=True" in str(failures[0])
     await close_cluster_client(client)
 
 
