@@ -177,5 +177,11 @@ async def run_beside_index(
     same ``ZADD`` goes to the registry's node at the same time, one round trip of latency.
     If the ``ZADD`` fails the call fails, and its retry (same idempotency token) adds it.
     """
-    applied, _ = await asyncio.gather(script(keys=keys[:-1], args=args), client.zadd(keys[-1], {member: score_ms}))
+    index_update = asyncio.ensure_future(client.zadd(keys[-1], {member: score_ms}))
+    try:
+        applied = await script(keys=keys[:-1], args=args)
+    except BaseException:
+        index_update.cancel()
+        raise
+    await index_update
     return applied
