@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._compat import generation
 from .connections import ConnectionSettings, default_retry, redact_url
+from .encryption import AESGCMEncryption, MessageEncryption, RekeyProgress, rekey_prefix
 from .errors import (
     CorruptMessageError,
     CorruptSessionError,
+    DecryptionError,
+    RedisPermissionError,
     RedisStoreError,
     RedisUnavailableError,
     StoreStateError,
@@ -46,18 +49,23 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "GENERATION",
+    "AESGCMEncryption",
     "ConnectionSettings",
     "CorruptMessageError",
     "CorruptSessionError",
+    "DecryptionError",
+    "MessageEncryption",
     "PurgeResult",
     "RedisChatHistoryProvider",
     "RedisChatMessageStore",
+    "RedisPermissionError",
     "RedisSessionStore",
     "RedisStoreError",
     "RedisStoreFactory",
     "RedisThreadRegistry",
     "RedisUnavailableError",
     "RegistryStats",
+    "RekeyProgress",
     "StoreStateError",
     "ThreadInfo",
     "ThreadNotFoundError",
@@ -68,6 +76,7 @@ __all__ = [
     "__version__",
     "default_retry",
     "redact_url",
+    "rekey_prefix",
     "thread_key",
 ]
 

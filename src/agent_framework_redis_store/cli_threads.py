@@ -27,12 +27,17 @@ from rich.table import Table
 from rich.text import Text
 
 from agent_framework_redis_store import (
+    AESGCMEncryption,
     RedisChatMessageStore,
     RedisStoreError,
     RedisThreadRegistry,
+    RekeyProgress,
     ThreadRecord,
     ThreadRecordError,
+    rekey_prefix,
 )
+from agent_framework_redis_store.encryption import KEYS_ENV_VAR
+from agent_framework_redis_store.keys import registry_key
 
 __all__ = ["parse_duration", "register", "threads_app"]
 
@@ -103,13 +108,23 @@ def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str 
     if not url:
         _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
     prefix = key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX
-    return RedisThreadRegistry(url, key_prefix=prefix, cluster=_cluster_flag(ctx))
+    return RedisThreadRegistry(url, key_prefix=prefix, encryption=_encryption_from_env(), cluster=_cluster_flag(ctx))
 
 
 def _cluster_flag(ctx: typer.Context | None) -> bool:
     """The global ``--cluster`` option, kept by the root command (``redis-chat-store --cluster ...``)."""
     root = ctx.find_root().obj if ctx is not None else None
     return bool(root.get("cluster")) if isinstance(root, dict) else False
+
+
+def _encryption_from_env() -> AESGCMEncryption | None:
+    """Encrypted prefixes: show, export and import use the keys in $REDIS_CHAT_STORE_KEYS when set."""
+    if not os.environ.get(KEYS_ENV_VAR):
+        return None
+    try:
+        return AESGCMEncryption.from_env()
+    except (ImportError, TypeError, ValueError) as error:
+        _fail(str(error))
 
 
 def _fail(message: str) -> NoReturn:
@@ -265,7 +280,11 @@ def show_thread(
     async def work(registry: RedisThreadRegistry) -> None:
         info = await registry.info(thread_id)
         store = RedisChatMessageStore(
-            thread_id=thread_id, key_prefix=registry.key_prefix, redis_client=registry.redis_client, registry=False
+            thread_id=thread_id,
+            key_prefix=registry.key_prefix,
+            redis_client=registry.redis_client,
+            registry=False,
+            encryption=registry.encryption,
         )
         messages = [m.to_dict(exclude_none=True) for m in await store.list_messages(last=last)]
         if as_json:
@@ -486,6 +505,68 @@ def purge_threads(
         f"{verb} {result['purged']} thread(s) inactive since {result['cutoff']}; "
         f"{result['expired']} expired entr{'y' if result['expired'] == 1 else 'ies'} "
         f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)",
+        soft_wrap=True,
+    )
+
+
+# -- threads rekey -------------------------------------------------------------------------
+
+
+@threads_app.command("rekey")
+def rekey_threads(
+    ctx: typer.Context,
+    current: Annotated[
+        str | None, typer.Option("--current", help="Key id to encrypt with (default: the first key listed).")
+    ] = None,
+    keys_env: Annotated[
+        str, typer.Option("--keys-env", help="Environment variable that holds the keys as 'k2:<base64>,k1:<base64>'.")
+    ] = KEYS_ENV_VAR,
+    encrypt_plaintext: Annotated[
+        bool, typer.Option("--encrypt-plaintext", help="Also encrypt entries written before encryption was on.")
+    ] = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Re-encrypt every thread of the prefix with the current key, while the application runs.
+
+    Keys come only from an environment variable, never the command line (shell history and process lists keep it).
+    Safe to interrupt and run again.
+    """
+    try:
+        encryption = AESGCMEncryption.from_env(keys_env, current=current)
+    except (ImportError, TypeError, ValueError) as error:
+        _fail(str(error))
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        known = int(await registry.redis_client.zcard(registry_key(registry.key_prefix)))  # the bar's estimate
+        with _progress("rekeying", known or None, as_json) as update:
+
+            def report(progress: RekeyProgress) -> None:
+                update(progress.threads_seen, max(known, progress.threads_seen) if known else None)
+
+            result = await rekey_prefix(
+                registry.redis_client,
+                encryption,
+                key_prefix=registry.key_prefix,
+                encrypt_plaintext=encrypt_plaintext,
+                on_progress=report,
+            )
+        return {
+            "key_prefix": registry.key_prefix,
+            "current_key_id": encryption.key_id,
+            "threads": result.threads_seen,
+            "threads_changed": result.threads_changed,
+            "entries_rekeyed": result.entries_rekeyed,
+        }
+
+    result = _run(ctx, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json(result)
+        return
+    out.print(
+        f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
+        f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}",
         soft_wrap=True,
     )
 

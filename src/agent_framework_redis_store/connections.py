@@ -7,6 +7,7 @@ to connect and never appear in ``repr``, logs, errors or serialized state.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +25,7 @@ __all__ = ["ConnectionSettings", "RedisClient", "default_retry", "open_client", 
 RedisClient = Redis | RedisCluster
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
+_SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
 
 
 def default_retry() -> Retry:
@@ -41,13 +43,17 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable redis url>"
-    if parts.username is None and parts.password is None:
+    # redis-py also reads query parameters (?password=..., ?ssl_password=...) as connection options.
+    query = _SECRET_QUERY_VALUE.sub(r"\1\2=***", parts.query)
+    if parts.username is None and parts.password is None and query == parts.query:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.username is not None or parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.exceptions import AuthenticationError, ClusterDownError, MaxConnectionsError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    MaxConnectionsError,
+    NoPermissionError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,6 +43,25 @@ class CorruptMessageError(RedisStoreError):
 
 class RedisUnavailableError(RedisStoreError, ConnectionError):
     """Redis could not be reached after the configured retry policy was exhausted."""
+
+
+class DecryptionError(CorruptMessageError):
+    """A stored entry cannot be decrypted: unknown key id, tampered or moved ciphertext, or a
+    plaintext entry where ciphertext was expected (and the reverse).
+
+    ``key`` and ``index`` address the entry; the error never includes key material or
+    message text, and nothing else in the thread is touched.
+    """
+
+    def __init__(self, key: str, index: int, reason: str) -> None:
+        self.key = key
+        self.index = index
+        self.reason = reason
+        Exception.__init__(self, f"Cannot decrypt the entry in Redis list {key!r} at index {index}: {reason}.")
+
+
+class RedisPermissionError(RedisStoreError, PermissionError):
+    """The Redis user (ACL) may not run a command the store needs on the thread's keys."""
 
 
 class ThreadNotFoundError(RedisStoreError, LookupError):
@@ -91,6 +116,13 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
             f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
         ) from err
     except ResponseError as err:
+        # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
+        if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
+            reason = str(err).rstrip(".")
+            raise RedisPermissionError(
+                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
+                "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
+            ) from err
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise

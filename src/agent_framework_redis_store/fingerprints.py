@@ -10,7 +10,8 @@ id specially (typing "yes" twice is two messages):
 * ``c``: any other message without an id, from its role and contents.
 
 The rest is 16 hex digits of a BLAKE2b digest, so a fingerprint is exactly
-``lua.FINGERPRINT_WIDTH`` characters.
+``lua.FINGERPRINT_WIDTH`` characters. A store with ``encryption=`` keys the digest (a MAC),
+so the fingerprints in Redis reveal nothing about the encrypted bodies.
 """
 
 from __future__ import annotations
@@ -27,21 +28,21 @@ __all__ = ["encode_with_fingerprint"]
 _DIGEST_BYTES = (FINGERPRINT_WIDTH - 1) // 2
 
 
-def encode_with_fingerprint(message: Any) -> tuple[str, str]:
-    """The stored JSON of ``message`` and its fingerprint, from one ``to_dict()``."""
+def encode_with_fingerprint(message: Any, *, key: bytes = b"") -> tuple[str, str]:
+    """The stored JSON of ``message`` and its fingerprint (keyed by ``key``), from one ``to_dict()``."""
     data = message.to_dict(exclude_none=True)
-    return encode_message_dict(data), _fingerprint(message, data)
+    return encode_message_dict(data), _fingerprint(message, data, key)
 
 
-def _fingerprint(message: Any, data: dict[str, Any]) -> str:
+def _fingerprint(message: Any, data: dict[str, Any], key: bytes) -> str:
     message_id = data.get("message_id")
     if message_id is not None:
-        return "i" + _digest(str(message_id))
+        return "i" + _digest(str(message_id), key)
     role = message.role
     role = str(getattr(role, "value", role))
     contents = json.dumps(data.get("contents", []), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return ("u" if role == "user" else "c") + _digest(f"{role}\n{contents}")
+    return ("u" if role == "user" else "c") + _digest(f"{role}\n{contents}", key)
 
 
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).hexdigest()
+def _digest(text: str, key: bytes) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES, key=key).hexdigest()

@@ -16,6 +16,7 @@ __all__ = [
     "IMPORT_THREAD",
     "PRUNE_REGISTRY",
     "PURGE_THREAD",
+    "REPLACE_UNCHANGED",
 ]
 
 # How many recent batch tokens a thread remembers. A retry arrives within seconds, long
@@ -333,4 +334,35 @@ if registry_key then
   redis.call('ZADD', registry_key, active_ms, member)
 end
 return 1
+"""
+
+# Rekey: replace entries the client re-encrypted, each only if it is still in the list exactly
+# as the client read it. Concurrent trims shift positions, so entries are found by value, not
+# by the index they had; one trimmed away or changed meanwhile is left alone, and appends
+# are never touched. Equal entries are matched in list order. LSET keeps the thread's TTL.
+# ARGV holds {entry as read, replacement} pairs in list order. Returns how many were replaced.
+REPLACE_UNCHANGED = """
+local messages_key = KEYS[1]
+
+local positions = {}  -- entry -> its positions, the smallest last
+local current = redis.call('LRANGE', messages_key, 0, -1)
+for position = #current, 1, -1 do
+  local entry = current[position]
+  local found = positions[entry]
+  if found == nil then
+    found = {}
+    positions[entry] = found
+  end
+  found[#found + 1] = position - 1
+end
+
+local replaced = 0
+for i = 1, #ARGV, 2 do
+  local found = positions[ARGV[i]]
+  if found ~= nil and #found > 0 then
+    redis.call('LSET', messages_key, table.remove(found), ARGV[i + 1])
+    replaced = replaced + 1
+  end
+end
+return replaced
 """

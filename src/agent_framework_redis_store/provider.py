@@ -20,6 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
 
 from .connections import RedisClient
+from .encryption import MessageEncryption
 from .keys import validate_thread_id
 from .store import RedisChatMessageStore, RedisStoreFactory
 
@@ -52,6 +53,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         key_prefix: Namespace of the Redis keys; the same as a legacy store's to share its threads.
         max_messages: Keep only the newest N messages of each session (None: keep all).
         ttl: Seconds of inactivity after which a session's history expires; every save refreshes it.
+        encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``).
         labels: str-to-str labels recorded in the thread registry for every session (e.g. ``{"app": "support"}``).
         redis_client: A ``redis.asyncio`` client to use; never closed by the provider.
         source_id: The provider's id in the agent's context pipeline.
@@ -72,6 +74,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         key_prefix: str = "chat_messages",
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
+        encryption: MessageEncryption | None = None,
         labels: Mapping[str, str] | None = None,
         redis_client: RedisClient | None = None,
         source_id: str = DEFAULT_SOURCE_ID,
@@ -108,6 +111,7 @@ class RedisChatHistoryProvider(HistoryProvider):
             key_prefix=key_prefix,
             max_messages=max_messages,
             ttl=ttl,
+            encryption=encryption,
             labels=labels,
             credential_provider=credential_provider,
             host=host,

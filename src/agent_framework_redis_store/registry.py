@@ -22,6 +22,7 @@ from typing import Any, Self
 from .cluster import is_cluster
 from .codec import message_from_dict
 from .connections import RedisClient, open_client
+from .encryption import MessageEncryption, decrypt_entry, validate_encryption
 from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
 from .keys import (
     batches_key,
@@ -512,6 +513,8 @@ class RedisThreadRegistry:
     Keyword Args:
         key_prefix: The prefix the stores write under.
         redis_client: A ``redis.asyncio`` client to use instead (never closed by the registry).
+        encryption: The stores' ``encryption=``: export decrypts (the export holds plaintext),
+            import encrypts for the destination thread.
         **connection: ``ConnectionSettings`` fields (host, port, username, password, ...).
     """
 
@@ -521,9 +524,11 @@ class RedisThreadRegistry:
         *,
         key_prefix: str = "chat_messages",
         redis_client: RedisClient | None = None,
+        encryption: MessageEncryption | None = None,
         **connection: Any,
     ) -> None:
         self._key_prefix = validate_key_prefix(key_prefix)
+        self._encryption = validate_encryption(encryption)
         self._settings, self._redis = open_client(redis_client, redis_url=redis_url, **connection)
         self._owns_client = self._settings is not None
         self._index = registry_key(self._key_prefix)
@@ -535,6 +540,11 @@ class RedisThreadRegistry:
     def key_prefix(self) -> str:
         """The key prefix this registry reads."""
         return self._key_prefix
+
+    @property
+    def encryption(self) -> MessageEncryption | None:
+        """The ``encryption=`` given, for stores made on this registry's threads."""
+        return self._encryption
 
     @property
     def redis_client(self) -> RedisClient:
@@ -698,7 +708,7 @@ class RedisThreadRegistry:
         meta = _decode_meta(raw_meta)
         return ThreadRecord(
             thread_id=thread_id,
-            messages=[json.loads(payload) for payload in payloads],
+            messages=[json.loads(self._opened(thread_id, index, payload)) for index, payload in enumerate(payloads)],
             labels=_meta_labels(meta),
             created_at=_from_ms(meta.get("created")),
             last_active=_from_ms(meta.get("active")),
@@ -715,8 +725,10 @@ class RedisThreadRegistry:
         active = _to_ms(record.last_active) if record.last_active else now_ms
         ttl_ms = int(record.ttl * 1000) if record.ttl else 0
         expire_ms = int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms
-        payloads = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in record.messages]
         prefix, thread_id = self._key_prefix, record.thread_id
+        payloads = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in record.messages]
+        if self._encryption is not None:
+            payloads = [self._encryption.encrypt(p, context=thread_key(prefix, thread_id)) for p in payloads]
         keys = [
             thread_key(prefix, thread_id),
             batches_key(prefix, thread_id),
@@ -733,6 +745,9 @@ class RedisThreadRegistry:
                     await self._redis.zadd(self._index, {thread_id: active})
                 return imported
             return bool(await self._import(keys=keys, args=[*args, *payloads]))
+
+    def _opened(self, thread_id: str, index: int, payload: bytes) -> bytes | str:
+        return decrypt_entry(self._encryption, payload, key=thread_key(self._key_prefix, thread_id), index=index)
 
     async def delete(self, thread_ids: Sequence[str]) -> int:
         """Delete threads and their registry entries; returns how many existed."""

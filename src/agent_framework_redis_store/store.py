@@ -18,6 +18,7 @@ from ._compat import framework_message_class
 from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
 from .connections import RedisClient, open_client
+from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
 from .keys import (
@@ -93,6 +94,8 @@ class RedisChatMessageStore:
         max_messages: Keep only the newest N messages (None: keep all).
         ttl: Seconds of inactivity after which the thread expires; every write refreshes it.
         messages: Messages to seed the thread with, written only if the thread is empty.
+        encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``); never serialized,
+            so pass it again when restoring.
         labels: str-to-str labels recorded in the thread registry (e.g. ``{"user": "alice"}``);
             None leaves the labels already stored untouched.
         registry: Record the thread in the key prefix's registry on every write (default True).
@@ -115,6 +118,7 @@ class RedisChatMessageStore:
         max_messages: int | None = None,
         ttl: float | timedelta | None = None,
         messages: Sequence[FrameworkMessage] | None = None,
+        encryption: MessageEncryption | None = None,
         labels: Mapping[str, str] | None = None,
         registry: bool = True,
         redis_client: RedisClient | None = None,
@@ -138,6 +142,7 @@ class RedisChatMessageStore:
         self._set_keys()
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
+        self._encryption = validate_encryption(encryption)
         self._settings, self._redis = open_client(
             redis_client,
             redis_url=redis_url,
@@ -248,7 +253,9 @@ class RedisChatMessageStore:
             return 0
         if self._pending_seed:
             await self._append([], "")
-        payloads, fingerprints = zip(*(encode_with_fingerprint(m) for m in messages), strict=True)
+        # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
+        digest_key = self._encryption.digest_key if self._encryption is not None else b""
+        payloads, fingerprints = zip(*(encode_with_fingerprint(m, key=digest_key) for m in messages), strict=True)
         if self._append_new_script is None:
             self._append_new_script = self._redis.register_script(APPEND_NEW_AND_TRIM)
         keys = [*self._keys, self._fingerprints_key]
@@ -258,7 +265,8 @@ class RedisChatMessageStore:
             keys += self._registry_keys[2:]
             args += [self._labels_json, self._thread_id]
         with self._redis_errors():
-            _, appended = await self._run(self._append_new_script, keys, [*args, *fingerprints, *payloads])
+            args += [*fingerprints, *self._sealed(payloads)]
+            _, appended = await self._run(self._append_new_script, keys, args)
         return int(appended)
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
@@ -275,10 +283,11 @@ class RedisChatMessageStore:
             raw = await self._redis.lrange(key, 0, -1) if last is None else await self._redis.lrange(key, -last, -1)
         messages: list[FrameworkMessage] = []
         for position, payload in enumerate(raw):
+            index = position if last is None else position - len(raw)
+            payload = decrypt_entry(self._encryption, payload, key=key, index=index)
             try:
                 messages.append(decode_message(payload))
             except (ValueError, TypeError, KeyError, AttributeError) as err:
-                index = position if last is None else position - len(raw)
                 raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
         return messages
 
@@ -325,6 +334,20 @@ class RedisChatMessageStore:
             await self._append([], "")
         with self._redis_errors():
             return int(await self._redis.llen(self.redis_key))
+
+    async def rekey(self, *, encrypt_plaintext: bool = False) -> int:
+        """Re-encrypt the thread's entries with the current key; returns how many changed.
+
+        Safe while other writers append (entries are swapped only if unchanged, in a Lua
+        script), after which retired keys are no longer needed for this thread.
+        ``encrypt_plaintext=True`` also encrypts entries written before encryption was on.
+        """
+        if self._encryption is None:
+            raise ValueError("rekey needs a store created with encryption=")
+        with self._redis_errors():
+            return await rekey_thread(
+                self._redis, self.redis_key, self._encryption, encrypt_plaintext=encrypt_plaintext
+            )
 
     async def clear(self) -> None:
         """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
@@ -400,7 +423,7 @@ class RedisChatMessageStore:
             # Standalone Redis: the registry sorted set is updated inside the same script.
             keys = self._registry_keys
             args += [self._labels_json, self._thread_id]
-        args += [*seed, *payloads]
+        args += self._sealed([*seed, *payloads])
         try:
             with self._redis_errors():
                 await self._run(self._append_script, keys, args)
@@ -415,6 +438,12 @@ class RedisChatMessageStore:
                 self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
             )
         return await script(keys=keys, args=args)
+
+    def _sealed(self, payloads: Sequence[str]) -> Sequence[str]:
+        if self._encryption is None:
+            return payloads
+        # Bound to this thread's key, so an entry copied to another thread does not decrypt.
+        return [self._encryption.encrypt(payload, context=self.redis_key) for payload in payloads]
 
     def _ttl_ms(self) -> int:
         return 0 if self._ttl is None else max(1, int(self._ttl * 1000))
@@ -485,12 +514,13 @@ class RedisStoreFactory:
             validate_thread_id(thread_id)
         self._thread_id = thread_id
         # Validate the store options once, here, rather than on the first thread.
-        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "labels", "registry"}
+        unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "labels", "registry", "encryption"}
         if unknown:
             raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
         validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
+        validate_encryption(store_options.get("encryption"))
         validate_labels(store_options.get("labels"))
         self._store_options = store_options
         self._settings, self._redis = open_client(

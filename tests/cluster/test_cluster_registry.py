@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import RedisCluster
@@ -104,3 +105,29 @@ async def test_export_import_and_purge_across_slots(cluster_url: str, cluster_ra
         assert [t.thread_id async for t in registry.iter_threads()] == ["src"]
     assert await cluster_raw.zcard(INDEX) == 1
     assert await cluster_raw.exists(thread_key("chat_messages", "old0")) == 0
+
+
+async def test_encrypted_threads_on_every_node_are_rekeyed_by_one_prefix_walk(
+    cluster_url: str, cluster_raw: RedisCluster, redis_cluster: EmbeddedRedisCluster
+) -> None:
+    from agent_framework_redis_store import AESGCMEncryption, rekey_prefix
+
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    ids = [f"secret{n}" for n in range(9)]
+    assert len({redis_cluster.node_for_key(thread_key("chat_messages", t)).port for t in ids}) == 3
+    old = AESGCMEncryption({"k1": old_key}, current="k1")
+    async with RedisChatMessageStore.factory(cluster_url, cluster=True, encryption=old) as factory:
+        for thread_id in ids:
+            await factory.store(thread_id).add_messages([user_message(f"{thread_id} card 4111")])
+    stored: list[bytes] = await cluster_raw.lrange(thread_key("chat_messages", "secret0"), 0, -1)  # type: ignore[misc]
+    assert len(stored) == 1
+    assert b"4111" not in stored[0]  # ciphertext at rest
+
+    rotated = AESGCMEncryption({"k2": new_key, "k1": old_key}, current="k2")
+    async with RedisChatMessageStore.factory(cluster_url, cluster=True, encryption=rotated) as factory:
+        progress = await rekey_prefix(factory.redis_client, rotated)
+        assert (progress.threads_seen, progress.entries_rekeyed) == (9, 9)
+        only_new = AESGCMEncryption({"k2": new_key}, current="k2")
+        for thread_id in ids:
+            store = RedisChatMessageStore(thread_id=thread_id, redis_client=factory.redis_client, encryption=only_new)
+            assert [m.text for m in await store.list_messages()] == [f"{thread_id} card 4111"]

@@ -1,0 +1,362 @@
+"""Encryption at rest: message bodies stored in Redis only as ciphertext.
+
+A sealed entry is text of the form ``<scheme>:<key id>:<data>``, so an operator (and
+``rekey``) sees which key wrote an entry without decrypting it, and a plaintext entry (a
+JSON object, always starting with ``{``) is never mistaken for one. Only bodies are
+encrypted: thread ids, counts, TTLs and the key layout stay readable.
+
+``AESGCMEncryption`` is the built-in scheme; anything satisfying ``MessageEncryption``
+plugs in the same way. Keys never appear in ``repr``, errors or serialized state: pass
+``encryption=`` again when a store is restored, like the connection settings.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, runtime_checkable
+
+from .errors import DecryptionError, RedisStoreError
+from .keys import thread_id_from_key, thread_key
+from .lua import REPLACE_UNCHANGED
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from .connections import RedisClient
+
+__all__ = [
+    "KEYS_ENV_VAR",
+    "AESGCMEncryption",
+    "MessageEncryption",
+    "RekeyProgress",
+    "decrypt_entry",
+    "key_id_of",
+    "parse_keys",
+    "rekey_prefix",
+    "rekey_thread",
+]
+
+KEYS_ENV_VAR = "REDIS_CHAT_STORE_KEYS"
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_ENVELOPE = re.compile(r"([a-z][a-z0-9]*):([A-Za-z0-9_.-]{1,64}):")
+_KEY_SIZES = (16, 24, 32)
+_NONCE_BYTES = 12  # 96 bits: the size GCM is specified for; random per entry
+_TAG_BYTES = 16
+
+
+@runtime_checkable
+class MessageEncryption(Protocol):
+    """How one stored entry is sealed and opened.
+
+    ``encrypt`` returns ``<scheme>:<key id>:<data>`` (scheme: lowercase letters and digits;
+    key id: letters, digits, ``_.-``). ``context`` is the thread's Redis key: a scheme must
+    bind the ciphertext to it, so that an entry copied into another thread does not open.
+    ``decrypt`` raises ``ValueError`` with a reason (never key material or message text).
+    """
+
+    @property
+    def key_id(self) -> str:
+        """The id of the key new entries are sealed with."""
+        ...
+
+    @property
+    def digest_key(self) -> bytes:
+        """A secret (never the encryption key itself) that keys the fingerprints the store
+        keeps to recognise repeated messages, so they reveal nothing about the bodies."""
+        ...
+
+    def encrypt(self, plaintext: str, *, context: str) -> str:
+        """Seal one message's JSON for the thread ``context``."""
+        ...
+
+    def decrypt(self, sealed: str, *, context: str) -> str:
+        """Open one sealed entry of the thread ``context``; ``ValueError`` if it cannot."""
+        ...
+
+
+class AESGCMEncryption:
+    """AES-GCM (``cryptography``) with a fresh random 96-bit nonce per entry.
+
+    Args:
+        keys: Key id -> 16, 24 or 32 random bytes (AES-128/192/256). Keep retired keys
+            here until ``rekey`` has re-encrypted what they wrote.
+
+    Keyword Args:
+        current: The id of the key new entries are encrypted with.
+
+    Entries are ``aesgcm1:<key id>:<base64 of nonce, ciphertext and tag>``. The associated
+    data binds each entry to its scheme, key id and thread key: an altered entry, or one
+    copied into another thread or prefix, fails to decrypt instead of reading as garbage.
+    Random nonces are safe for about 2**32 entries per key: rotate long before that.
+    """
+
+    scheme = "aesgcm1"
+
+    def __init__(self, keys: Mapping[str, bytes], *, current: str) -> None:
+        try:
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        except ImportError as err:  # pragma: no cover - depends on the installation
+            raise ImportError(
+                "AESGCMEncryption needs the 'cryptography' package: "
+                "pip install 'agent-framework-redis-store[encryption]'"
+            ) from err
+        if not isinstance(keys, Mapping):
+            raise TypeError(f"keys must be a mapping of key id to key bytes, got {type(keys).__name__}")
+        if not keys:
+            raise ValueError("keys must hold at least one key")
+        self._ciphers: dict[str, AESGCM] = {}
+        for key_id, key in keys.items():
+            if not isinstance(key_id, str) or not _KEY_ID.fullmatch(key_id):
+                raise ValueError(f"keys: every key id must be 1-64 letters, digits, '_', '.' or '-', got {key_id!r}")
+            if not isinstance(key, bytes):
+                hint = " (decode it first, e.g. with parse_keys)" if isinstance(key, str) else ""
+                raise TypeError(f"keys[{key_id!r}] must be bytes, got {type(key).__name__}{hint}")
+            if len(key) not in _KEY_SIZES:
+                raise ValueError(f"keys[{key_id!r}] must be 16, 24 or 32 bytes long, got {len(key)} bytes")
+            self._ciphers[key_id] = AESGCM(key)
+        self._invalid_tag: type[Exception] = InvalidTag
+        if not isinstance(current, str) or current not in self._ciphers:
+            known = ", ".join(self._ciphers)
+            raise ValueError(f"current must be one of the key ids in keys ({known}), got {current!r}")
+        self._current = current
+        # Derived from the current key, so a rotation also rotates the fingerprints' key.
+        self._digest_key = hmac.digest(keys[current], b"agent-framework-redis-store/fingerprints/v1", hashlib.sha256)
+
+    @classmethod
+    def from_env(cls, var: str = KEYS_ENV_VAR, *, current: str | None = None) -> AESGCMEncryption:
+        """Keys from the environment variable ``var`` (``"k2:<base64>,k1:<base64>"``).
+
+        ``current`` defaults to the first key id listed.
+        """
+        keys = parse_keys(os.environ.get(var, ""), source=var)
+        return cls(keys, current=current if current is not None else next(iter(keys)))
+
+    @property
+    def key_id(self) -> str:
+        """The id of the key new entries are encrypted with."""
+        return self._current
+
+    @property
+    def digest_key(self) -> bytes:
+        """Keys the repeat-detection fingerprints (derived from the current key; never shown)."""
+        return self._digest_key
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id this instance can decrypt."""
+        return list(self._ciphers)
+
+    def encrypt(self, plaintext: str, *, context: str) -> str:
+        """Encrypt one message's JSON with the current key, bound to the thread key ``context``."""
+        header = f"{self.scheme}:{self._current}:"
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._ciphers[self._current].encrypt(nonce, plaintext.encode("utf-8"), (header + context).encode())
+        return header + base64.b64encode(nonce + sealed).decode("ascii")
+
+    def decrypt(self, sealed: str, *, context: str) -> str:
+        """Decrypt one entry of the thread ``context``; ``ValueError`` saying why it cannot."""
+        envelope = _ENVELOPE.match(sealed)
+        if envelope is None or envelope.group(1) != self.scheme:
+            raise ValueError(f"it is not an {self.scheme} entry")
+        key_id = envelope.group(2)
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise ValueError(
+                f"it was encrypted with key id {key_id!r}, which is not among the keys given "
+                f"({', '.join(self._ciphers)}); add that key to keys="
+            )
+        try:
+            blob = base64.b64decode(sealed[envelope.end() :], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"its ciphertext (key id {key_id!r}) is not valid base64: the entry was altered") from None
+        if len(blob) < _NONCE_BYTES + _TAG_BYTES:
+            raise ValueError(f"its ciphertext (key id {key_id!r}) is truncated")
+        aad = (sealed[: envelope.end()] + context).encode()
+        try:
+            plaintext = cipher.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], aad)
+        except self._invalid_tag:
+            raise ValueError(
+                f"authentication with key id {key_id!r} failed: the entry was altered, "
+                "or it was copied from another thread or key prefix"
+            ) from None
+        return plaintext.decode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(current={self._current!r}, key_ids={self.key_ids!r})"
+
+    def __reduce__(self) -> NoReturn:
+        # Pickling would write the keys wherever the state goes.
+        raise TypeError(f"{type(self).__name__} holds keys and is never serialized; pass it again as encryption=")
+
+
+def parse_keys(text: str, *, source: str = KEYS_ENV_VAR) -> dict[str, bytes]:
+    """Keys from ``"k2:<base64>,k1:<base64>"``; errors name ``source`` and the key id, never a key."""
+    keys: dict[str, bytes] = {}
+    for position, item in enumerate(part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        key_id = key_id.strip()
+        if not sep or not _KEY_ID.fullmatch(key_id):
+            raise ValueError(
+                f"{source}: entry {position + 1} must be '<key id>:<base64 key>' (key ids: letters, digits, _.-)"
+            )
+        if key_id in keys:
+            raise ValueError(f"{source}: key id {key_id!r} is given twice")
+        try:
+            keys[key_id] = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{source}: the key of {key_id!r} is not valid base64") from None
+    if not keys:
+        raise ValueError(f"{source} holds no keys; expected '<key id>:<base64 key>[,...]'")
+    return keys
+
+
+def validate_encryption(value: object, name: str = "encryption") -> MessageEncryption | None:
+    """``value`` if it is None or a ``MessageEncryption``, else ``TypeError`` naming ``name``."""
+    if value is not None and not isinstance(value, MessageEncryption):
+        raise TypeError(
+            f"{name} must provide key_id, digest_key, encrypt() and decrypt() (e.g. AESGCMEncryption), "
+            f"got {type(value).__name__}"
+        )
+    return value
+
+
+def key_id_of(entry: bytes | str) -> str | None:
+    """The key id a sealed entry names, or None for any other entry."""
+    head = entry[:80].decode("ascii", errors="replace") if isinstance(entry, bytes) else entry[:80]
+    envelope = _ENVELOPE.match(head)
+    return envelope.group(2) if envelope else None
+
+
+def decrypt_entry(
+    encryption: MessageEncryption | None,
+    entry: bytes | str,
+    *,
+    key: str,
+    index: int,
+    allow_plaintext: bool = False,
+) -> bytes | str:
+    """The message JSON of one stored entry; ``DecryptionError`` naming ``key`` and ``index`` if it cannot be had."""
+    if entry[:1] in (b"{", "{"):  # plaintext JSON: the common case of an unencrypted store
+        if encryption is None or allow_plaintext:
+            return entry
+        raise DecryptionError(
+            key,
+            index,
+            "it is plaintext but the store encrypts; it was written without encryption= "
+            "(rekey(encrypt_plaintext=True) encrypts such entries)",
+        )
+    if encryption is None:
+        key_id = key_id_of(entry)
+        if key_id is not None:
+            raise DecryptionError(
+                key,
+                index,
+                f"it is encrypted (key id {key_id!r}) but the store has no encryption=; "
+                "pass the encryption= it was written with",
+            )
+        return entry  # neither JSON nor sealed: the codec reports it as corrupt
+    try:
+        text = entry.decode("utf-8") if isinstance(entry, bytes) else entry
+    except UnicodeDecodeError:
+        raise DecryptionError(key, index, "it is neither JSON nor a sealed entry (not UTF-8 text)") from None
+    try:
+        return encryption.decrypt(text, context=key)
+    except ValueError as err:
+        raise DecryptionError(key, index, str(err)) from err
+
+
+# -- rekey --------------------------------------------------------------------------------
+
+
+async def rekey_thread(
+    redis: RedisClient,
+    key: str,
+    encryption: MessageEncryption,
+    *,
+    encrypt_plaintext: bool = False,
+    max_rounds: int = 5,
+) -> int:
+    """Re-encrypt every entry of the thread list ``key`` not under the current key; returns how many.
+
+    Each round reads the list, re-encrypts client-side and swaps, in one Lua script
+    (``REPLACE_UNCHANGED``), each entry still in the list exactly as read, wherever a
+    concurrent trim has moved it: appends and trims by other writers are never lost or
+    undone. An entry changed meanwhile is retried in the next round. Nothing is written
+    when an entry fails to decrypt.
+    """
+    replace = redis.register_script(REPLACE_UNCHANGED)
+    current = encryption.key_id
+    total = 0
+    for _ in range(max_rounds):
+        entries = await redis.lrange(key, 0, -1)  # type: ignore[misc]
+        args: list[Any] = []
+        for index, entry in enumerate(entries):
+            if key_id_of(entry) == current:
+                continue
+            plaintext = decrypt_entry(encryption, entry, key=key, index=index, allow_plaintext=encrypt_plaintext)
+            if isinstance(plaintext, bytes):
+                plaintext = plaintext.decode("utf-8")
+            args += [entry, encryption.encrypt(plaintext, context=key)]
+        if not args:
+            return total
+        replaced = int(await replace(keys=[key], args=args))
+        total += replaced
+        if replaced * 2 == len(args):
+            return total
+    raise RedisStoreError(
+        f"rekey of Redis list {key!r} did not settle in {max_rounds} rounds: writers with an older key keep "
+        "adding entries, or the list is trimmed faster than it can be rewritten; run it again"
+    )
+
+
+@dataclass(frozen=True)
+class RekeyProgress:
+    """Where a prefix-wide ``rekey_prefix`` stands."""
+
+    threads_seen: int
+    threads_changed: int
+    entries_rekeyed: int
+    thread_id: str | None = None  # the thread just finished
+
+
+async def rekey_prefix(
+    redis: RedisClient,
+    encryption: MessageEncryption,
+    *,
+    key_prefix: str = "chat_messages",
+    encrypt_plaintext: bool = False,
+    on_progress: Callable[[RekeyProgress], None] | None = None,
+    scan_count: int = 500,
+) -> RekeyProgress:
+    """Re-encrypt every thread under ``key_prefix`` with the current key, walking keys with SCAN.
+
+    A maintenance operation: safe while the application runs (see ``rekey_thread``) and
+    safe to run again after an interruption. SCAN may visit a thread twice; the second
+    visit finds nothing to do. ``on_progress`` is called after each thread.
+    """
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", thread_key(key_prefix, "")[:-1]) + "*}"
+    seen = changed = rekeyed = 0
+    thread_id: str | None = None
+    async for raw_key in redis.scan_iter(match=pattern, count=scan_count):
+        key = raw_key.decode("utf-8") if isinstance(raw_key, bytes) else raw_key
+        thread_id = thread_id_from_key(key_prefix, key)
+        if thread_id is None:
+            continue
+        count = await rekey_thread(redis, key, encryption, encrypt_plaintext=encrypt_plaintext)
+        seen += 1
+        changed += 1 if count else 0
+        rekeyed += count
+        if on_progress is not None:
+            on_progress(RekeyProgress(seen, changed, rekeyed, thread_id))
+    return RekeyProgress(seen, changed, rekeyed, thread_id)
