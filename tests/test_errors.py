@@ -11,6 +11,7 @@ from agent_framework_redis_store import (
     RedisStoreError,
     RedisUnavailableError,
     default_retry,
+    redact_url,
 )
 from agent_framework_redis_store.embedded import EmbeddedRedis
 
@@ -152,3 +153,17 @@ async def test_recovers_when_the_server_comes_back(own_server: EmbeddedRedis) ->
         await store.add_messages([user_message("after")])
         # appendfsync always: the acknowledged message survived kill -9.
         assert [m.text for m in await store.list_messages()] == ["before", "after"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://alice:pw@host:6379/0", "redis://***@host:6379/0"),
+        ("redis://:pw@host:not-a-port/0", "redis://***@host:not-a-port/0"),
+        ("rediss://u:pw@[::1]:6380", "rediss://***@[::1]:6380"),
+        ("redis://host:6379/0?password=pw&ssl_certfile=/c.pem", "redis://host:6379/0?password=***&ssl_certfile=/c.pem"),
+        ("redis://host:6379", "redis://host:6379"),
+    ],
+)
+def test_redact_url_hides_credentials_even_in_malformed_urls(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

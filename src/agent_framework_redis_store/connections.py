@@ -48,11 +48,9 @@ def redact_url(url: str) -> str:
     if parts.username is None and parts.password is None and query == parts.query:
         return url
     netloc = parts.netloc
-    if parts.username is not None or parts.password is not None:
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    if "@" in netloc:
+        # Keep host and port as written: a malformed port must not turn redaction into an error.
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
