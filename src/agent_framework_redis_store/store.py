@@ -12,14 +12,14 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
 
 from ._compat import framework_message_class
+from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
-from .connections import open_client
+from .connections import RedisClient, open_client
 from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
@@ -108,6 +108,8 @@ class RedisChatMessageStore:
             used when ``redis_client`` is not given.
         retry: redis-py ``Retry`` policy for connection errors (default: 3 retries, jittered backoff).
         socket_timeout, max_connections: Connection pool settings of a store-owned client.
+        cluster: Connect to a Redis Cluster (``redis_url`` names any node; the others are
+            discovered), or require ``redis_client`` to be a ``redis.asyncio.RedisCluster``.
     """
 
     def __init__(
@@ -122,7 +124,7 @@ class RedisChatMessageStore:
         encryption: MessageEncryption | None = None,
         labels: Mapping[str, str] | None = None,
         registry: bool = True,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -133,6 +135,7 @@ class RedisChatMessageStore:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
         # A store created for a given thread never lets a thread reference carried in a batch
@@ -161,8 +164,10 @@ class RedisChatMessageStore:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
+        self._cluster = is_cluster(self._redis)
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
         self._append_new_script: AsyncScript | None = None
         self._pending_seed: list[str] = []
@@ -204,7 +209,7 @@ class RedisChatMessageStore:
         return self._keys[0]
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
@@ -270,7 +275,8 @@ class RedisChatMessageStore:
             keys += self._registry_keys[2:]
             args += [self._labels_json, self._thread_id]
         with self._redis_errors():
-            _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *self._sealed(payloads)])
+            args += [*fingerprints, *self._sealed(payloads)]
+            _, appended = await self._run(self._append_new_script, keys, args)
         return int(appended)
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
@@ -307,7 +313,7 @@ class RedisChatMessageStore:
         serialized_store_state: MutableMapping[str, Any],
         *,
         redis_url: str | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **kwargs: Any,
     ) -> Self:
         """A store for the thread in ``serialized_store_state``; connection settings come from the caller."""
@@ -361,6 +367,13 @@ class RedisChatMessageStore:
         """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
         self._pending_seed = []
         messages, batches, meta, registry = self._registry_keys
+        if self._cluster:
+            # The registry is in another slot, so no MULTI/EXEC spans both: the entry goes
+            # first, and an append that recreates the thread meanwhile enters it again.
+            with self._redis_errors():
+                await self._redis.zrem(registry, self._thread_id)
+                await self._redis.delete(messages, batches, meta, self._fingerprints_key)
+            return
         # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(messages, batches, meta, self._fingerprints_key)
@@ -400,7 +413,7 @@ class RedisChatMessageStore:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **store_options: Any,
     ) -> RedisStoreFactory:
         """A zero-argument callable for ``chat_message_store_factory=``; all its stores share one pool."""
@@ -428,10 +441,18 @@ class RedisChatMessageStore:
         args += self._sealed([*seed, *payloads])
         try:
             with self._redis_errors():
-                await self._append_script(keys=keys, args=args)
+                await self._run(self._append_script, keys, args)
         except BaseException:
             self._pending_seed = seed
             raise
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self._registry and self._cluster:
+            # The registry key is last in keys; args[3] is the writer's clock in microseconds.
+            return await run_beside_index(
+                self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
+            )
+        return await script(keys=keys, args=args)
 
     def _sealed(self, payloads: Sequence[str]) -> Sequence[str]:
         if self._encryption is None:
@@ -507,7 +528,7 @@ class RedisStoreFactory:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -518,6 +539,7 @@ class RedisStoreFactory:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
         **store_options: Any,
     ) -> None:
         if thread_id is not None and not callable(thread_id):
@@ -547,11 +569,12 @@ class RedisStoreFactory:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The shared ``redis.asyncio`` client."""
         return self._redis
 
