@@ -167,3 +167,11 @@ async def test_recovers_when_the_server_comes_back(own_server: EmbeddedRedis) ->
 )
 def test_redact_url_hides_credentials_even_in_malformed_urls(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+async def test_a_pathologically_nested_entry_is_reported_as_corrupt(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await raw.rpush(store.redis_key, b"[" * 100_000)
+        with pytest.raises(CorruptMessageError) as caught:
+            await store.list_messages()
+        assert caught.value.index == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 import redis.asyncio
@@ -192,3 +193,31 @@ async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.
     await a.add_messages([user_message("from a")])
     assert await b.list_messages() == []
     assert a.redis_key == "app_a:{t}"
+
+
+async def test_a_batch_resent_with_the_same_message_ids_is_stored_once(redis_url: str) -> None:
+    from agent_framework_redis_store.codec import message_from_dict
+
+    def message(text: str, message_id: str | None) -> Any:
+        data = {"role": "user", "contents": [{"type": "text", "text": text}]}
+        return message_from_dict({**data, "message_id": message_id} if message_id else data)
+
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        batch = [message("hi", "m1"), message("hello", "m2")]
+        await store.add_messages(batch)
+        await store.add_messages(batch)  # an application re-sending after an error
+        assert texts(await store.list_messages()) == ["hi", "hello"]
+        # Messages without ids are never taken for a re-send: "yes", "yes" is two answers.
+        await store.add_messages([message("yes", None)])
+        await store.add_messages([message("yes", None)])
+        assert texts(await store.list_messages()) == ["hi", "hello", "yes", "yes"]
+
+
+async def test_companion_keys_never_outlive_the_messages(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as with_ttl:
+        await with_ttl.add_messages([user_message("from a writer with a TTL")])
+    async with RedisChatMessageStore(redis_url, thread_id="t") as without_ttl:
+        await without_ttl.add_messages([user_message("from a writer without one")])
+        await without_ttl.add_new_messages([user_message("and through the provider path")])
+    for key in await raw.keys("chat_messages:{t}*"):
+        assert 0 < await raw.pttl(key) <= 100_000, key

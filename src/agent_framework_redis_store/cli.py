@@ -28,11 +28,16 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
+    cluster: bool = typer.Option(
+        False, "--cluster", envvar="REDIS_CLUSTER", help="The Redis URL names a node of a Redis Cluster."
+    ),
 ) -> None:
     """Operate Agent Framework conversations stored in Redis."""
+    ctx.obj = {"cluster": cluster}
 
 
 register_threads(app)

@@ -108,7 +108,13 @@ def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str 
     if not url:
         _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
     prefix = key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX
-    return RedisThreadRegistry(url, key_prefix=prefix, encryption=_encryption_from_env())
+    return RedisThreadRegistry(url, key_prefix=prefix, encryption=_encryption_from_env(), cluster=_cluster_flag(ctx))
+
+
+def _cluster_flag(ctx: typer.Context | None) -> bool:
+    """The global ``--cluster`` option, kept by the root command (``redis-chat-store --cluster ...``)."""
+    root = ctx.find_root().obj if ctx is not None else None
+    return bool(root.get("cluster")) if isinstance(root, dict) else False
 
 
 def _encryption_from_env() -> AESGCMEncryption | None:
@@ -569,6 +575,7 @@ def rekey_threads(
 
 
 def stats(
+    ctx: typer.Context,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -578,7 +585,7 @@ def stats(
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         return (await registry.stats()).to_dict()
 
-    result = _run(None, redis_url, key_prefix, work)
+    result = _run(ctx, redis_url, key_prefix, work)
     if as_json:
         _emit_json(result)
         return

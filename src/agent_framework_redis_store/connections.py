@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["ConnectionSettings", "default_retry", "open_client", "redact_url"]
+__all__ = ["ConnectionSettings", "RedisClient", "default_retry", "open_client", "redact_url"]
+
+# What the stores talk to: one Redis, or a Redis Cluster (see cluster.py).
+RedisClient = Redis | RedisCluster
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
@@ -68,6 +71,7 @@ class ConnectionSettings:
     socket_connect_timeout: float | None = 5.0
     max_connections: int = 32
     pool_timeout: float | None = 20.0
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         if self.redis_url is not None:
@@ -86,6 +90,8 @@ class ConnectionSettings:
             raise TypeError("max_connections must be an int")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.cluster:
+            _check_cluster_settings(self)
 
     @property
     def url(self) -> str:
@@ -109,15 +115,17 @@ class ConnectionSettings:
         except ValueError:
             return "<no redis url>"
 
-    def create_client(self) -> Redis:
+    def create_client(self) -> RedisClient:
         """A client that owns a bounded, blocking connection pool.
 
         The pool never opens more than ``max_connections`` connections: callers beyond
         that wait up to ``pool_timeout`` seconds for a free one instead of opening more.
+        With ``cluster=True`` it is a ``RedisCluster`` (any node's URL will do) with at most
+        ``max_connections`` commands in flight, so no node sees more command connections.
         """
         options: dict[str, Any] = {
             "max_connections": self.max_connections,
-            "timeout": self.pool_timeout,
+            ("pool_timeout" if self.cluster else "timeout"): self.pool_timeout,
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_connect_timeout,
             "retry": self.retry if self.retry is not None else default_retry(),
@@ -130,15 +138,35 @@ class ConnectionSettings:
             options["password"] = self.password
         if self.credential_provider is not None:
             options["credential_provider"] = self.credential_provider
+        if self.cluster:
+            from .cluster import BoundedRedisCluster
+
+            return BoundedRedisCluster.from_url(self.url, **options)
         pool = BlockingConnectionPool.from_url(self.url, **options)
         return Redis.from_pool(pool)
 
 
-def open_client(redis_client: Redis | None, **settings: Any) -> tuple[ConnectionSettings | None, Redis]:
+def _check_cluster_settings(settings: ConnectionSettings) -> None:
+    # Only the URL's shape is checked here; the cluster itself is discovered on first use.
+    url = settings.redis_url or os.environ.get("REDIS_URL") or ""
+    if url.lower().startswith("unix://"):
+        raise ValueError("cluster=True needs a redis:// or rediss:// node URL; Redis Cluster has no unix sockets")
+    path = urlsplit(url).path.strip("/") if url else ""
+    if (path and path != "0") or settings.db != 0:
+        raise ValueError(f"db must be 0 with cluster=True (Redis Cluster has one database), got {path or settings.db}")
+
+
+def open_client(
+    redis_client: RedisClient | None, *, cluster: bool = False, **settings: Any
+) -> tuple[ConnectionSettings | None, RedisClient]:
     """The caller's client with no settings (not ours to close), or a new client built from ``settings``."""
     if redis_client is not None:
         if settings.get("redis_url") is not None or settings.get("host") is not None:
             raise ValueError("Pass either redis_client or redis_url/host, not both")
+        if cluster and not isinstance(redis_client, RedisCluster):
+            raise TypeError(
+                f"cluster=True needs a redis.asyncio.RedisCluster as redis_client, got {type(redis_client).__name__}"
+            )
         return None, redis_client
-    connection = ConnectionSettings(**settings)
+    connection = ConnectionSettings(cluster=cluster, **settings)
     return connection, connection.create_client()

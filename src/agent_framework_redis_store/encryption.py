@@ -28,7 +28,8 @@ from .lua import REPLACE_UNCHANGED
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from redis.asyncio import Redis
+
+    from .connections import RedisClient
 
 __all__ = [
     "KEYS_ENV_VAR",
@@ -279,7 +280,7 @@ def decrypt_entry(
 
 
 async def rekey_thread(
-    redis: Redis,
+    redis: RedisClient,
     key: str,
     encryption: MessageEncryption,
     *,
@@ -330,7 +331,7 @@ class RekeyProgress:
 
 
 async def rekey_prefix(
-    redis: Redis,
+    redis: RedisClient,
     encryption: MessageEncryption,
     *,
     key_prefix: str = "chat_messages",

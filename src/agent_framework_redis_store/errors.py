@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+from redis.exceptions import (
+    AuthenticationError,
+    ClusterDownError,
+    MaxConnectionsError,
+    NoPermissionError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -99,7 +105,13 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         raise RedisStoreError(
             f"Redis at {where} rejected the credentials ({err}); check the username and password"
         ) from err
-    except (RedisConnectionError, RedisTimeoutError, OSError) as err:
+    except MaxConnectionsError as err:
+        # redis-py's RedisCluster fails at once when a node's pool is full; it does not wait.
+        raise RedisUnavailableError(
+            f"Redis at {where}: every connection of the client's pool is in use ({err}); "
+            f"a plain RedisCluster does not wait for one: use cluster=True (or cluster.BoundedRedisCluster)"
+        ) from err
+    except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
         raise RedisUnavailableError(
             f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
         ) from err

@@ -28,6 +28,18 @@ BATCH_TOKENS_KEPT = 256
 # the locals meta_key, registry_key, labels, member, token_score, ttl_ms, messages_key and
 # length. Keeps created/active (milliseconds), count, ttl and labels in the thread's meta
 # hash (same hash slot) and, where KEYS allow it (standalone Redis), the prefix's registry.
+# The expiry every key of the thread gets: this writer's TTL, which also slides the message
+# list's; or, from a writer without a TTL, what is left of the list's own, so that no
+# companion key (batches, fingerprints, meta) outlives the messages it describes.
+_FOLLOW_TTL = """
+local expire_ms = ttl_ms
+if ttl_ms > 0 then
+  redis.call('PEXPIRE', messages_key, ttl_ms)
+else
+  expire_ms = math.max(redis.call('PTTL', messages_key), 0)
+end
+"""
+
 _REGISTER_THREAD = """
 if meta_key then
   length = length or redis.call('LLEN', messages_key)
@@ -41,12 +53,8 @@ if meta_key then
     redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', ttl_ms)
   end
   -- The meta hash expires with the messages, also when this writer set no TTL itself.
-  local left = ttl_ms
-  if left == 0 then
-    left = redis.call('PTTL', messages_key)
-  end
-  if left > 0 then
-    redis.call('PEXPIRE', meta_key, left)
+  if expire_ms > 0 then
+    redis.call('PEXPIRE', meta_key, expire_ms)
   end
   if registry_key then
     redis.call('ZADD', registry_key, now_ms, member)
@@ -107,11 +115,9 @@ if token ~= '' then
   redis.call('ZADD', batches_key, token_score, token)
   redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
 end
-if ttl_ms > 0 then
-  redis.call('PEXPIRE', messages_key, ttl_ms)
-  if token ~= '' then
-    redis.call('PEXPIRE', batches_key, ttl_ms)
-  end
+{_FOLLOW_TTL}
+if expire_ms > 0 and token ~= '' then
+  redis.call('PEXPIRE', batches_key, expire_ms)
 end
 
 {_REGISTER_THREAD}
@@ -253,11 +259,11 @@ if token ~= '' then
   redis.call('ZADD', batches_key, token_score, token)
   redis.call('ZREMRANGEBYRANK', batches_key, 0, -{BATCH_TOKENS_KEPT + 1})
 end
-if ttl_ms > 0 then
-  redis.call('PEXPIRE', messages_key, ttl_ms)
-  redis.call('PEXPIRE', fingerprints_key, ttl_ms)
+{_FOLLOW_TTL}
+if expire_ms > 0 then
+  redis.call('PEXPIRE', fingerprints_key, expire_ms)
   if token ~= '' then
-    redis.call('PEXPIRE', batches_key, ttl_ms)
+    redis.call('PEXPIRE', batches_key, expire_ms)
   end
 end
 {_REGISTER_THREAD}

@@ -16,10 +16,10 @@ from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 from agent_framework import AgentSession, HistoryProvider, Message, SessionContext, SupportsAgentRun
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
 
+from .connections import RedisClient
 from .encryption import MessageEncryption
 from .keys import validate_thread_id
 from .store import RedisChatMessageStore, RedisStoreFactory
@@ -62,6 +62,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         credential_provider, host, port, db, ssl, username, password, retry, socket_timeout:
             Connection settings used when ``redis_client`` is not given.
         max_connections: Size of the shared pool; callers beyond it wait for a free connection.
+        cluster: Connect to a Redis Cluster (any node's URL), as ``RedisChatMessageStore`` does.
     """
 
     DEFAULT_SOURCE_ID: ClassVar[str] = "redis_history"
@@ -75,7 +76,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         ttl: float | timedelta | None = None,
         encryption: MessageEncryption | None = None,
         labels: Mapping[str, str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         source_id: str = DEFAULT_SOURCE_ID,
         load_messages: bool = True,
         store_inputs: bool = True,
@@ -92,6 +93,7 @@ class RedisChatHistoryProvider(HistoryProvider):
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
         if not isinstance(source_id, str) or not source_id:
             raise ValueError("source_id must be a non-empty str")
@@ -121,13 +123,14 @@ class RedisChatHistoryProvider(HistoryProvider):
             retry=retry,
             socket_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._run_save_keys: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
         # Stores of recently used sessions: making one is cheap, but not free on every turn.
         self._recent: OrderedDict[str, RedisChatMessageStore] = OrderedDict()
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The ``redis.asyncio`` client shared by every session."""
         return self._stores.redis_client
 

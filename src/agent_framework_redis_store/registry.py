@@ -10,6 +10,7 @@ that expired by TTL leave a stale registry entry behind, which reads skip and re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from .cluster import is_cluster
 from .codec import message_from_dict
-from .connections import open_client
+from .connections import RedisClient, open_client
 from .encryption import MessageEncryption, decrypt_entry, validate_encryption
 from .errors import CorruptMessageError, ThreadNotFoundError, ThreadRecordError, translate_redis_errors
 from .keys import (
@@ -197,7 +198,7 @@ class ThreadInfo:
         }
 
 
-async def read_thread_info(redis: Redis, key_prefix: str, thread_id: str) -> ThreadInfo:
+async def read_thread_info(redis: RedisClient, key_prefix: str, thread_id: str) -> ThreadInfo:
     """One round trip (a pipeline on the thread's hash slot) that describes a thread."""
     keys = (thread_key(key_prefix, thread_id), meta_key(key_prefix, thread_id), batches_key(key_prefix, thread_id))
     pipe = redis.pipeline(transaction=False)
@@ -430,7 +431,7 @@ class _Walk:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         key: str,
         after_script: AsyncScript,
         *,
@@ -516,7 +517,7 @@ class RedisThreadRegistry:
         redis_url: str | None = None,
         *,
         key_prefix: str = "chat_messages",
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         encryption: MessageEncryption | None = None,
         **connection: Any,
     ) -> None:
@@ -528,7 +529,7 @@ class RedisThreadRegistry:
         self._purge_thread = self._redis.register_script(PURGE_THREAD)
         self._prune = self._redis.register_script(PRUNE_REGISTRY)
         self._import = self._redis.register_script(IMPORT_THREAD)
-        self._after = self._redis.register_script(REGISTRY_AFTER)
+        self._walk_after = self._redis.register_script(REGISTRY_AFTER)
 
     @property
     def key_prefix(self) -> str:
@@ -541,7 +542,7 @@ class RedisThreadRegistry:
         return self._encryption
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
@@ -687,6 +688,10 @@ class RedisThreadRegistry:
     async def export_thread(self, thread_id: str) -> ThreadRecord:
         """A consistent snapshot of one thread; raises ``ThreadNotFoundError`` if absent."""
         validate_thread_id(thread_id)
+        if is_cluster(self._redis):
+            # redis-py queues a cluster transaction's commands on a throwaway event loop: the
+            # client must know the topology already, or it opens its connections there.
+            await self._redis.initialize()
         pipe = self._redis.pipeline(transaction=True)
         pipe.lrange(thread_key(self._key_prefix, thread_id), 0, -1)
         pipe.hgetall(meta_key(self._key_prefix, thread_id))
@@ -728,6 +733,12 @@ class RedisThreadRegistry:
         ]
         args = [thread_id, int(replace), created, active, ttl_ms, expire_ms, labels_json(record.labels)]
         with self._errors(keys[0]):
+            if is_cluster(self._redis):
+                # The registry is in another slot: the thread first, then its entry.
+                imported = bool(await self._import(keys=keys[:-1], args=[*args, *payloads]))
+                if imported:
+                    await self._redis.zadd(self._index, {thread_id: active})
+                return imported
             return bool(await self._import(keys=keys, args=[*args, *payloads]))
 
     def _message(self, thread_id: str, index: int, payload: bytes) -> dict[str, Any]:
@@ -749,6 +760,9 @@ class RedisThreadRegistry:
         ids = [validate_thread_id(t) for t in thread_ids]
         deleted = 0
         for start in range(0, len(ids), _BATCH):
+            if is_cluster(self._redis):
+                deleted += await self._delete_apart(ids[start : start + _BATCH])
+                continue
             # MULTI/EXEC: no append can recreate a thread between its DEL and its ZREM.
             pipe = self._redis.pipeline(transaction=True)
             for thread_id in ids[start : start + _BATCH]:
@@ -758,6 +772,19 @@ class RedisThreadRegistry:
                 replies = await pipe.execute()
             deleted += sum(1 for reply in replies[::2] if reply)
         return deleted
+
+    async def _delete_apart(self, thread_ids: list[str]) -> int:
+        # Redis Cluster: no MULTI/EXEC spans the registry and the threads (other slots). The
+        # entries go first, so a thread an append recreates meanwhile is entered again by it.
+        entries = self._redis.pipeline(transaction=False)
+        threads = self._redis.pipeline(transaction=False)
+        for thread_id in thread_ids:
+            entries.zrem(self._index, thread_id)
+            threads.delete(*self._thread_keys(thread_id))
+        with self._errors():
+            await entries.execute()
+            replies = await threads.execute()
+        return sum(1 for reply in replies if reply)
 
     async def purge(
         self,
@@ -787,10 +814,15 @@ class RedisThreadRegistry:
                 if dry_run:
                     # Nothing changes, so nothing to do atomically: does the thread still exist?
                     pipe.exists(meta_key(self._key_prefix, entry.thread_id))
-                else:
-                    await self._purge_thread(keys=self._thread_keys(entry.thread_id), args=[cutoff_ms], client=pipe)
+                elif not is_cluster(self._redis):
+                    await self._purge_thread(keys=self._thread_keys(entry.thread_id), args=[cutoff_ms], client=pipe)  # pyright: ignore[reportArgumentType]
             with self._errors():
-                replies = await pipe.execute()
+                if dry_run or not is_cluster(self._redis):
+                    replies = await pipe.execute()
+                else:  # Redis Cluster runs no script in a pipeline: one per thread, all at once
+                    replies = await asyncio.gather(
+                        *(self._purge_thread(keys=self._thread_keys(e.thread_id), args=[cutoff_ms]) for e in entries)
+                    )
             outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
             purged += sum(1 for outcome in outcomes if outcome == 1)
@@ -828,7 +860,7 @@ class RedisThreadRegistry:
         return _Walk(
             self._redis,
             self._index,
-            self._after,
+            self._walk_after,
             newest_first=newest_first,
             low=low,
             high=high,

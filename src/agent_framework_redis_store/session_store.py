@@ -14,11 +14,10 @@ from datetime import timedelta
 from typing import Any, Self
 
 from agent_framework import AgentSession, SessionStore
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
 
-from .connections import open_client
+from .connections import RedisClient, open_client
 from .errors import CorruptSessionError, translate_redis_errors
 from .keys import session_key, validate_key_prefix, validate_thread_id
 from .store import _validate_ttl
@@ -42,6 +41,7 @@ class RedisSessionStore(SessionStore):
         redis_client: A ``redis.asyncio`` client to use (e.g. ``provider.redis_client``); never closed here.
         credential_provider, host, port, db, ssl, username, password, retry, socket_timeout,
             max_connections: Connection settings used when ``redis_client`` is not given.
+        cluster: Connect to a Redis Cluster (any node's URL), as ``RedisChatMessageStore`` does.
     """
 
     def __init__(
@@ -50,7 +50,7 @@ class RedisSessionStore(SessionStore):
         *,
         key_prefix: str = "chat_messages",
         ttl: float | timedelta | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -61,6 +61,7 @@ class RedisSessionStore(SessionStore):
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
         self._key_prefix = validate_key_prefix(key_prefix)
         self._ttl = _validate_ttl(ttl)
@@ -78,6 +79,7 @@ class RedisSessionStore(SessionStore):
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
 

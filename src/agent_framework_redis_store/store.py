@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -10,14 +12,14 @@ from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Self
 
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
 
 from ._compat import framework_message_class
+from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
-from .connections import open_client
+from .connections import RedisClient, open_client
 from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
@@ -41,6 +43,7 @@ __all__ = ["STATE_TYPE", "RedisChatMessageStore", "RedisStoreFactory"]
 logger = logging.getLogger("agent_framework_redis_store")
 
 STATE_TYPE = "redis_chat_message_store_state"
+DEFAULT_KEY_PREFIX = "chat_messages"
 # The legacy AgentThread re-parses a store's state as ChatMessageStoreState, which keeps only
 # its `messages`. The thread reference therefore also travels as a message that carries no
 # text, only this additional property; add_messages() recognises it and adopts the thread
@@ -105,6 +108,8 @@ class RedisChatMessageStore:
             used when ``redis_client`` is not given.
         retry: redis-py ``Retry`` policy for connection errors (default: 3 retries, jittered backoff).
         socket_timeout, max_connections: Connection pool settings of a store-owned client.
+        cluster: Connect to a Redis Cluster (``redis_url`` names any node; the others are
+            discovered), or require ``redis_client`` to be a ``redis.asyncio.RedisCluster``.
     """
 
     def __init__(
@@ -119,7 +124,7 @@ class RedisChatMessageStore:
         encryption: MessageEncryption | None = None,
         labels: Mapping[str, str] | None = None,
         registry: bool = True,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -130,8 +135,13 @@ class RedisChatMessageStore:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
     ) -> None:
         self._thread_id = _new_thread_id() if thread_id is None else validate_thread_id(thread_id)
+        # A store created for a given thread never lets a thread reference carried in a batch
+        # re-point it, and a store that has read or written never does either (see add_messages).
+        self._thread_id_given = thread_id is not None
+        self._used = False
         self._labels = validate_labels(labels)
         self._labels_json = labels_json(self._labels)
         self._registry = bool(registry)
@@ -154,8 +164,10 @@ class RedisChatMessageStore:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
+        self._cluster = is_cluster(self._redis)
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
         self._append_new_script: AsyncScript | None = None
         self._pending_seed: list[str] = []
@@ -197,7 +209,7 @@ class RedisChatMessageStore:
         return self._keys[0]
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
@@ -220,16 +232,18 @@ class RedisChatMessageStore:
         """
         if isinstance(messages, framework_message_class()) or not isinstance(messages, Sequence):
             raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
-        payloads: list[str] = []
-        for message in messages:
-            reference = _thread_reference(message)
-            if reference is not None:
-                self._adopt(reference)
-                continue
-            payloads.append(encode_message(message))
+        if not self._used and messages and all(_is_thread_reference(m) for m in messages):
+            # The stock legacy AgentThread.deserialize(state, message_store=store) hands the
+            # state's messages (here: only the thread reference) to a fresh store before
+            # anything else. Anywhere else such a message is plain data: a message that merely
+            # looks like a reference can never re-point a store that is already in use.
+            for message in messages:
+                self._adopt(_parse_reference_message(message), explicit=False)
+            return
+        payloads = [encode_message(message) for message in messages]
         if not payloads and not self._pending_seed:
             return
-        await self._append(payloads, idempotency_key or uuid.uuid4().hex)
+        await self._append(payloads, idempotency_key or _batch_token(messages))
 
     async def add_new_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None
@@ -246,6 +260,7 @@ class RedisChatMessageStore:
             raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
         if not messages:
             return 0
+        self._used = True
         if self._pending_seed:
             await self._append([], "")
         # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
@@ -260,7 +275,8 @@ class RedisChatMessageStore:
             keys += self._registry_keys[2:]
             args += [self._labels_json, self._thread_id]
         with self._redis_errors():
-            _, appended = await self._append_new_script(keys=keys, args=[*args, *fingerprints, *self._sealed(payloads)])
+            args += [*fingerprints, *self._sealed(payloads)]
+            _, appended = await self._run(self._append_new_script, keys, args)
         return int(appended)
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
@@ -270,6 +286,7 @@ class RedisChatMessageStore:
                 raise TypeError(f"last must be an int or None, got {type(last).__name__}")
             if last < 1:
                 raise ValueError(f"last must be at least 1, got {last}")
+        self._used = True
         if self._pending_seed:
             await self._append([], "")
         key = self.redis_key
@@ -281,7 +298,7 @@ class RedisChatMessageStore:
             payload = decrypt_entry(self._encryption, payload, key=key, index=index)
             try:
                 messages.append(decode_message(payload))
-            except (ValueError, TypeError, KeyError, AttributeError) as err:
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as err:
                 raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
         return messages
 
@@ -296,13 +313,16 @@ class RedisChatMessageStore:
         serialized_store_state: MutableMapping[str, Any],
         *,
         redis_url: str | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **kwargs: Any,
     ) -> Self:
         """A store for the thread in ``serialized_store_state``; connection settings come from the caller."""
+        if "thread_id" in kwargs:
+            raise TypeError("deserialize() takes the thread_id from serialized_store_state, not as an argument")
         reference, messages = _parse_state(serialized_store_state)
-        options = {**kwargs, **(reference or {})}
-        store = cls(redis_url, redis_client=redis_client, **options)
+        store = cls(redis_url, redis_client=redis_client, **kwargs)
+        if reference is not None:
+            store._adopt(reference, explicit=True)
         if messages:
             await store.add_messages(messages)
         return store
@@ -316,7 +336,7 @@ class RedisChatMessageStore:
             return
         reference, messages = _parse_state(serialized_store_state)
         if reference is not None:
-            self._adopt(reference)
+            self._adopt(reference, explicit=True)
         if messages:
             await self.add_messages(messages)
 
@@ -347,6 +367,13 @@ class RedisChatMessageStore:
         """Delete the thread's messages, batch tokens, fingerprints and registry entry from Redis."""
         self._pending_seed = []
         messages, batches, meta, registry = self._registry_keys
+        if self._cluster:
+            # The registry is in another slot, so no MULTI/EXEC spans both: the entry goes
+            # first, and an append that recreates the thread meanwhile enters it again.
+            with self._redis_errors():
+                await self._redis.zrem(registry, self._thread_id)
+                await self._redis.delete(messages, batches, meta, self._fingerprints_key)
+            return
         # One MULTI/EXEC: no append can slip between the DEL and the ZREM.
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(messages, batches, meta, self._fingerprints_key)
@@ -386,7 +413,7 @@ class RedisChatMessageStore:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         **store_options: Any,
     ) -> RedisStoreFactory:
         """A zero-argument callable for ``chat_message_store_factory=``; all its stores share one pool."""
@@ -401,6 +428,7 @@ class RedisChatMessageStore:
         self._registry_keys = [*self._keys, meta_key(self._key_prefix, self._thread_id), registry_key(self._key_prefix)]
 
     async def _append(self, payloads: list[str], token: str) -> None:
+        self._used = True
         seed, self._pending_seed = self._pending_seed, []
         ttl_ms = self._ttl_ms()
         # The token's score only orders tokens for eviction; client clocks need not agree.
@@ -413,10 +441,18 @@ class RedisChatMessageStore:
         args += self._sealed([*seed, *payloads])
         try:
             with self._redis_errors():
-                await self._append_script(keys=keys, args=args)
+                await self._run(self._append_script, keys, args)
         except BaseException:
             self._pending_seed = seed
             raise
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
+        if self._registry and self._cluster:
+            # The registry key is last in keys; args[3] is the writer's clock in microseconds.
+            return await run_beside_index(
+                self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
+            )
+        return await script(keys=keys, args=args)
 
     def _sealed(self, payloads: Sequence[str]) -> Sequence[str]:
         if self._encryption is None:
@@ -440,15 +476,32 @@ class RedisChatMessageStore:
             "ttl": self._ttl,
         }
 
-    def _adopt(self, reference: Mapping[str, Any]) -> None:
-        if reference["thread_id"] != self._thread_id:
-            logger.debug("store resumes thread %r (was %r)", reference["thread_id"], self._thread_id)
+    def _adopt(self, reference: Mapping[str, Any], *, explicit: bool) -> None:
+        """Point the store at a serialized thread; what the caller configured explicitly wins.
+
+        ``explicit`` is True for ``deserialize``/``update_from_state`` (the caller asks for the
+        state's thread) and False for a reference that arrives through ``add_messages``.
+        """
+        thread_id, key_prefix = reference["thread_id"], reference["key_prefix"]
+        if not explicit and self._thread_id_given and thread_id != self._thread_id:
+            raise StoreStateError(
+                f"the serialized state names thread {thread_id!r}, but this store was created for thread "
+                f"{self._thread_id!r}; create the store without thread_id to resume the state's thread"
+            )
+        if key_prefix != self._key_prefix and self._key_prefix != DEFAULT_KEY_PREFIX:
+            raise StoreStateError(
+                f"the serialized state's key_prefix {key_prefix!r} differs from this store's {self._key_prefix!r}"
+            )
+        if thread_id != self._thread_id:
+            logger.debug("store resumes thread %r (was %r)", thread_id, self._thread_id)
             self._pending_seed = []
-        self._thread_id = reference["thread_id"]
-        self._key_prefix = reference["key_prefix"]
+        self._thread_id, self._key_prefix = thread_id, key_prefix
         self._set_keys()
-        self._max_messages = reference["max_messages"]
-        self._ttl = reference["ttl"]
+        # The state only fills in what the caller left unset: an explicit ttl or max_messages stays.
+        if self._max_messages is None:
+            self._max_messages = reference["max_messages"]
+        if self._ttl is None:
+            self._ttl = reference["ttl"]
 
     def _where(self) -> str:
         # Cached: redacting the URL is not free, and every command's error handling names it.
@@ -475,7 +528,7 @@ class RedisStoreFactory:
         redis_url: str | None = None,
         *,
         thread_id: str | Callable[[], str] | None = None,
-        redis_client: Redis | None = None,
+        redis_client: RedisClient | None = None,
         credential_provider: CredentialProvider | None = None,
         host: str | None = None,
         port: int = 6379,
@@ -486,6 +539,7 @@ class RedisStoreFactory:
         retry: Retry | None = None,
         socket_timeout: float | None = 5.0,
         max_connections: int = 32,
+        cluster: bool = False,
         **store_options: Any,
     ) -> None:
         if thread_id is not None and not callable(thread_id):
@@ -495,7 +549,7 @@ class RedisStoreFactory:
         unknown = set(store_options) - {"key_prefix", "max_messages", "ttl", "labels", "registry", "encryption"}
         if unknown:
             raise TypeError(f"Unknown store option(s): {', '.join(sorted(unknown))}")
-        validate_key_prefix(store_options.get("key_prefix", "chat_messages"))
+        validate_key_prefix(store_options.get("key_prefix", DEFAULT_KEY_PREFIX))
         _validate_max_messages(store_options.get("max_messages"))
         _validate_ttl(store_options.get("ttl"))
         validate_encryption(store_options.get("encryption"))
@@ -515,11 +569,12 @@ class RedisStoreFactory:
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             max_connections=max_connections,
+            cluster=cluster,
         )
         self._owns_client = self._settings is not None
 
     @property
-    def redis_client(self) -> Redis:
+    def redis_client(self) -> RedisClient:
         """The shared ``redis.asyncio`` client."""
         return self._redis
 
@@ -559,11 +614,31 @@ def _reference_message_dict(reference: Mapping[str, Any]) -> dict[str, Any]:
     return message.to_dict(exclude_none=True)
 
 
-def _thread_reference(message: object) -> dict[str, Any] | None:
+def _is_thread_reference(message: object) -> bool:
+    """True for a message shaped exactly like the thread reference ``serialize()`` writes."""
     properties = getattr(message, "additional_properties", None)
     if not isinstance(properties, Mapping) or THREAD_REFERENCE_PROPERTY not in properties:
-        return None
+        return False
+    role = getattr(message, "role", None)
+    return str(getattr(role, "value", role)) == "system" and not getattr(message, "contents", None)
+
+
+def _parse_reference_message(message: object) -> dict[str, Any]:
+    properties: Mapping[str, Any] = getattr(message, "additional_properties", {})
     return _parse_reference(properties[THREAD_REFERENCE_PROPERTY], f"messages[].{THREAD_REFERENCE_PROPERTY}")
+
+
+def _batch_token(messages: Sequence[Any]) -> str:
+    """The idempotency key of a batch: from its message ids when every message has one.
+
+    So an application that re-sends a batch after an error (the same messages, the same
+    ids) does not store it twice; otherwise a random key still covers redis-py's retries.
+    """
+    ids = [i for message in messages if isinstance(i := getattr(message, "message_id", None), str) and i]
+    if ids and len(ids) == len(messages):
+        digest = hashlib.blake2b("\x1f".join(ids).encode("utf-8", "surrogatepass"), digest_size=16)
+        return "ids:" + digest.hexdigest()
+    return os.urandom(16).hex()
 
 
 def _parse_reference(raw: object, where: str) -> dict[str, Any]:
@@ -575,7 +650,7 @@ def _parse_reference(raw: object, where: str) -> dict[str, Any]:
     try:
         return {
             "thread_id": validate_thread_id(raw.get("thread_id"), name=f"{where}['thread_id']"),
-            "key_prefix": validate_key_prefix(raw.get("key_prefix", "chat_messages"), name=f"{where}['key_prefix']"),
+            "key_prefix": validate_key_prefix(raw.get("key_prefix", DEFAULT_KEY_PREFIX), name=f"{where}['key_prefix']"),
             "max_messages": _validate_max_messages(raw.get("max_messages"), name=f"{where}['max_messages']"),
             "ttl": _validate_ttl(raw.get("ttl"), name=f"{where}['ttl']"),
         }
@@ -610,7 +685,7 @@ def _parse_state(state: object) -> tuple[dict[str, Any] | None, list[FrameworkMe
             raise StoreStateError(
                 f"serialized_store_state['messages'][{index}] must be a message dict, got {type(raw).__name__}"
             )
-        embedded = _thread_reference(message)
+        embedded = _parse_reference_message(message) if _is_thread_reference(message) else None
         if embedded is None:
             messages.append(message)
         elif reference is None:
