@@ -65,7 +65,8 @@ end
 # Append a batch, trim to the newest max_messages and refresh the TTL, in one round trip.
 # A batch whose token was already applied is not applied again (a retried append whose
 # reply was lost). The first seed_count payloads are written only if the thread does not
-# exist yet (the store's `messages=` seed). Returns {length, applied (1/0)}.
+# exist yet (the store's `messages=` seed). Returns the thread's length, or -1 for a batch
+# already applied. (One integer, not a pair: redis-py parses an array reply noticeably slower.)
 #
 # With the registry on, KEYS[3] is the thread's meta hash and two more ARGV precede the
 # payloads: the labels JSON ('' keeps the stored labels) and the thread id. The meta hash
@@ -92,7 +93,7 @@ if meta_key then
 end
 
 if token ~= '' and redis.call('ZSCORE', batches_key, token) then
-  return {{redis.call('LLEN', messages_key), 0}}
+  return -1
 end
 if seed_count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + seed_count
@@ -121,7 +122,7 @@ if expire_ms > 0 and token ~= '' then
 end
 
 {_REGISTER_THREAD}
-return {{length or redis.call('LLEN', messages_key), 1}}
+return length or redis.call('LLEN', messages_key)
 """
 
 # How many fingerprints of its newest messages a thread remembers for APPEND_NEW_AND_TRIM,
@@ -142,7 +143,7 @@ _NEWEST_MARK_WIDTH = 16
 # the batch, else the longest overlap of their end with the batch's start; a lone user
 # message without an id never counts as a repeat. A normal turn reads only as many
 # fingerprints as it brings, so the work is bounded by the batch, never by the history.
-# Returns {length, appended}. With the registry on, KEYS[4] (meta hash), KEYS[5] (registry,
+# Returns how many messages it appended. With the registry on, KEYS[4] (meta hash), KEYS[5] (registry,
 # optional) and ARGV[6], ARGV[7] (labels, thread id) work as in APPEND_AND_TRIM; the
 # fingerprints then start at ARGV[8].
 APPEND_NEW_AND_TRIM = f"""
@@ -168,7 +169,7 @@ local first_payload = first_fingerprint + count
 local width = {FINGERPRINT_WIDTH}
 
 if token ~= '' and redis.call('ZSCORE', batches_key, token) then
-  return {{redis.call('LLEN', messages_key), 0}}
+  return 0
 end
 
 local function mark(payload)
@@ -267,7 +268,7 @@ if expire_ms > 0 then
   end
 end
 {_REGISTER_THREAD}
-return {{length, appended}}
+return appended
 """
 
 # Delete a thread found in the registry if it was last active at or before the cutoff

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 from redis.asyncio.retry import Retry
 from redis.commands.core import AsyncScript
 from redis.credentials import CredentialProvider
+from redis.exceptions import NoScriptError
 
 from ._compat import framework_message_class
 from .cluster import is_cluster, run_beside_index
@@ -274,10 +275,8 @@ class RedisChatMessageStore:
         if self._registry:
             keys += self._registry_keys[2:]
             args += [self._labels_json, self._thread_id]
-        with self._redis_errors():
-            args += [*fingerprints, *self._sealed(payloads)]
-            _, appended = await self._run(self._append_new_script, keys, args)
-        return int(appended)
+        args += [*fingerprints, *self._sealed(payloads)]
+        return int(await self._run(self._append_new_script, keys, args))
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """The thread's messages, oldest first; with ``last=N`` only the newest N."""
@@ -440,19 +439,27 @@ class RedisChatMessageStore:
             args += [self._labels_json, self._thread_id]
         args += self._sealed([*seed, *payloads])
         try:
-            with self._redis_errors():
-                await self._run(self._append_script, keys, args)
+            await self._run(self._append_script, keys, args)
         except BaseException:
             self._pending_seed = seed
             raise
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
-        if self._registry and self._cluster:
-            # The registry key is last in keys; args[3] is the writer's clock in microseconds.
-            return await run_beside_index(
-                self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
-            )
-        return await script(keys=keys, args=args)
+        """Run one of the thread's scripts: the hot path of every write, so kept lean."""
+        try:
+            if self._registry and self._cluster:
+                # The registry key is last in keys; args[3] is the writer's clock in microseconds.
+                return await run_beside_index(
+                    self._redis, script, keys, args, member=self._thread_id, score_ms=args[3] // 1000
+                )
+            try:
+                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)  # type: ignore[misc]
+            except NoScriptError:
+                return await script(keys=keys, args=args)  # loads the script, then runs it
+        except Exception:
+            # Translating only on failure keeps the context manager off the success path.
+            with self._redis_errors():
+                raise
 
     def _sealed(self, payloads: Sequence[str]) -> Sequence[str]:
         if self._encryption is None:
