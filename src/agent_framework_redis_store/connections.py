@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -19,7 +19,7 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["ConnectionSettings", "RedisClient", "default_retry", "open_client", "redact_url"]
+__all__ = ["ClientOwner", "ConnectionSettings", "RedisClient", "default_retry", "open_client", "redact_url"]
 
 # What the stores talk to: one Redis, or a Redis Cluster (see cluster.py).
 RedisClient = Redis | RedisCluster
@@ -154,6 +154,40 @@ def _check_cluster_settings(settings: ConnectionSettings) -> None:
     path = urlsplit(url).path.strip("/") if url else ""
     if (path and path != "0") or settings.db != 0:
         raise ValueError(f"db must be 0 with cluster=True (Redis Cluster has one database), got {path or settings.db}")
+
+
+class ClientOwner:
+    """Holds a Redis client and closes it only if it created it: a caller's client stays the caller's."""
+
+    _settings: ConnectionSettings | None
+    _redis: RedisClient
+
+    def _open_client(self, redis_client: RedisClient | None, **settings: Any) -> None:
+        self._settings, self._redis = open_client(redis_client, **settings)
+
+    @property
+    def redis_client(self) -> RedisClient:
+        """The ``redis.asyncio`` client in use."""
+        return self._redis
+
+    def _where(self) -> str:
+        # Cached: redacting the URL is not free, and every command's error handling names it.
+        where = self.__dict__.get("_where_text")
+        if where is None:
+            where = self._settings.display_url if self._settings is not None else "the caller's redis_client"
+            self.__dict__["_where_text"] = where
+        return where
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this object created it; a caller's ``redis_client`` stays open."""
+        if self._settings is not None:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def open_client(

@@ -23,7 +23,7 @@ from redis.commands.core import AsyncScript
 
 from .cluster import is_cluster
 from .codec import message_from_dict
-from .connections import RedisClient, open_client
+from .connections import ClientOwner, RedisClient
 from .encryption import MessageEncryption, decrypt_entry, validate_encryption
 from .errors import CorruptMessageError, ThreadNotFoundError, ThreadRecordError, translate_redis_errors
 from .keys import (
@@ -498,7 +498,7 @@ def _as_cutoff_ms(now_ms: int, older_than: timedelta | float) -> int:
     return now_ms - int(seconds * 1000)
 
 
-class RedisThreadRegistry:
+class RedisThreadRegistry(ClientOwner):
     """Lists, inspects, exports, imports, deletes and purges the threads of one key prefix.
 
     Args:
@@ -523,8 +523,7 @@ class RedisThreadRegistry:
     ) -> None:
         self._key_prefix = validate_key_prefix(key_prefix)
         self._encryption = validate_encryption(encryption)
-        self._settings, self._redis = open_client(redis_client, redis_url=redis_url, **connection)
-        self._owns_client = self._settings is not None
+        self._open_client(redis_client, redis_url=redis_url, **connection)
         self._index = registry_key(self._key_prefix)
         self._purge_thread = self._redis.register_script(PURGE_THREAD)
         self._prune = self._redis.register_script(PRUNE_REGISTRY)
@@ -541,27 +540,8 @@ class RedisThreadRegistry:
         """The ``encryption=`` given, for stores made on this registry's threads."""
         return self._encryption
 
-    @property
-    def redis_client(self) -> RedisClient:
-        """The ``redis.asyncio`` client in use."""
-        return self._redis
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key_prefix={self._key_prefix!r}, redis={self._where()!r})"
-
-    def _where(self) -> str:
-        return self._settings.display_url if self._settings is not None else "the caller's redis_client"
-
-    async def aclose(self) -> None:
-        """Close the connection pool if the registry created it."""
-        if self._owns_client:
-            await self._redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     # -- reading -------------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any
 
 from agent_framework import AgentSession, SessionStore
 from redis.asyncio.retry import Retry
 from redis.credentials import CredentialProvider
 
-from .connections import RedisClient, open_client
+from .connections import ClientOwner, RedisClient
 from .errors import CorruptSessionError, translate_redis_errors
 from .keys import session_key, validate_key_prefix, validate_thread_id
 from .store import _validate_ttl
@@ -25,7 +25,7 @@ from .store import _validate_ttl
 __all__ = ["RedisSessionStore"]
 
 
-class RedisSessionStore(SessionStore):
+class RedisSessionStore(ClientOwner, SessionStore):
     """The framework's ``SessionStore`` (``get``, ``set``, ``delete``) backed by Redis.
 
     A missing or expired id reads as None; a snapshot that cannot be restored raises
@@ -65,7 +65,7 @@ class RedisSessionStore(SessionStore):
     ) -> None:
         self._key_prefix = validate_key_prefix(key_prefix)
         self._ttl = _validate_ttl(ttl)
-        self._settings, self._redis = open_client(
+        self._open_client(
             redis_client,
             redis_url=redis_url,
             host=host,
@@ -81,7 +81,6 @@ class RedisSessionStore(SessionStore):
             max_connections=max_connections,
             cluster=cluster,
         )
-        self._owns_client = self._settings is not None
 
     @property
     def ttl(self) -> float | None:
@@ -133,17 +132,6 @@ class RedisSessionStore(SessionStore):
         with self._redis_errors(key):
             await self._redis.delete(key)
 
-    async def aclose(self) -> None:
-        """Close the connection pool if this store created it; a caller's client stays open."""
-        if self._owns_client:
-            await self._redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     def __repr__(self) -> str:
         where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
         return f"{type(self).__name__}(key_prefix={self._key_prefix!r}, ttl={self._ttl!r}, redis={where!r})"
@@ -152,8 +140,7 @@ class RedisSessionStore(SessionStore):
         return None if self._ttl is None else max(1, int(self._ttl * 1000))
 
     def _redis_errors(self, key: str) -> AbstractContextManager[None]:
-        where = self._settings.display_url if self._settings is not None else "the caller's redis_client"
-        return translate_redis_errors(where, key, "a session snapshot")
+        return translate_redis_errors(self._where(), key, "a session snapshot")
 
 
 def _describe(data: Any) -> str:

@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 from ._compat import framework_message_class
 from .cluster import is_cluster, run_beside_index
 from .codec import decode_message, encode_message, message_from_dict
-from .connections import RedisClient, open_client
+from .connections import ClientOwner, RedisClient
 from .encryption import MessageEncryption, decrypt_entry, rekey_thread, validate_encryption
 from .errors import CorruptMessageError, StoreStateError, translate_redis_errors
 from .fingerprints import encode_with_fingerprint
@@ -80,7 +80,7 @@ def _new_thread_id() -> str:
     return f"thread_{uuid.uuid4()}"
 
 
-class RedisChatMessageStore:
+class RedisChatMessageStore(ClientOwner):
     """An Agent Framework chat message store that keeps one thread in a Redis list.
 
     Each ``add_messages`` call is one atomic round trip that appends, trims to
@@ -151,7 +151,7 @@ class RedisChatMessageStore:
         self._max_messages = _validate_max_messages(max_messages)
         self._ttl = _validate_ttl(ttl)
         self._encryption = validate_encryption(encryption)
-        self._settings, self._redis = open_client(
+        self._open_client(
             redis_client,
             redis_url=redis_url,
             host=host,
@@ -167,7 +167,6 @@ class RedisChatMessageStore:
             max_connections=max_connections,
             cluster=cluster,
         )
-        self._owns_client = self._settings is not None
         self._cluster = is_cluster(self._redis)
         self._append_script = self._redis.register_script(APPEND_AND_TRIM)
         self._append_new_script: AsyncScript | None = None
@@ -208,11 +207,6 @@ class RedisChatMessageStore:
     def redis_key(self) -> str:
         """The Redis list that holds this thread's messages."""
         return self._keys[0]
-
-    @property
-    def redis_client(self) -> RedisClient:
-        """The ``redis.asyncio`` client in use."""
-        return self._redis
 
     def __repr__(self) -> str:
         where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
@@ -395,17 +389,6 @@ class RedisChatMessageStore:
             logger.debug("ping to %s failed: %s", self._where(), type(err).__name__)
             return False
 
-    async def aclose(self) -> None:
-        """Close the connection pool if this store created it; a caller's client stays open."""
-        if self._owns_client:
-            await self._redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
     @classmethod
     def factory(
         cls,
@@ -510,19 +493,11 @@ class RedisChatMessageStore:
         if self._ttl is None:
             self._ttl = reference["ttl"]
 
-    def _where(self) -> str:
-        # Cached: redacting the URL is not free, and every command's error handling names it.
-        where = self.__dict__.get("_where_text")
-        if where is None:
-            where = self._settings.display_url if self._settings is not None else "the caller's redis_client"
-            self.__dict__["_where_text"] = where
-        return where
-
     def _redis_errors(self) -> AbstractContextManager[None]:
         return translate_redis_errors(self._where(), self.redis_key, "a message list")
 
 
-class RedisStoreFactory:
+class RedisStoreFactory(ClientOwner):
     """Makes one ``RedisChatMessageStore`` per call, all sharing one connection pool.
 
     Pass an instance as ``chat_message_store_factory=``. ``thread_id`` may be a fixed id, a
@@ -562,7 +537,7 @@ class RedisStoreFactory:
         validate_encryption(store_options.get("encryption"))
         validate_labels(store_options.get("labels"))
         self._store_options = store_options
-        self._settings, self._redis = open_client(
+        self._open_client(
             redis_client,
             redis_url=redis_url,
             host=host,
@@ -578,12 +553,6 @@ class RedisStoreFactory:
             max_connections=max_connections,
             cluster=cluster,
         )
-        self._owns_client = self._settings is not None
-
-    @property
-    def redis_client(self) -> RedisClient:
-        """The shared ``redis.asyncio`` client."""
-        return self._redis
 
     def __call__(self) -> RedisChatMessageStore:
         """A store for a new thread (or the fixed ``thread_id``), on the shared pool."""
@@ -597,17 +566,6 @@ class RedisStoreFactory:
     def __repr__(self) -> str:
         where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
         return f"{type(self).__name__}(options={self._store_options!r}, redis={where!r})"
-
-    async def aclose(self) -> None:
-        """Close the shared pool if this factory created it."""
-        if self._owns_client:
-            await self._redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
 
 # -- serialized state ---------------------------------------------------------------------
