@@ -30,8 +30,8 @@ from pathlib import Path
 import redis.asyncio
 
 from agent_framework_redis_store import RedisChatMessageStore
-from agent_framework_redis_store.codec import encode_message, message_from_dict
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store._core.codec import encode_message, message_from_dict
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 SIZES = [10, 100, 1_000, 10_000]
 USER_TEXT = "Can you remind me which Python libraries we discussed for neural networks last time? " * 1

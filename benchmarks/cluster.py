@@ -35,8 +35,8 @@ from append import ASSISTANT_TEXT, USER_TEXT, _message, _time_block
 from redis.asyncio import RedisCluster
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisStoreError
-from agent_framework_redis_store.codec import encode_message
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
+from agent_framework_redis_store._core.codec import encode_message
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 HISTORY = 100
 

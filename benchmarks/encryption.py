@@ -22,7 +22,7 @@ import redis.asyncio
 from append import ASSISTANT_TEXT, USER_TEXT, _message, _time_block
 
 from agent_framework_redis_store import AESGCMEncryption, RedisChatMessageStore
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 HISTORY = 100
 

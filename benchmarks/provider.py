@@ -40,7 +40,7 @@ import redis.asyncio
 from agent_framework import Message
 
 from agent_framework_redis_store import RedisChatHistoryProvider, thread_key
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 SIZES = [10, 100, 1_000, 10_000]
 RESULTS = Path(__file__).parent / "results"

@@ -39,7 +39,7 @@ import redis.asyncio
 from append import ASSISTANT_TEXT, USER_TEXT, _message, _time_block
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisStoreFactory, RedisThreadRegistry
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 
 async def measure_append(url: str, turns: int, rounds: int = 10) -> dict[str, float]:

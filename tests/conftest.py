@@ -9,7 +9,7 @@ import redis
 import redis.asyncio
 
 from agent_framework_redis_store import GENERATION
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisThreadRegistry, ThreadRecord
-from agent_framework_redis_store.cli_threads import parse_duration
+from agent_framework_redis_store._cli.threads import parse_duration
 
 from .scripted import user_message
 
@@ -26,7 +26,7 @@ def cli(url: str | None, *args: str, color: bool = False) -> subprocess.Complete
     if url is not None:
         env["REDIS_URL"] = url
     return subprocess.run(
-        [sys.executable, "-m", "agent_framework_redis_store.cli", *args],
+        [sys.executable, "-m", "agent_framework_redis_store", *args],
         capture_output=True,
         text=True,
         env=env,

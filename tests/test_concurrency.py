@@ -74,7 +74,7 @@ WRITER_SCRIPT = textwrap.dedent(
     """
     import asyncio, sys
     from agent_framework_redis_store import RedisChatMessageStore
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     url, writer, batches, size, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 

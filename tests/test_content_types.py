@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from agent_framework_redis_store import RedisChatMessageStore
-from agent_framework_redis_store.codec import encode_message, message_from_dict
+from agent_framework_redis_store._core.codec import encode_message, message_from_dict
 
 _CALL = {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": {"city": "Paris", "n": [1, 2]}}
 

@@ -9,10 +9,9 @@ from typing import Any
 
 import redis.asyncio
 
-from agent_framework_redis_store import RedisChatMessageStore
-from agent_framework_redis_store.codec import message_from_dict
-from agent_framework_redis_store.keys import fingerprints_key
-from agent_framework_redis_store.lua import FINGERPRINTS_KEPT
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore
+from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store._core.lua import FINGERPRINTS_KEPT
 
 
 def message(role: str, text: str, message_id: str | None = None) -> Any:
@@ -74,7 +73,7 @@ async def test_max_messages_bounds_messages_and_fingerprints(redis_url: str, raw
         history = conversation(5)
         await store.add_new_messages(history)
         assert texts(await store.list_messages()) == texts(history[-3:])
-        assert await raw.llen(fingerprints_key("chat_messages", "small")) == 3
+        assert await raw.llen(Keyspace("chat_messages").thread("small").fingerprints) == 3
         # A replay that still starts with messages trimmed away adds only the new one.
         assert await store.add_new_messages([*history, message("user", "new")]) == 1
         assert texts(await store.list_messages()) == [*texts(history[-2:]), "new"]
@@ -85,11 +84,11 @@ async def test_clear_forgets_the_fingerprints(redis_url: str, raw: redis.asyncio
         turn = conversation(1)
         await store.add_new_messages(turn)
         await store.clear()
-        assert await raw.exists(fingerprints_key("chat_messages", "c")) == 0
+        assert await raw.exists(Keyspace("chat_messages").thread("c").fingerprints) == 0
         assert await store.add_new_messages(turn) == 2
 
 
 async def test_fingerprints_refresh_with_the_ttl(redis_url: str, raw: redis.asyncio.Redis) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="ttl", ttl=100) as store:
         await store.add_new_messages(conversation(1))
-        assert 99_000 < await raw.pttl(fingerprints_key("chat_messages", "ttl")) <= 100_000
+        assert 99_000 < await raw.pttl(Keyspace("chat_messages").thread("ttl").fingerprints) <= 100_000

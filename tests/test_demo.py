@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from agent_framework_redis_store import GENERATION, RedisChatMessageStore
-from agent_framework_redis_store.demo import DemoSetupError, choose_redis, default_data_dir
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store._cli.demo.main import DemoSetupError, choose_redis, default_data_dir
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .openai_stub import OpenAIStub
 from .scripted import user_message

@@ -16,15 +16,16 @@ from hypothesis import strategies as st
 from agent_framework_redis_store import (
     AESGCMEncryption,
     DecryptionError,
+    Keyspace,
     RedisChatMessageStore,
     RekeyProgress,
     rekey_prefix,
 )
-from agent_framework_redis_store.codec import message_from_dict
-from agent_framework_redis_store.embedded import EmbeddedRedis
-from agent_framework_redis_store.encryption import REPLACE_UNCHANGED, key_id_of, parse_keys
-from agent_framework_redis_store.fingerprints import encode_with_fingerprint
-from agent_framework_redis_store.keys import fingerprints_key
+from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store._core.encryption import key_id_of, parse_keys
+from agent_framework_redis_store._core.fingerprints import encode_with_fingerprint
+from agent_framework_redis_store._core.lua import REPLACE_UNCHANGED
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import user_message
 
@@ -182,8 +183,7 @@ async def test_rekey_swaps_only_entries_still_as_read_wherever_a_trim_moved_them
     await raw.lpop(key)  # type: ignore[misc]
     await raw.rpush(key, b"appended")  # type: ignore[misc]
     await raw.lset(key, 0, b"changed meanwhile")  # type: ignore[misc]
-    replace = raw.register_script(REPLACE_UNCHANGED)
-    assert await replace(keys=[key], args=args) == 2
+    assert await REPLACE_UNCHANGED.run(raw, [key], args) == 2
     swapped = [replacement.encode() for replacement in replacements[2:]]
     assert await entries(raw, key) == [b"changed meanwhile", *swapped, b"appended"]
 
@@ -279,7 +279,7 @@ def test_encryption_option_is_checked_by_store_and_factory() -> None:
     with pytest.raises(TypeError, match="encryption must provide"):
         RedisChatMessageStore("redis://127.0.0.1:1", encryption="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="encryption must provide"):
-        RedisChatMessageStore.factory("redis://127.0.0.1:1", encryption=KEY1)
+        RedisChatMessageStore.factory("redis://127.0.0.1:1", encryption=KEY1)  # type: ignore[arg-type]
 
 
 def test_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -335,7 +335,7 @@ async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, ra
         assert await store.add_new_messages(turn) == 0  # a turn saved twice
         assert await store.add_new_messages([*turn, user_message("next")]) == 1  # a replayed transcript
         assert [key_id_of(e) for e in await entries(raw, store.redis_key)] == ["k2", "k2", "k2"]
-        stored = [f[:17] for f in await entries(raw, fingerprints_key("chat_messages", "t"))]
+        stored = [f[:17] for f in await entries(raw, Keyspace("chat_messages").thread("t").fingerprints)]
         # Unkeyed fingerprints of the bodies would let anyone with Redis access test guesses.
         unkeyed = [encode_with_fingerprint(m)[1].encode() for m in turn]
         assert stored[:2] != unkeyed

@@ -13,7 +13,7 @@ from agent_framework_redis_store import (
     default_retry,
     redact_url,
 )
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import user_message
 

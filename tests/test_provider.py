@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from agent_framework_redis_store import RedisChatMessageStore, thread_key
-from agent_framework_redis_store.embedded import EmbeddedRedis
-from agent_framework_redis_store.keys import fingerprints_key
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, thread_key
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import ScriptedChatClient, make_agent, user_message
 
@@ -299,7 +298,7 @@ async def test_max_messages_and_sliding_ttl(redis_url: str, raw: redis.asyncio.R
         await raw.pexpire(key, 5_000)
         await agent.run("four", session=session)
         assert 99_000 < await raw.pttl(key) <= 100_000
-        assert 99_000 < await raw.pttl(fingerprints_key("chat_messages", "window")) <= 100_000
+        assert 99_000 < await raw.pttl(Keyspace("chat_messages").thread("window").fingerprints) <= 100_000
 
 
 async def test_store_for_shares_the_pool_and_aclose_closes_only_what_it_opened(

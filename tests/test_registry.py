@@ -128,7 +128,7 @@ def test_bad_labels_are_rejected_by_store_and_factory(labels: object, error: typ
     with pytest.raises(error, match=fragment.replace("[", r"\[").replace("]", r"\]")):
         RedisChatMessageStore("redis://127.0.0.1:1", labels=labels)  # type: ignore[arg-type]
     with pytest.raises(error, match=fragment.replace("[", r"\[").replace("]", r"\]")):
-        RedisStoreFactory("redis://127.0.0.1:1", labels=labels)
+        RedisStoreFactory("redis://127.0.0.1:1", labels=labels)  # type: ignore[arg-type]
 
 
 async def test_factory_stores_carry_the_labels(redis_url: str) -> None:

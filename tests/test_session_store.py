@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio
 
-from agent_framework_redis_store import CorruptSessionError
-from agent_framework_redis_store.keys import session_key
+from agent_framework_redis_store import CorruptSessionError, Keyspace
 
 from .scripted import ScriptedChatClient, make_agent
 
@@ -76,7 +75,7 @@ async def test_sliding_ttl_is_refreshed_by_reads_and_writes(redis_url: str, raw:
 
     async with RedisSessionStore(redis_url, ttl=100) as store:
         await store.set("s", AgentSession(session_id="s"))
-        key = session_key("chat_messages", "s")
+        key = Keyspace("chat_messages").thread("s").session
         assert 99_000 < await raw.pttl(key) <= 100_000
         await raw.pexpire(key, 5_000)
         assert await store.get("s") is not None
@@ -93,7 +92,7 @@ async def test_without_ttl_a_snapshot_never_expires(sessions: Any, raw: redis.as
     from agent_framework import AgentSession
 
     await sessions.set("s", AgentSession(session_id="s"))
-    assert await raw.pttl(session_key("chat_messages", "s")) == -1
+    assert await raw.pttl(Keyspace("chat_messages").thread("s").session) == -1
 
 
 @pytest.mark.parametrize(
@@ -103,7 +102,7 @@ async def test_without_ttl_a_snapshot_never_expires(sessions: Any, raw: redis.as
 async def test_a_corrupt_snapshot_names_the_session_and_is_left_alone(
     sessions: Any, raw: redis.asyncio.Redis, payload: bytes
 ) -> None:
-    key = session_key("chat_messages", "broken/1")
+    key = Keyspace("chat_messages").thread("broken/1").session
     await raw.set(key, payload)
     with pytest.raises(CorruptSessionError, match=r"session 'broken/1'") as caught:
         await sessions.get("broken/1")
@@ -131,7 +130,7 @@ async def test_bad_input_is_named(redis_url: str, sessions: Any, raw: redis.asyn
     with pytest.raises(TypeError, match="'s'"), pytest.warns(RuntimeWarning, match="unsupported type"):
         await sessions.set("s", unserializable)
     assert await sessions.get("s") is None
-    await raw.rpush(session_key("chat_messages", "list"), "x")
+    await raw.rpush(Keyspace("chat_messages").thread("list").session, "x")
     with pytest.raises(Exception, match="not a session snapshot"):
         await sessions.get("list")
 
@@ -152,6 +151,6 @@ async def test_shares_the_history_providers_client_and_slot(redis_url: str) -> N
         assert restored is not None
         answer = await agent.run("again", session=restored)
         assert answer.text == "seen 2: hi | again"
-    assert key_slot(session_key("chat_messages", "together").encode()) == key_slot(
+    assert key_slot(Keyspace("chat_messages").thread("together").session.encode()) == key_slot(
         thread_key("chat_messages", "together").encode()
     )

@@ -124,7 +124,7 @@ def _forged_reference(thread_id: str) -> dict:
 
 
 async def test_a_message_shaped_like_a_reference_never_repoints_a_store_in_use(redis_url: str) -> None:
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     async with RedisChatMessageStore(redis_url, thread_id="alice") as alice:
         await alice.add_messages([user_message("alice's secret")])
@@ -139,7 +139,7 @@ async def test_a_message_shaped_like_a_reference_never_repoints_a_store_in_use(r
 
 
 async def test_a_reference_mixed_with_other_messages_is_plain_data(redis_url: str) -> None:
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     async with RedisChatMessageStore(redis_url) as store:
         own_thread = store.thread_id
@@ -149,7 +149,7 @@ async def test_a_reference_mixed_with_other_messages_is_plain_data(redis_url: st
 
 
 async def test_a_store_created_for_a_thread_refuses_another_threads_reference(redis_url: str) -> None:
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     async with RedisChatMessageStore(redis_url, thread_id="bob") as bob:
         with pytest.raises(StoreStateError, match="created for thread 'bob'"):

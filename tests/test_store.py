@@ -9,8 +9,7 @@ import pytest
 import redis.asyncio
 from redis.crc import key_slot
 
-from agent_framework_redis_store import RedisChatMessageStore, thread_key
-from agent_framework_redis_store.keys import batches_key, meta_key, registry_key, thread_id_from_key
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, thread_key
 
 from .scripted import user_message
 
@@ -59,7 +58,7 @@ async def test_ttl_is_set_and_slides_on_every_write(redis_url: str, raw: redis.a
     async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
         await store.add_messages([user_message("hello")])
         assert 99_000 < await raw.pttl(store.redis_key) <= 100_000
-        assert 99_000 < await raw.pttl(batches_key("chat_messages", "t")) <= 100_000
+        assert 99_000 < await raw.pttl(Keyspace("chat_messages").thread("t").batches) <= 100_000
         await raw.pexpire(store.redis_key, 5_000)  # as if 95 s had passed
         await store.add_messages([user_message("again")])
         assert await raw.pttl(store.redis_key) > 99_000
@@ -75,7 +74,7 @@ async def test_expired_thread_reads_empty(redis_url: str, raw: redis.asyncio.Red
     async with RedisChatMessageStore(redis_url, thread_id="t", ttl=60) as store:
         await store.add_messages([user_message("hello")])
         await raw.pexpire(store.redis_key, 1)
-        await raw.pexpire(batches_key("chat_messages", "t"), 1)
+        await raw.pexpire(Keyspace("chat_messages").thread("t").batches, 1)
         # Redis expires lazily on access: poll (bounded) until the key is gone.
         for _ in range(200):
             if not await raw.exists(store.redis_key):
@@ -108,9 +107,13 @@ async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.
         await store.clear()
         assert await store.list_messages() == []
         # What is left is the other thread: its messages, batch tokens, registry metadata and entry.
-        left = [other.redis_key, batches_key("chat_messages", "other"), meta_key("chat_messages", "other")]
-        assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, registry_key("chat_messages")]])
-        assert await raw.zrange(registry_key("chat_messages"), 0, -1) == [b"other"]
+        left = [
+            other.redis_key,
+            Keyspace("chat_messages").thread("other").batches,
+            Keyspace("chat_messages").thread("other").meta,
+        ]
+        assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, Keyspace("chat_messages").registry]])
+        assert await raw.zrange(Keyspace("chat_messages").registry, 0, -1) == [b"other"]
 
 
 async def test_same_idempotency_key_is_applied_once(redis_url: str) -> None:
@@ -163,11 +166,11 @@ TRICKY_IDS = [
 def test_keys_of_a_thread_share_one_cluster_slot() -> None:
     for thread_id in TRICKY_IDS:
         key = thread_key("chat_messages", thread_id)
-        assert key_slot(key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
-        assert key_slot(key.encode()) == key_slot(meta_key("chat_messages", thread_id).encode())
+        assert key_slot(key.encode()) == key_slot(Keyspace("chat_messages").thread(thread_id).batches.encode())
+        assert key_slot(key.encode()) == key_slot(Keyspace("chat_messages").thread(thread_id).meta.encode())
         assert key.count("{") == 1
         assert key.count("}") == 1
-        assert thread_id_from_key("chat_messages", key) == thread_id
+        assert Keyspace("chat_messages").thread_id_of(key) == thread_id
 
 
 def test_distinct_ids_never_share_a_key() -> None:
@@ -183,7 +186,7 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
         assert texts(await store.list_messages()) == [thread_id]
     # Per thread: messages, batch tokens, registry metadata; plus the prefix's registry.
     assert len(await raw.keys("chat_messages:*")) == 3 * len(TRICKY_IDS) + 1
-    registered = await raw.zrange(registry_key("chat_messages"), 0, -1)
+    registered = await raw.zrange(Keyspace("chat_messages").registry, 0, -1)
     assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 
 
@@ -196,7 +199,7 @@ async def test_key_prefix_namespaces_threads(redis_url: str, raw: redis.asyncio.
 
 
 async def test_a_batch_resent_with_the_same_message_ids_is_stored_once(redis_url: str) -> None:
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     def message(text: str, message_id: str | None) -> Any:
         data = {"role": "user", "contents": [{"type": "text", "text": text}]}

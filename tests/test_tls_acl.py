@@ -33,7 +33,8 @@ from agent_framework_redis_store import (
     redact_url,
     rekey_prefix,
 )
-from agent_framework_redis_store.embedded import EmbeddedRedis, _free_port
+from agent_framework_redis_store._testing.embedded import _free_port
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import user_message
 

@@ -2,16 +2,23 @@
 
 One round trip per turn, atomic trimming, sliding TTL, and suspend/resume that really
 resumes, for both Agent Framework generations from one Redis layout.
+
+Every public name is exported here; the modules behind them are private and may move.
+Layers (see docs/ARCHITECTURE.md): ``_core`` (keys, scripts, encoding, connections,
+encryption, one thread's storage), ``_adapters`` (the framework generations), ``_ops``
+(registry, rekey), ``_cli`` (the ``redis-chat-store`` command, extra ``[cli]``).
+Helpers for tests and notebooks live in ``agent_framework_redis_store.testing``.
 """
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._compat import generation
-from .connections import ConnectionSettings, default_retry, redact_url
-from .encryption import AESGCMEncryption, MessageEncryption, RekeyProgress, rekey_prefix
-from .errors import (
+from ._adapters.store import RedisChatMessageStore, RedisStoreFactory
+from ._core.compat import generation
+from ._core.connection import ConnectionOptions, ConnectionSettings, default_retry, redact_url
+from ._core.encryption import AESGCMEncryption, MessageEncryption
+from ._core.errors import (
     CorruptMessageError,
     CorruptSessionError,
     DecryptionError,
@@ -22,25 +29,19 @@ from .errors import (
     ThreadNotFoundError,
     ThreadRecordError,
 )
-from .keys import thread_key
-from .registry import (
-    PurgeResult,
-    RedisThreadRegistry,
-    RegistryStats,
-    ThreadInfo,
-    ThreadPage,
-    ThreadRecord,
-    ThreadSummary,
-)
-from .store import RedisChatMessageStore, RedisStoreFactory
+from ._core.keyspace import Keyspace, ThreadKeys
+from ._core.meta import ThreadInfo, ThreadSummary
+from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
+from ._ops.registry import PurgeResult, RedisThreadRegistry, RegistryStats, ThreadPage, ThreadRecord
+from ._ops.rekey import RekeyProgress, rekey_prefix
 
 if TYPE_CHECKING:
     from typing import Literal
 
-    from .provider import RedisChatHistoryProvider
+    from ._adapters.history import RedisChatHistoryProvider
+    from ._adapters.session_store import RedisSessionStore
 
     GENERATION: Literal["legacy", "current"]
-    from .session_store import RedisSessionStore
 
 try:
     __version__ = version("agent-framework-redis-store")
@@ -50,10 +51,12 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "GENERATION",
     "AESGCMEncryption",
+    "ConnectionOptions",
     "ConnectionSettings",
     "CorruptMessageError",
     "CorruptSessionError",
     "DecryptionError",
+    "Keyspace",
     "MessageEncryption",
     "PurgeResult",
     "RedisChatHistoryProvider",
@@ -64,11 +67,16 @@ __all__ = [
     "RedisStoreFactory",
     "RedisThreadRegistry",
     "RedisUnavailableError",
+    "RegistryOptions",
     "RegistryStats",
     "RekeyProgress",
+    "SessionStoreOptions",
+    "StoreOptions",
     "StoreStateError",
     "ThreadInfo",
+    "ThreadKeys",
     "ThreadNotFoundError",
+    "ThreadOptions",
     "ThreadPage",
     "ThreadRecord",
     "ThreadRecordError",
@@ -80,8 +88,22 @@ __all__ = [
     "thread_key",
 ]
 
+
+def thread_key(key_prefix: str, thread_id: str) -> str:
+    """The Redis list that holds a thread's messages (``Keyspace(key_prefix).thread(thread_id).messages``)."""
+    return Keyspace(key_prefix).thread(thread_id).messages
+
+
+def _public(*objects: Any) -> None:
+    # Users see agent_framework_redis_store.X, never the private module it lives in.
+    for obj in objects:
+        obj.__module__ = __name__
+
+
+_public(*(globals()[name] for name in __all__ if name not in {"GENERATION", "__version__"} and name in globals()))
+
 # The 1.x adapters import framework classes the legacy generation lacks: load them on first use.
-_CURRENT_ONLY = {"RedisChatHistoryProvider": "provider", "RedisSessionStore": "session_store"}
+_CURRENT_ONLY = {"RedisChatHistoryProvider": "history", "RedisSessionStore": "session_store"}
 
 
 def __getattr__(name: str) -> Any:
@@ -96,4 +118,6 @@ def __getattr__(name: str) -> Any:
             f"{name} needs agent-framework-core 1.x (HistoryProvider, SessionStore); this environment has "
             f"the legacy generation, where RedisChatMessageStore is the store to use"
         )
-    return getattr(import_module(f".{module}", __name__), name)
+    cls = getattr(import_module(f"._adapters.{module}", __name__), name)
+    cls.__module__ = __name__
+    return cls

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import RedisCluster
 
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 from .support import close_cluster_client
 

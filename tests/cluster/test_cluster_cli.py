@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisThreadRegistry, ThreadRecord, thread_key
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 from ..scripted import user_message
 from ..test_cli_threads import cli, cli_json

@@ -15,8 +15,7 @@ import redis
 from redis.crc import key_slot
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisStoreError, thread_key
-from agent_framework_redis_store.embedded import EmbeddedRedis
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
+from agent_framework_redis_store.testing import EmbeddedRedis, EmbeddedRedisCluster
 
 from ..scripted import user_message
 from .support import thread_ids

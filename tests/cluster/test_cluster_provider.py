@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from redis.asyncio import RedisCluster
 
-from agent_framework_redis_store import thread_key
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
-from agent_framework_redis_store.keys import fingerprints_key, session_key
+from agent_framework_redis_store import Keyspace, thread_key
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 from ..scripted import ScriptedChatClient, make_agent, user_message
 
@@ -70,7 +69,7 @@ async def test_max_messages_and_ttl_cover_every_key_of_the_session(cluster_url: 
         for text in ["one", "two", "three"]:
             await agent.run(text, session=session)
         assert texts(await provider.get_messages("window")) == ["seen 2: one | two", "three", "seen 2: two | three"]
-        for key in (thread_key("chat_messages", "window"), fingerprints_key("chat_messages", "window")):
+        for key in (thread_key("chat_messages", "window"), Keyspace("chat_messages").thread("window").fingerprints):
             assert 99_000 < await cluster_raw.pttl(key) <= 100_000
 
 
@@ -101,6 +100,6 @@ async def test_session_store_keeps_whole_sessions_beside_their_messages(
         await other.delete("together")
         assert await other.get("together") is None
     # The snapshot shares the session's slot, hence its node.
-    assert redis_cluster.node_for_key(session_key("chat_messages", "together")) is redis_cluster.node_for_key(
-        thread_key("chat_messages", "together")
-    )
+    assert redis_cluster.node_for_key(
+        Keyspace("chat_messages").thread("together").session
+    ) is redis_cluster.node_for_key(thread_key("chat_messages", "together"))

@@ -8,13 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import RedisCluster
 
-from agent_framework_redis_store import RedisChatMessageStore, RedisThreadRegistry, ThreadRecord, thread_key
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
-from agent_framework_redis_store.keys import meta_key, registry_key
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, RedisThreadRegistry, ThreadRecord, thread_key
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 from ..scripted import user_message
 
-INDEX = registry_key("chat_messages")
+INDEX = Keyspace("chat_messages").registry
 
 
 def record(thread_id: str, *, active: datetime) -> ThreadRecord:
@@ -80,7 +79,10 @@ async def test_clear_and_delete_remove_threads_and_their_entries(cluster_url: st
     assert await cluster_raw.zcard(INDEX) == 3
     for thread_id in ("gone0", "gone1", "gone2"):
         assert (
-            await cluster_raw.exists(thread_key("chat_messages", thread_id), meta_key("chat_messages", thread_id)) == 0
+            await cluster_raw.exists(
+                thread_key("chat_messages", thread_id), Keyspace("chat_messages").thread(thread_id).meta
+            )
+            == 0
         )
 
 

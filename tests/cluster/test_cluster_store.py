@@ -13,10 +13,9 @@ from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import MaxConnectionsError
 
-from agent_framework_redis_store import RedisChatMessageStore, RedisUnavailableError
-from agent_framework_redis_store.cluster import BoundedRedisCluster
-from agent_framework_redis_store.embedded_cluster import EmbeddedRedisCluster
-from agent_framework_redis_store.keys import batches_key, registry_key
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, RedisUnavailableError
+from agent_framework_redis_store._core.cluster import BoundedRedisCluster
+from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
 from ..scripted import ScriptedChatClient, make_agent, user_message
 from ..test_concurrency import check_history
@@ -75,7 +74,7 @@ async def test_each_operation_is_one_command_on_the_node_that_owns_the_thread(
     cluster_url: str, redis_cluster: EmbeddedRedisCluster, registry: bool
 ) -> None:
     ports = [node.port for node in redis_cluster.nodes]
-    index = ports.index(redis_cluster.node_for_key(registry_key("chat_messages")).port)
+    index = ports.index(redis_cluster.node_for_key(Keyspace("chat_messages").registry).port)
     # A thread on another node than the prefix's registry, so their commands are told apart.
     thread_id = thread_ids(1, lambda key: redis_cluster.node_for_key(key).port != ports[index])[0]
     async with RedisChatMessageStore(
@@ -83,7 +82,9 @@ async def test_each_operation_is_one_command_on_the_node_that_owns_the_thread(
     ) as store:
         await store.add_messages([user_message("warm up")])  # learns the topology, loads the script
         owner = ports.index(redis_cluster.node_for_key(store.redis_key).port)
-        assert key_slot(store.redis_key.encode()) == key_slot(batches_key("chat_messages", thread_id).encode())
+        assert key_slot(store.redis_key.encode()) == key_slot(
+            Keyspace("chat_messages").thread(thread_id).batches.encode()
+        )
 
         # The registry's sorted set is in another slot: its update goes to its own node,
         # at the same time (add) or first (clear), as one more command.
@@ -120,7 +121,7 @@ async def test_trims_and_slides_the_ttl_of_every_key_of_the_thread(cluster_url: 
             await store.add_messages([user_message(f"m{n}")])
             assert await store.count() <= 3
         assert texts(await store.list_messages()) == ["m2", "m3", "m4"]
-        for key in (store.redis_key, batches_key("chat_messages", "t")):
+        for key in (store.redis_key, Keyspace("chat_messages").thread("t").batches):
             assert 99_000 < await cluster_raw.pttl(key) <= 100_000
 
 
@@ -139,7 +140,7 @@ async def test_clear_deletes_the_thread_and_nothing_else(cluster_url: str, clust
             await store.add_messages([user_message(store.thread_id)])
         await doomed.clear()
         assert await cluster_raw.exists(doomed.redis_key) == 0
-        assert await cluster_raw.exists(batches_key("chat_messages", "doomed")) == 0
+        assert await cluster_raw.exists(Keyspace("chat_messages").thread("doomed").batches) == 0
         assert texts(await kept.list_messages()) == ["kept"]
 
 

@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisUnavailableError
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from ..scripted import user_message
 
@@ -29,7 +29,7 @@ WRITER = textwrap.dedent(
     """
     import asyncio, sys
     from agent_framework_redis_store import RedisChatMessageStore, RedisUnavailableError
-    from agent_framework_redis_store.codec import message_from_dict
+    from agent_framework_redis_store._core.codec import message_from_dict
 
     url, batches = sys.argv[1], int(sys.argv[2])
 

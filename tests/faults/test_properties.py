@@ -10,10 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
-from agent_framework_redis_store import RedisChatMessageStore
-from agent_framework_redis_store.codec import message_from_dict
-from agent_framework_redis_store.embedded import EmbeddedRedis
-from agent_framework_redis_store.keys import batches_key, thread_id_from_key, thread_key
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, thread_key
+from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 thread_ids = st.text(min_size=1, max_size=300)
 json_values = st.recursive(
@@ -46,9 +45,9 @@ def test_distinct_thread_ids_never_share_keys(ids: list[str], prefix: str) -> No
     keys = [thread_key(prefix, i) for i in ids]
     assert len(set(keys)) == len(ids)
     for thread_id, key in zip(ids, keys, strict=True):
-        assert thread_id_from_key(prefix, key) == thread_id
-        assert key_slot(key.encode()) == key_slot(batches_key(prefix, thread_id).encode())
-        assert not set(keys) & {batches_key(prefix, other) for other in ids}
+        assert Keyspace(prefix).thread_id_of(key) == thread_id
+        assert key_slot(key.encode()) == key_slot(Keyspace(prefix).thread(thread_id).batches.encode())
+        assert not set(keys) & {Keyspace(prefix).thread(other).batches for other in ids}
 
 
 @SETTINGS

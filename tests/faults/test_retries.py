@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisUnavailableError
-from agent_framework_redis_store.embedded import EmbeddedRedis
+from agent_framework_redis_store.testing import EmbeddedRedis
 
 from ..scripted import user_message
 

@@ -1,4 +1,4 @@
-"""``redis-chat-store demo``: the seed notebook's five examples, end to end, on any machine.
+"""The work of ``redis-chat-store demo``: the seed notebook's five examples, end to end, on any machine.
 
 It picks a Redis (``--redis-url`` / ``REDIS_URL``, else a local server on 6379, else a
 private embedded ``redis-server``) and a model (OpenAI or Azure OpenAI when a key is set,
@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, Annotated, Any, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -34,13 +34,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._compat import generation
-from .connections import ConnectionSettings, redact_url
-from .demo_examples import DemoRun, ExampleResult, run_examples
-from .embedded import EmbeddedRedis, RedisBinaryNotFoundError
-from .errors import RedisStoreError, RedisUnavailableError
+from agent_framework_redis_store import (
+    GENERATION,
+    ConnectionSettings,
+    RedisStoreError,
+    RedisUnavailableError,
+    redact_url,
+)
+from agent_framework_redis_store.testing import EmbeddedRedis, RedisBinaryNotFoundError
 
-__all__ = ["DemoSetupError", "choose_model", "choose_redis", "default_data_dir", "demo"]
+from .examples import DemoRun, ExampleResult, run_examples
+
+__all__ = ["DemoSetupError", "choose_model", "choose_redis", "default_data_dir", "main"]
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 KEY_PREFIX = "redis-chat-store-demo"
@@ -242,7 +247,9 @@ def choose_model(*, offline: bool) -> DemoModel:
     endpoint = env.get("AZURE_OPENAI_ENDPOINT")
     api_key = (env.get("AZURE_OPENAI_API_KEY") or env.get("OPENAI_API_KEY")) if endpoint else env.get("OPENAI_API_KEY")
     if offline or not api_key:
-        from .offline import OfflineChatClient  # imports the framework: only when the demo runs
+        from agent_framework_redis_store.testing import (
+            OfflineChatClient,  # imports the framework: only when the demo runs
+        )
 
         why = "--offline was given" if offline else "no OPENAI_API_KEY or AZURE_OPENAI_API_KEY is set"
         return DemoModel(
@@ -266,10 +273,10 @@ def choose_model(*, offline: bool) -> DemoModel:
         "api_version": env.get("AZURE_OPENAI_API_VERSION") or "2024-10-21",
     }
     try:
-        if generation() == "legacy":
-            from .demo_legacy import openai_chat_client
+        if GENERATION == "legacy":
+            from .legacy import openai_chat_client
         else:
-            from .demo_current import openai_chat_client
+            from .current import openai_chat_client
         client = openai_chat_client(**options)
     except ModuleNotFoundError as err:
         raise DemoSetupError(
@@ -320,11 +327,11 @@ async def _delete_leftovers(redis: DemoRedis, key_prefix: str) -> int:
 
 
 def _chats(client: Any, redis: DemoRedis, key_prefix: str) -> Any:
-    if generation() == "legacy":
-        from .demo_legacy import LegacyChats
+    if GENERATION == "legacy":
+        from .legacy import LegacyChats
 
         return LegacyChats(client, redis.url, key_prefix)
-    from .demo_current import CurrentChats
+    from .current import CurrentChats
 
     return CurrentChats(client, redis.url, key_prefix)
 
@@ -353,7 +360,7 @@ def _summary(console: Console, results: list[ExampleResult], redis: DemoRedis, m
 
 
 def _framework() -> str:
-    return f"{generation()} generation (agent-framework-core {version('agent-framework-core')})"
+    return f"{GENERATION} generation (agent-framework-core {version('agent-framework-core')})"
 
 
 async def _run(
@@ -391,21 +398,8 @@ def _fail(console: Console, error: DemoSetupError) -> NoReturn:
     raise typer.Exit(2)
 
 
-def demo(
-    redis_url: Annotated[
-        str | None,
-        typer.Option(help="Redis to use (default: $REDIS_URL, else 127.0.0.1:6379, else an embedded server)."),
-    ] = None,
-    embedded: Annotated[bool, typer.Option(help="Always start a private redis-server for the demo.")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Where the embedded redis-server keeps its data (default: the user cache dir).")
-    ] = None,
-    offline: Annotated[bool, typer.Option(help="Use the offline model even when an OpenAI key is set.")] = False,
-    env_file: Annotated[
-        Path | None, typer.Option(help="Read variables from this file (default: the nearest .env from here upwards).")
-    ] = None,
-) -> None:
-    """Run the seed notebook's five examples against Redis and check what each one claims."""
+def main(redis_url: str | None, embedded: bool, data_dir: Path | None, offline: bool, env_file: Path | None) -> None:
+    """The ``demo`` command's work (see ``_cli/demo/__init__.py`` for its options)."""
     console = Console(highlight=False)
     load_dotenv(env_file or find_dotenv(usecwd=True), override=False)
     # A SIGTERM must still stop the embedded server and delete the demo's keys.

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from .codec import encode_message_dict
 from .lua import FINGERPRINT_WIDTH
 
-__all__ = ["encode_with_fingerprint"]
+__all__ = ["batch_token", "encode_with_fingerprint"]
 
 _DIGEST_BYTES = (FINGERPRINT_WIDTH - 1) // 2
 
@@ -46,3 +48,16 @@ def _fingerprint(message: Any, data: dict[str, Any], key: bytes) -> str:
 
 def _digest(text: str, key: bytes) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES, key=key).hexdigest()
+
+
+def batch_token(messages: Sequence[Any]) -> str:
+    """The idempotency key of a batch: from its message ids when every message has one.
+
+    So an application that re-sends a batch after an error (the same messages, the same
+    ids) does not store it twice; otherwise a random key still covers redis-py's retries.
+    """
+    ids = [i for message in messages if isinstance(i := getattr(message, "message_id", None), str) and i]
+    if ids and len(ids) == len(messages):
+        digest = hashlib.blake2b("\x1f".join(ids).encode("utf-8", "surrogatepass"), digest_size=16)
+        return "ids:" + digest.hexdigest()
+    return os.urandom(16).hex()

@@ -18,7 +18,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .store import RedisChatMessageStore
+from agent_framework_redis_store import RedisChatMessageStore
 
 __all__ = ["EXAMPLES", "Chat", "Chats", "Claim", "DemoRun", "ExampleResult", "run_examples"]
 

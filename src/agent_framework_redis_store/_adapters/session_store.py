@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from agent_framework import AgentSession, SessionStore
-from redis.asyncio.retry import Retry
-from redis.credentials import CredentialProvider
 
-from .connections import ClientOwner, RedisClient
-from .errors import CorruptSessionError, translate_redis_errors
-from .keys import session_key, validate_key_prefix, validate_thread_id
-from .store import _validate_ttl
+from .._core.connection import ClientOwner, RedisClient
+from .._core.encryption import decrypt_entry
+from .._core.errors import CorruptSessionError, DecryptionError, translate_redis_errors
+from .._core.keyspace import validate_thread_id
+from .._core.options import SessionStoreOptions, parse_options
 
 __all__ = ["RedisSessionStore"]
 
@@ -33,76 +31,52 @@ class RedisSessionStore(ClientOwner, SessionStore):
 
     Args:
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL. Alternatively give ``host``,
-            a ready ``redis_client``, or set ``REDIS_URL``.
+            ``connection``, a ready ``redis_client``, or set ``REDIS_URL``.
 
     Keyword Args:
-        key_prefix: Namespace of the keys; the history provider's, to keep a session beside its messages.
-        ttl: Seconds of inactivity after which a snapshot expires; every ``get`` and ``set`` refreshes it.
         redis_client: A ``redis.asyncio`` client to use (e.g. ``provider.redis_client``); never closed here.
-        credential_provider, host, port, db, ssl, username, password, retry, socket_timeout,
-            max_connections: Connection settings used when ``redis_client`` is not given.
-        cluster: Connect to a Redis Cluster (any node's URL), as ``RedisChatMessageStore`` does.
+        **options: ``SessionStoreOptions``: ``key_prefix`` (the history provider's, to keep a
+            session beside its messages), ``ttl`` (seconds of inactivity after which a snapshot
+            expires; every ``get`` and ``set`` refreshes it), ``encryption`` (snapshots are
+            sealed like messages) and the connection options.
     """
 
     def __init__(
         self,
         redis_url: str | None = None,
         *,
-        key_prefix: str = "chat_messages",
-        ttl: float | timedelta | None = None,
         redis_client: RedisClient | None = None,
-        credential_provider: CredentialProvider | None = None,
-        host: str | None = None,
-        port: int = 6379,
-        db: int = 0,
-        ssl: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        retry: Retry | None = None,
-        socket_timeout: float | None = 5.0,
-        max_connections: int = 32,
-        cluster: bool = False,
+        **options: Unpack[SessionStoreOptions],
     ) -> None:
-        self._key_prefix = validate_key_prefix(key_prefix)
-        self._ttl = _validate_ttl(ttl)
-        self._open_client(
-            redis_client,
-            redis_url=redis_url,
-            host=host,
-            port=port,
-            db=db,
-            ssl=ssl,
-            username=username,
-            password=password,
-            credential_provider=credential_provider,
-            retry=retry,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            max_connections=max_connections,
-            cluster=cluster,
-        )
+        self._options, connection = parse_options(type(self).__name__, options, SessionStoreOptions)
+        self._keyspace = self._options.keyspace
+        self._open_client(redis_client, redis_url, connection)
 
     @property
     def ttl(self) -> float | None:
         """The sliding expiry in seconds, or None."""
-        return self._ttl
+        return self._options.ttl
 
     def key_for(self, session_id: str) -> str:
         """The Redis key of a session's snapshot."""
-        return session_key(self._key_prefix, validate_thread_id(session_id, name="session_id"))
+        return self._keyspace.thread(validate_thread_id(session_id, name="session_id")).session
 
     async def get(self, session_id: str) -> AgentSession | None:
         """The stored session, or None when there is none (or it expired). Refreshes the TTL."""
         key = self.key_for(session_id)
         with self._redis_errors(key):
-            if self._ttl is None:
+            if self._options.ttl is None:
                 raw = await self._redis.get(key)
             else:
-                raw = await self._redis.getex(key, px=self._ttl_ms())
+                raw = await self._redis.getex(key, px=self._options.ttl_ms)
         if raw is None:
             return None
         try:
-            data = json.loads(raw)
+            opened = decrypt_entry(self._options.encryption, raw, key=key, index=0)
+        except DecryptionError as err:
+            raise CorruptSessionError(session_id, key, err.reason) from err
+        try:
+            data = json.loads(opened)
             if not isinstance(data, dict) or data.get("type", "session") != "session":
                 raise TypeError(f"expected a session object, got {_describe(data)}")
             if not isinstance(data.get("session_id"), str) or not isinstance(data.get("state", {}), dict):
@@ -123,8 +97,11 @@ class RedisSessionStore(ClientOwner, SessionStore):
                 f"session {session_id!r} holds state that does not serialize to JSON ({err}); "
                 f"keep JSON values or register the type with agent_framework.register_state_type"
             ) from err
+        encryption = self._options.encryption
+        if encryption is not None:
+            snapshot = encryption.encrypt(snapshot, context=key)
         with self._redis_errors(key):
-            await self._redis.set(key, snapshot, px=self._ttl_ms())
+            await self._redis.set(key, snapshot, px=self._options.ttl_ms or None)
 
     async def delete(self, session_id: str) -> None:
         """Delete the stored session, if any."""
@@ -133,11 +110,10 @@ class RedisSessionStore(ClientOwner, SessionStore):
             await self._redis.delete(key)
 
     def __repr__(self) -> str:
-        where = self._settings.display_url if self._settings is not None else "<caller's redis_client>"
-        return f"{type(self).__name__}(key_prefix={self._key_prefix!r}, ttl={self._ttl!r}, redis={where!r})"
-
-    def _ttl_ms(self) -> int | None:
-        return None if self._ttl is None else max(1, int(self._ttl * 1000))
+        return (
+            f"{type(self).__name__}(key_prefix={self._options.key_prefix!r}, ttl={self.ttl!r}, "
+            f"redis={self._redis_repr()!r})"
+        )
 
     def _redis_errors(self, key: str) -> AbstractContextManager[None]:
         return translate_redis_errors(self._where(), key, "a session snapshot")

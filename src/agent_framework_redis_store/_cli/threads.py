@@ -36,8 +36,8 @@ from agent_framework_redis_store import (
     ThreadRecordError,
     rekey_prefix,
 )
-from agent_framework_redis_store.encryption import KEYS_ENV_VAR
-from agent_framework_redis_store.keys import registry_key
+
+KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
 
 __all__ = ["parse_duration", "register", "threads_app"]
 
@@ -539,7 +539,7 @@ def rekey_threads(
         _fail(str(error))
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
-        known = int(await registry.redis_client.zcard(registry_key(registry.key_prefix)))  # the bar's estimate
+        known = await registry.count()  # the bar's estimate
         with _progress("rekeying", known or None, as_json) as update:
 
             def report(progress: RekeyProgress) -> None:

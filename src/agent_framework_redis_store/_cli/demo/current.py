@@ -12,8 +12,7 @@ from typing import Any
 
 from agent_framework import Agent, AgentSession
 
-from .provider import RedisChatHistoryProvider
-from .store import RedisChatMessageStore
+from agent_framework_redis_store import RedisChatHistoryProvider, RedisChatMessageStore
 
 __all__ = ["API", "CurrentChat", "CurrentChats", "openai_chat_client"]
 

@@ -18,29 +18,22 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NoReturn, Protocol, runtime_checkable
 
-from .errors import DecryptionError, RedisStoreError
-from .keys import thread_id_from_key, thread_key
-from .lua import REPLACE_UNCHANGED
+from .errors import DecryptionError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    from .connections import RedisClient
 
 __all__ = [
     "KEYS_ENV_VAR",
     "AESGCMEncryption",
     "MessageEncryption",
-    "RekeyProgress",
     "decrypt_entry",
     "key_id_of",
     "parse_keys",
-    "rekey_prefix",
-    "rekey_thread",
+    "validate_encryption",
 ]
 
 KEYS_ENV_VAR = "REDIS_CHAT_STORE_KEYS"
@@ -99,6 +92,8 @@ class AESGCMEncryption:
     """
 
     scheme = "aesgcm1"
+    #: The environment variable ``from_env`` reads by default.
+    ENV_VAR = KEYS_ENV_VAR
 
     def __init__(self, keys: Mapping[str, bytes], *, current: str) -> None:
         try:
@@ -274,89 +269,3 @@ def decrypt_entry(
         return encryption.decrypt(text, context=key)
     except ValueError as err:
         raise DecryptionError(key, index, str(err)) from err
-
-
-# -- rekey --------------------------------------------------------------------------------
-
-
-async def rekey_thread(
-    redis: RedisClient,
-    key: str,
-    encryption: MessageEncryption,
-    *,
-    encrypt_plaintext: bool = False,
-    max_rounds: int = 5,
-) -> int:
-    """Re-encrypt every entry of the thread list ``key`` not under the current key; returns how many.
-
-    Each round reads the list, re-encrypts client-side and swaps, in one Lua script
-    (``REPLACE_UNCHANGED``), each entry still in the list exactly as read, wherever a
-    concurrent trim has moved it: appends and trims by other writers are never lost or
-    undone. An entry changed meanwhile is retried in the next round. Nothing is written
-    when an entry fails to decrypt.
-    """
-    replace = redis.register_script(REPLACE_UNCHANGED)
-    current = encryption.key_id
-    total = 0
-    for _ in range(max_rounds):
-        entries = await redis.lrange(key, 0, -1)  # type: ignore[misc]
-        args: list[Any] = []
-        for index, entry in enumerate(entries):
-            if key_id_of(entry) == current:
-                continue
-            plaintext = decrypt_entry(encryption, entry, key=key, index=index, allow_plaintext=encrypt_plaintext)
-            if isinstance(plaintext, bytes):
-                plaintext = plaintext.decode("utf-8")
-            args += [entry, encryption.encrypt(plaintext, context=key)]
-        if not args:
-            return total
-        replaced = int(await replace(keys=[key], args=args))
-        total += replaced
-        if replaced * 2 == len(args):
-            return total
-    raise RedisStoreError(
-        f"rekey of Redis list {key!r} did not settle in {max_rounds} rounds: writers with an older key keep "
-        "adding entries, or the list is trimmed faster than it can be rewritten; run it again"
-    )
-
-
-@dataclass(frozen=True)
-class RekeyProgress:
-    """Where a prefix-wide ``rekey_prefix`` stands."""
-
-    threads_seen: int
-    threads_changed: int
-    entries_rekeyed: int
-    thread_id: str | None = None  # the thread just finished
-
-
-async def rekey_prefix(
-    redis: RedisClient,
-    encryption: MessageEncryption,
-    *,
-    key_prefix: str = "chat_messages",
-    encrypt_plaintext: bool = False,
-    on_progress: Callable[[RekeyProgress], None] | None = None,
-    scan_count: int = 500,
-) -> RekeyProgress:
-    """Re-encrypt every thread under ``key_prefix`` with the current key, walking keys with SCAN.
-
-    A maintenance operation: safe while the application runs (see ``rekey_thread``) and
-    safe to run again after an interruption. SCAN may visit a thread twice; the second
-    visit finds nothing to do. ``on_progress`` is called after each thread.
-    """
-    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", thread_key(key_prefix, "")[:-1]) + "*}"
-    seen = changed = rekeyed = 0
-    thread_id: str | None = None
-    async for raw_key in redis.scan_iter(match=pattern, count=scan_count):
-        key = raw_key.decode("utf-8") if isinstance(raw_key, bytes) else raw_key
-        thread_id = thread_id_from_key(key_prefix, key)
-        if thread_id is None:
-            continue
-        count = await rekey_thread(redis, key, encryption, encrypt_plaintext=encrypt_plaintext)
-        seen += 1
-        changed += 1 if count else 0
-        rekeyed += count
-        if on_progress is not None:
-            on_progress(RekeyProgress(seen, changed, rekeyed, thread_id))
-    return RekeyProgress(seen, changed, rekeyed, thread_id)

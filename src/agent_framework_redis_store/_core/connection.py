@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
@@ -19,10 +20,17 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["ClientOwner", "ConnectionSettings", "RedisClient", "default_retry", "open_client", "redact_url"]
+from .cluster import BoundedRedisCluster, RedisClient
 
-# What the stores talk to: one Redis, or a Redis Cluster (see cluster.py).
-RedisClient = Redis | RedisCluster
+__all__ = [
+    "ClientOwner",
+    "ConnectionOptions",
+    "ConnectionSettings",
+    "RedisClient",
+    "default_retry",
+    "open_client",
+    "redact_url",
+]
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
@@ -139,8 +147,6 @@ class ConnectionSettings:
         if self.credential_provider is not None:
             options["credential_provider"] = self.credential_provider
         if self.cluster:
-            from .cluster import BoundedRedisCluster
-
             return BoundedRedisCluster.from_url(self.url, **options)
         pool = BlockingConnectionPool.from_url(self.url, **options)
         return Redis.from_pool(pool)
@@ -156,14 +162,39 @@ def _check_cluster_settings(settings: ConnectionSettings) -> None:
         raise ValueError(f"db must be 0 with cluster=True (Redis Cluster has one database), got {path or settings.db}")
 
 
+class ConnectionOptions(TypedDict, total=False):
+    """How to reach Redis when no ``redis_client`` is given: ``ConnectionSettings``' fields, all optional.
+
+    ``connection`` passes a ready ``ConnectionSettings`` instead of the separate fields.
+    """
+
+    connection: ConnectionSettings
+    host: str | None
+    port: int
+    db: int
+    ssl: bool
+    username: str | None
+    password: str | None
+    credential_provider: CredentialProvider | None
+    retry: Retry | None
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    max_connections: int
+    pool_timeout: float | None
+    cluster: bool
+
+
+CONNECTION_OPTIONS = ConnectionOptions.__optional_keys__
+
+
 class ClientOwner:
     """Holds a Redis client and closes it only if it created it: a caller's client stays the caller's."""
 
     _settings: ConnectionSettings | None
     _redis: RedisClient
 
-    def _open_client(self, redis_client: RedisClient | None, **settings: Any) -> None:
-        self._settings, self._redis = open_client(redis_client, **settings)
+    def _open_client(self, redis_client: RedisClient | None, redis_url: str | None, options: Mapping[str, Any]) -> None:
+        self._settings, self._redis = open_client(redis_client, redis_url, options)
 
     @property
     def redis_client(self) -> RedisClient:
@@ -178,6 +209,16 @@ class ClientOwner:
             self.__dict__["_where_text"] = where
         return where
 
+    def _borrow_client(self, owner: ClientOwner) -> None:
+        """Use ``owner``'s client (never closed here), naming its server in errors."""
+        self._settings = None
+        self._redis = owner._redis
+        self.__dict__["_where_text"] = owner._where()
+
+    def _redis_repr(self) -> str:
+        # The redacted URL, or the caller's client: never credentials.
+        return self._where()
+
     async def aclose(self) -> None:
         """Close the connection pool if this object created it; a caller's ``redis_client`` stays open."""
         if self._settings is not None:
@@ -191,16 +232,30 @@ class ClientOwner:
 
 
 def open_client(
-    redis_client: RedisClient | None, *, cluster: bool = False, **settings: Any
+    redis_client: RedisClient | None, redis_url: str | None, options: Mapping[str, Any]
 ) -> tuple[ConnectionSettings | None, RedisClient]:
-    """The caller's client with no settings (not ours to close), or a new client built from ``settings``."""
+    """The caller's client with no settings (not ours to close), or a new client built from the options.
+
+    ``options`` holds ``ConnectionOptions`` fields (already checked for unknown names).
+    """
+    given = dict(options)
+    settings = given.pop("connection", None)
+    cluster = bool(given.get("cluster", settings.cluster if settings is not None else False))
     if redis_client is not None:
-        if settings.get("redis_url") is not None or settings.get("host") is not None:
-            raise ValueError("Pass either redis_client or redis_url/host, not both")
+        if redis_url is not None or given.get("host") is not None or settings is not None:
+            raise ValueError("Pass either redis_client or redis_url/host/connection, not several")
         if cluster and not isinstance(redis_client, RedisCluster):
             raise TypeError(
                 f"cluster=True needs a redis.asyncio.RedisCluster as redis_client, got {type(redis_client).__name__}"
             )
         return None, redis_client
-    connection = ConnectionSettings(cluster=cluster, **settings)
-    return connection, connection.create_client()
+    if settings is not None:
+        if not isinstance(settings, ConnectionSettings):
+            raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
+        if redis_url is not None or given:
+            raise ValueError("Pass either connection= or redis_url and separate connection options, not both")
+    else:
+        # A connect timeout not given follows the socket timeout (one knob for most users).
+        given.setdefault("socket_connect_timeout", given.get("socket_timeout", 5.0))
+        settings = ConnectionSettings(redis_url=redis_url, **given)
+    return settings, settings.create_client()

@@ -19,14 +19,15 @@ import asyncio
 import contextvars
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterPipeline, RedisCluster
-from redis.commands.core import AsyncScript
 from redis.exceptions import ClusterError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .connections import RedisClient
+__all__ = ["BoundedRedisCluster", "PoolTimeoutError", "RedisClient", "is_cluster"]
 
-__all__ = ["BoundedRedisCluster", "PoolTimeoutError", "is_cluster", "run_beside_index"]
+# What the stores talk to: one Redis, or a Redis Cluster.
+RedisClient = Redis | RedisCluster
 
 # Set while a task holds a slot of the gate, so nested calls (a pipeline retrying a
 # redirected command through the client) do not wait on themselves.
@@ -165,23 +166,3 @@ class _BoundedPipeline(ClusterPipeline):
 def is_cluster(client: object) -> bool:
     """True for a Redis Cluster client, where a prefix's registry and a thread live in different slots."""
     return isinstance(client, RedisCluster)
-
-
-async def run_beside_index(
-    client: RedisClient, script: AsyncScript, keys: list[str], args: list[Any], *, member: str, score_ms: int
-) -> Any:
-    """Run a thread's script whose last key is the prefix-wide registry, on a Redis Cluster.
-
-    The registry sorted set is in another hash slot (often on another node), so no script
-    of the thread may touch it: the script runs without it (the scripts allow that) and the
-    same ``ZADD`` goes to the registry's node at the same time, one round trip of latency.
-    If the ``ZADD`` fails the call fails, and its retry (same idempotency token) adds it.
-    """
-    index_update = asyncio.ensure_future(client.zadd(keys[-1], {member: score_ms}))
-    try:
-        applied = await script(keys=keys[:-1], args=args)
-    except BaseException:
-        index_update.cancel()
-        raise
-    await index_update
-    return applied

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._compat import generation
+from .._core.compat import generation
 
 __all__ = ["OfflineChatClient", "offline_reply"]
 

@@ -1,4 +1,4 @@
-"""The ``redis-chat-store`` operator command line (typer + rich).
+"""The ``redis-chat-store`` app (typer + rich): its global options and command groups.
 
 Each command group lives in its own module and is registered here; they use only the
 package's public API.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import typer
 
-from . import __version__
-from .cli_threads import register as register_threads
+from agent_framework_redis_store import __version__
+
 from .demo import demo
+from .threads import register as register_threads
 
 app = typer.Typer(
     name="redis-chat-store",
@@ -42,12 +43,3 @@ def main(
 
 register_threads(app)
 app.command("demo")(demo)
-
-
-def run() -> None:
-    """Console-script entry point."""
-    app()
-
-
-if __name__ == "__main__":
-    run()

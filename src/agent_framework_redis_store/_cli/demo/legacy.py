@@ -13,7 +13,7 @@ from typing import Any
 # pyright checks against the current generation, where these names do not exist.
 from agent_framework import AgentThread  # pyright: ignore[reportAttributeAccessIssue]
 
-from .store import RedisChatMessageStore, RedisStoreFactory
+from agent_framework_redis_store import RedisChatMessageStore, RedisStoreFactory
 
 __all__ = ["API", "LegacyChat", "LegacyChats", "openai_chat_client"]
 

@@ -15,28 +15,28 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Self
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Self, Unpack
 
-from redis.commands.core import AsyncScript
-
-from .cluster import is_cluster
-from .codec import message_from_dict
-from .connections import ClientOwner, RedisClient
-from .encryption import MessageEncryption, decrypt_entry, validate_encryption
-from .errors import CorruptMessageError, ThreadNotFoundError, ThreadRecordError, translate_redis_errors
-from .keys import (
-    batches_key,
-    fingerprints_key,
-    meta_key,
-    registry_key,
-    session_key,
-    thread_key,
-    validate_key_prefix,
-    validate_thread_id,
+from .._core.cluster import RedisClient, is_cluster
+from .._core.codec import decode_entry, message_from_dict
+from .._core.connection import ClientOwner
+from .._core.encryption import MessageEncryption
+from .._core.errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
+from .._core.keyspace import Keyspace, validate_thread_id
+from .._core.lua import PURGE_THREAD, import_thread, prune_registry, purge_thread, registry_after
+from .._core.meta import (
+    EPOCH,
+    ThreadInfo,
+    ThreadMeta,
+    ThreadSummary,
+    from_ms,
+    iso,
+    read_thread_info,
+    to_ms,
 )
-from .lua import IMPORT_THREAD, PRUNE_REGISTRY, PURGE_THREAD, REGISTRY_AFTER
+from .._core.options import RegistryOptions, labels_json, parse_options, validate_labels
 
 __all__ = [
     "PurgeResult",
@@ -46,184 +46,11 @@ __all__ = [
     "ThreadPage",
     "ThreadRecord",
     "ThreadSummary",
-    "validate_labels",
 ]
 
 RECORD_VERSION = 1
 # Registry entries read per round trip: bounds memory, amortises latency.
 _BATCH = 500
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def validate_labels(labels: object, *, name: str = "labels") -> dict[str, str] | None:
-    """Return ``labels`` as a plain dict if every key and value is a str, else raise naming the entry."""
-    if labels is None:
-        return None
-    if not isinstance(labels, Mapping):
-        raise TypeError(f"{name} must be a dict of str to str, got {type(labels).__name__}")
-    checked: dict[str, str] = {}
-    for key, value in labels.items():
-        if not isinstance(key, str) or not key:
-            raise TypeError(f"{name} keys must be non-empty str, got {key!r}")
-        if "=" in key:
-            # The CLI filters with KEY=VALUE; a key holding '=' could never be matched.
-            raise ValueError(f"{name} key {key!r} must not contain '='")
-        if not isinstance(value, str):
-            raise TypeError(f"{name}[{key!r}] must be a str, got {type(value).__name__}")
-        checked[key] = value
-    return checked
-
-
-def labels_json(labels: Mapping[str, str] | None) -> str:
-    """The labels as stored in the meta hash ('' for None: keep whatever is stored)."""
-    if labels is None:
-        return ""
-    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
-
-
-def _from_ms(value: object) -> datetime | None:
-    if value is None:
-        return None
-    return _EPOCH + timedelta(milliseconds=int(value))  # type: ignore[call-overload]
-
-
-def _to_ms(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError(f"datetime {moment.isoformat()} must be timezone-aware")
-    return (moment - _EPOCH) // _MS
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-# The meta hash fields a listing reads (HMGET: fewer reply elements to parse than HGETALL).
-_META_FIELDS = ("count", "created", "active", "ttl", "labels")
-
-
-def _decode_meta(raw: Mapping[Any, Any] | Sequence[Any]) -> dict[str, str]:
-    """A meta hash from HGETALL (a mapping) or HMGET of ``_META_FIELDS`` (a list)."""
-    pairs = raw.items() if isinstance(raw, Mapping) else zip(_META_FIELDS, raw, strict=True)
-    return {_text(k): _text(v) for k, v in pairs if v is not None}
-
-
-def _meta_labels(meta: Mapping[str, str]) -> dict[str, str]:
-    try:
-        labels = json.loads(meta.get("labels") or "{}")
-    except ValueError:
-        return {}
-    return labels if isinstance(labels, dict) else {}
-
-
-def _seconds(ms: object) -> float | None:
-    value = int(ms) if ms not in (None, "") else 0  # type: ignore[call-overload]
-    return value / 1000 if value > 0 else None
-
-
-@dataclass(frozen=True)
-class ThreadSummary:
-    """One thread as the registry records it."""
-
-    thread_id: str
-    message_count: int
-    created_at: datetime | None
-    last_active: datetime | None
-    ttl: float | None
-    labels: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
-        return {
-            "thread_id": self.thread_id,
-            "message_count": self.message_count,
-            "created_at": _iso(self.created_at),
-            "last_active": _iso(self.last_active),
-            "ttl": self.ttl,
-            "labels": self.labels,
-        }
-
-    @classmethod
-    def _from_meta(cls, thread_id: str, meta: Mapping[str, str]) -> Self:
-        return cls(
-            thread_id=thread_id,
-            message_count=int(meta.get("count") or 0),
-            created_at=_from_ms(meta.get("created")),
-            last_active=_from_ms(meta.get("active")),
-            ttl=_seconds(meta.get("ttl")),
-            labels=_meta_labels(meta),
-        )
-
-
-@dataclass(frozen=True)
-class ThreadInfo:
-    """One thread in detail: ``RedisChatMessageStore.info()`` and ``RedisThreadRegistry.info()``.
-
-    ``ttl`` is the configured sliding expiry, ``ttl_remaining`` what is left of it now;
-    ``approximate_bytes`` is Redis' ``MEMORY USAGE`` of the thread's keys (None where that
-    command is not allowed). A thread that does not exist has ``message_count`` 0.
-    """
-
-    thread_id: str
-    key_prefix: str
-    message_count: int
-    created_at: datetime | None
-    last_active: datetime | None
-    ttl: float | None
-    ttl_remaining: float | None
-    labels: dict[str, str]
-    approximate_bytes: int | None
-
-    @property
-    def exists(self) -> bool:
-        """True if the thread holds messages."""
-        return self.message_count > 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
-        return {
-            "thread_id": self.thread_id,
-            "key_prefix": self.key_prefix,
-            "message_count": self.message_count,
-            "created_at": _iso(self.created_at),
-            "last_active": _iso(self.last_active),
-            "ttl": self.ttl,
-            "ttl_remaining": self.ttl_remaining,
-            "labels": self.labels,
-            "approximate_bytes": self.approximate_bytes,
-        }
-
-
-async def read_thread_info(redis: RedisClient, key_prefix: str, thread_id: str) -> ThreadInfo:
-    """One round trip (a pipeline on the thread's hash slot) that describes a thread."""
-    keys = (thread_key(key_prefix, thread_id), meta_key(key_prefix, thread_id), batches_key(key_prefix, thread_id))
-    pipe = redis.pipeline(transaction=False)
-    pipe.hgetall(keys[1])
-    pipe.llen(keys[0])
-    pipe.pttl(keys[0])
-    for key in keys:
-        pipe.memory_usage(key)
-    raw_meta, length, pttl, *usage = await pipe.execute(raise_on_error=False)
-    for reply in (raw_meta, length, pttl):
-        if isinstance(reply, Exception):
-            raise reply
-    meta = _decode_meta(raw_meta)
-    sizes = [size for size in usage if not isinstance(size, Exception)]
-    return ThreadInfo(
-        thread_id=thread_id,
-        key_prefix=key_prefix,
-        message_count=int(length),
-        created_at=_from_ms(meta.get("created")),
-        last_active=_from_ms(meta.get("active")),
-        ttl=_seconds(meta.get("ttl")),
-        ttl_remaining=pttl / 1000 if pttl > 0 else None,
-        labels=_meta_labels(meta),
-        approximate_bytes=sum(int(s or 0) for s in sizes) if len(sizes) == len(usage) else None,
-    )
 
 
 @dataclass(frozen=True)
@@ -250,7 +77,7 @@ class PurgeResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
         return {
-            "cutoff": _iso(self.cutoff),
+            "cutoff": iso(self.cutoff),
             "dry_run": self.dry_run,
             "purged": self.purged,
             "expired": self.expired,
@@ -278,8 +105,8 @@ class RegistryStats:
             "threads": self.threads,
             "messages": self.messages,
             "approximate_bytes": self.approximate_bytes,
-            "oldest_activity": _iso(self.oldest_activity),
-            "newest_activity": _iso(self.newest_activity),
+            "oldest_activity": iso(self.oldest_activity),
+            "newest_activity": iso(self.newest_activity),
             "length_distribution": self.length_distribution,
             "expired_removed": self.expired_removed,
         }
@@ -316,8 +143,8 @@ class ThreadRecord:
             "version": RECORD_VERSION,
             "thread_id": self.thread_id,
             "labels": self.labels,
-            "created_at": _iso(self.created_at),
-            "last_active": _iso(self.last_active),
+            "created_at": iso(self.created_at),
+            "last_active": iso(self.last_active),
             "ttl": self.ttl,
             "ttl_remaining": self.ttl_remaining,
             "messages": self.messages,
@@ -433,7 +260,6 @@ class _Walk:
         self,
         redis: RedisClient,
         key: str,
-        after_script: AsyncScript,
         *,
         newest_first: bool,
         low: float,
@@ -444,7 +270,6 @@ class _Walk:
         self._redis = redis
         self._where = where
         self._key = key
-        self._after_script = after_script
         self._newest_first = newest_first
         self._low = low
         self._high = high
@@ -477,9 +302,10 @@ class _Walk:
                     self._key, self._high, self._low, start=0, num=size, withscores=True
                 )
             return await self._redis.zrangebyscore(self._key, self._low, self._high, start=0, num=size, withscores=True)
-        flat = await self._after_script(
-            keys=[self._key], args=[int(self._newest_first), after.score, after.member, size]
+        call = registry_after(
+            self._key, newest_first=self._newest_first, after_score=after.score, after_member=after.member, count=size
         )
+        flat = await call.run(self._redis)
         return list(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -505,35 +331,35 @@ class RedisThreadRegistry(ClientOwner):
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL (else ``REDIS_URL``).
 
     Keyword Args:
-        key_prefix: The prefix the stores write under.
         redis_client: A ``redis.asyncio`` client to use instead (never closed by the registry).
-        encryption: The stores' ``encryption=``: export decrypts (the export holds plaintext),
-            import encrypts for the destination thread.
-        **connection: ``ConnectionSettings`` fields (host, port, username, password, ...).
+        **options: ``RegistryOptions``: ``key_prefix`` (the prefix the stores write under),
+            ``encryption`` (the stores' ``encryption=``: export decrypts, so the export holds
+            plaintext; import encrypts for the destination thread) and the connection options.
     """
 
     def __init__(
         self,
         redis_url: str | None = None,
         *,
-        key_prefix: str = "chat_messages",
         redis_client: RedisClient | None = None,
-        encryption: MessageEncryption | None = None,
-        **connection: Any,
+        **options: Unpack[RegistryOptions],
     ) -> None:
-        self._key_prefix = validate_key_prefix(key_prefix)
-        self._encryption = validate_encryption(encryption)
-        self._open_client(redis_client, redis_url=redis_url, **connection)
-        self._index = registry_key(self._key_prefix)
-        self._purge_thread = self._redis.register_script(PURGE_THREAD)
-        self._prune = self._redis.register_script(PRUNE_REGISTRY)
-        self._import = self._redis.register_script(IMPORT_THREAD)
-        self._walk_after = self._redis.register_script(REGISTRY_AFTER)
+        settings, connection = parse_options(type(self).__name__, options, RegistryOptions)
+        self._keyspace = settings.keyspace
+        self._key_prefix = settings.key_prefix
+        self._encryption = settings.encryption
+        self._open_client(redis_client, redis_url, connection)
+        self._index = self._keyspace.registry
 
     @property
     def key_prefix(self) -> str:
         """The key prefix this registry reads."""
         return self._key_prefix
+
+    @property
+    def keyspace(self) -> Keyspace:
+        """The keys of this registry's prefix."""
+        return self._keyspace
 
     @property
     def encryption(self) -> MessageEncryption | None:
@@ -553,7 +379,7 @@ class RedisThreadRegistry(ClientOwner):
         """
         with self._errors():
             seconds, micros = await self._redis.time()
-        return _EPOCH + timedelta(seconds=seconds, microseconds=micros)
+        return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
     async def list_threads(
         self,
@@ -603,12 +429,17 @@ class RedisThreadRegistry(ClientOwner):
 
     async def info(self, thread_id: str) -> ThreadInfo:
         """Details of one thread; raises ``ThreadNotFoundError`` if it does not exist."""
-        validate_thread_id(thread_id)
-        with self._errors(thread_key(self._key_prefix, thread_id)):
-            info = await read_thread_info(self._redis, self._key_prefix, thread_id)
+        keys = self._keyspace.thread(thread_id)
+        with self._errors(keys.messages):
+            info = await read_thread_info(self._redis, self._key_prefix, keys)
         if not info.exists:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
         return info
+
+    async def count(self) -> int:
+        """How many threads the registry lists (threads expired by TTL included until a read removes them)."""
+        with self._errors():
+            return int(await self._redis.zcard(self._index))
 
     async def missing(self, thread_ids: Iterable[str]) -> list[str]:
         """Those of ``thread_ids`` that do not exist, in the order given."""
@@ -618,7 +449,7 @@ class RedisThreadRegistry(ClientOwner):
             chunk = ids[start : start + _BATCH]
             pipe = self._redis.pipeline(transaction=False)
             for thread_id in chunk:
-                pipe.exists(thread_key(self._key_prefix, thread_id))
+                pipe.exists(self._keyspace.thread(thread_id).messages)
             with self._errors():
                 found = await pipe.execute()
             absent.extend(t for t, present in zip(chunk, found, strict=True) if not present)
@@ -638,8 +469,8 @@ class RedisThreadRegistry(ClientOwner):
             expired += len(entries) - len(described)
             pipe = self._redis.pipeline(transaction=False)
             for entry, _ in described:
-                pipe.memory_usage(thread_key(self._key_prefix, entry.thread_id))
-                pipe.memory_usage(meta_key(self._key_prefix, entry.thread_id))
+                for key in self._keyspace.thread(entry.thread_id).owned:
+                    pipe.memory_usage(key)
             with self._errors():
                 sizes = await pipe.execute(raise_on_error=False) if described else []
             if any(isinstance(size, Exception) for size in sizes):
@@ -667,104 +498,77 @@ class RedisThreadRegistry(ClientOwner):
 
     async def export_thread(self, thread_id: str) -> ThreadRecord:
         """A consistent snapshot of one thread; raises ``ThreadNotFoundError`` if absent."""
-        validate_thread_id(thread_id)
+        keys = self._keyspace.thread(thread_id)
         if is_cluster(self._redis):
             # redis-py queues a cluster transaction's commands on a throwaway event loop: the
             # client must know the topology already, or it opens its connections there.
             await self._redis.initialize()
         pipe = self._redis.pipeline(transaction=True)
-        pipe.lrange(thread_key(self._key_prefix, thread_id), 0, -1)
-        pipe.hgetall(meta_key(self._key_prefix, thread_id))
-        pipe.pttl(thread_key(self._key_prefix, thread_id))
-        with self._errors(thread_key(self._key_prefix, thread_id)):
+        pipe.lrange(keys.messages, 0, -1)
+        pipe.hgetall(keys.meta)
+        pipe.pttl(keys.messages)
+        with self._errors(keys.messages):
             payloads, raw_meta, pttl = await pipe.execute()
         if not payloads:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
-        meta = _decode_meta(raw_meta)
+        meta = ThreadMeta.decode(raw_meta)
         return ThreadRecord(
             thread_id=thread_id,
-            messages=[self._message(thread_id, index, payload) for index, payload in enumerate(payloads)],
-            labels=_meta_labels(meta),
-            created_at=_from_ms(meta.get("created")),
-            last_active=_from_ms(meta.get("active")),
-            ttl=_seconds(meta.get("ttl")),
+            # Decoded into messages too: an export that import would refuse is found out now.
+            messages=[
+                decode_entry(payload, encryption=self._encryption, key=keys.messages, index=index)[0]
+                for index, payload in enumerate(payloads)
+            ],
+            labels=meta.labels,
+            created_at=meta.created_at,
+            last_active=meta.last_active,
+            ttl=meta.ttl,
             ttl_remaining=pttl / 1000 if pttl > 0 else None,
         )
 
     # -- writing -------------------------------------------------------------------------
 
     async def import_thread(self, record: ThreadRecord, *, replace: bool = False) -> bool:
-        """Write an exported thread in one atomic step; False if it exists and not ``replace``."""
-        now_ms = _to_ms(await self.now()) if record.created_at is None or record.last_active is None else 0
-        created = _to_ms(record.created_at) if record.created_at else now_ms
-        active = _to_ms(record.last_active) if record.last_active else now_ms
+        """Write an exported thread in one atomic step; False if it exists and not ``replace``.
+
+        With ``replace`` every key of the existing thread (its session snapshot included) is
+        replaced.
+        """
+        now_ms = to_ms(await self.now()) if record.created_at is None or record.last_active is None else 0
+        created = to_ms(record.created_at) if record.created_at else now_ms
+        active = to_ms(record.last_active) if record.last_active else now_ms
         ttl_ms = int(record.ttl * 1000) if record.ttl else 0
-        expire_ms = int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms
-        prefix, thread_id = self._key_prefix, record.thread_id
+        keys = self._keyspace.thread(record.thread_id)
         payloads = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in record.messages]
         if self._encryption is not None:
-            payloads = [self._encryption.encrypt(p, context=thread_key(prefix, thread_id)) for p in payloads]
-        keys = [
-            thread_key(prefix, thread_id),
-            batches_key(prefix, thread_id),
-            meta_key(prefix, thread_id),
-            fingerprints_key(prefix, thread_id),
-            self._index,
-        ]
-        args = [thread_id, int(replace), created, active, ttl_ms, expire_ms, labels_json(record.labels)]
-        with self._errors(keys[0]):
-            if is_cluster(self._redis):
-                # The registry is in another slot: the thread first, then its entry.
-                imported = bool(await self._import(keys=keys[:-1], args=[*args, *payloads]))
-                if imported:
-                    await self._redis.zadd(self._index, {thread_id: active})
-                return imported
-            return bool(await self._import(keys=keys, args=[*args, *payloads]))
-
-    def _message(self, thread_id: str, index: int, payload: bytes) -> dict[str, Any]:
-        """One stored entry as its message object; ``CorruptMessageError`` naming key and index if it is not one."""
-        key = thread_key(self._key_prefix, thread_id)
-        opened = decrypt_entry(self._encryption, payload, key=key, index=index)
-        try:
-            # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.
-            data = json.loads(opened.decode("utf-8") if isinstance(opened, bytes) else opened)
-            if not isinstance(data, dict):
-                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-            message_from_dict(data)  # an export that import would refuse is found out now, not at restore
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
-            raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
-        return data
+            payloads = [self._encryption.encrypt(p, context=keys.messages) for p in payloads]
+        clustered = is_cluster(self._redis)
+        call = import_thread(
+            keys,
+            # On a Cluster the registry is in another slot: the thread first, then its entry.
+            registry_key=None if clustered else self._index,
+            replace=replace,
+            created_ms=created,
+            active_ms=active,
+            ttl_ms=ttl_ms,
+            expire_ms=int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms,
+            labels=labels_json(record.labels),
+            payloads=payloads,
+        )
+        with self._errors(keys.messages):
+            imported = bool(await call.run(self._redis))
+            if imported and clustered:
+                await self._redis.zadd(self._index, {record.thread_id: active})
+        return imported
 
     async def delete(self, thread_ids: Sequence[str]) -> int:
-        """Delete threads and their registry entries; returns how many existed."""
+        """Delete every key of each thread and its registry entry; returns how many existed."""
         ids = [validate_thread_id(t) for t in thread_ids]
         deleted = 0
         for start in range(0, len(ids), _BATCH):
-            if is_cluster(self._redis):
-                deleted += await self._delete_apart(ids[start : start + _BATCH])
-                continue
-            # MULTI/EXEC: no append can recreate a thread between its DEL and its ZREM.
-            pipe = self._redis.pipeline(transaction=True)
-            for thread_id in ids[start : start + _BATCH]:
-                pipe.delete(*self._thread_keys(thread_id))
-                pipe.zrem(self._index, thread_id)
             with self._errors():
-                replies = await pipe.execute()
-            deleted += sum(1 for reply in replies[::2] if reply)
+                deleted += await self._keyspace.delete(self._redis, ids[start : start + _BATCH])
         return deleted
-
-    async def _delete_apart(self, thread_ids: list[str]) -> int:
-        # Redis Cluster: no MULTI/EXEC spans the registry and the threads (other slots). The
-        # entries go first, so a thread an append recreates meanwhile is entered again by it.
-        entries = self._redis.pipeline(transaction=False)
-        threads = self._redis.pipeline(transaction=False)
-        for thread_id in thread_ids:
-            entries.zrem(self._index, thread_id)
-            threads.delete(*self._thread_keys(thread_id))
-        with self._errors():
-            await entries.execute()
-            replies = await threads.execute()
-        return sum(1 for reply in replies if reply)
 
     async def purge(
         self,
@@ -779,29 +583,35 @@ class RedisThreadRegistry(ClientOwner):
         to while the purge runs is kept. ``on_progress(done, total)`` is called after each
         batch. With ``dry_run`` nothing is changed and the counts say what would be.
         """
-        now_ms = _to_ms(await self.now())
+        now_ms = to_ms(await self.now())
         cutoff_ms = _as_cutoff_ms(now_ms, older_than)
-        with self._errors():
-            total = int(await self._redis.zcard(self._index))
+        total = await self.count()
         done = purged = expired = kept = 0
         walk = self._walk(newest_first=False, low=float("-inf"), high=cutoff_ms)
         while not walk.done:
             entries = await walk.batch()
             if not entries:
                 continue
+            if not dry_run and not is_cluster(self._redis):
+                with self._errors():
+                    await PURGE_THREAD.load(self._redis)
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
                 if dry_run:
                     # Nothing changes, so nothing to do atomically: does the thread still exist?
-                    pipe.exists(meta_key(self._key_prefix, entry.thread_id))
+                    pipe.exists(self._keyspace.thread(entry.thread_id).meta)
                 elif not is_cluster(self._redis):
-                    await self._purge_thread(keys=self._thread_keys(entry.thread_id), args=[cutoff_ms], client=pipe)  # pyright: ignore[reportArgumentType]
+                    purge_call = purge_thread(self._keyspace.thread(entry.thread_id), cutoff_ms=cutoff_ms)
+                    purge_call.script.queue(pipe, purge_call.keys, purge_call.args)
             with self._errors():
                 if dry_run or not is_cluster(self._redis):
                     replies = await pipe.execute()
                 else:  # Redis Cluster runs no script in a pipeline: one per thread, all at once
                     replies = await asyncio.gather(
-                        *(self._purge_thread(keys=self._thread_keys(e.thread_id), args=[cutoff_ms]) for e in entries)
+                        *(
+                            purge_thread(self._keyspace.thread(e.thread_id), cutoff_ms=cutoff_ms).run(self._redis)
+                            for e in entries
+                        )
                     )
             outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
@@ -819,7 +629,7 @@ class RedisThreadRegistry(ClientOwner):
             entries = await walk.batch()
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
-                pipe.exists(meta_key(self._key_prefix, entry.thread_id))
+                pipe.exists(self._keyspace.thread(entry.thread_id).meta)
             with self._errors():
                 present = await pipe.execute() if entries else []
             gone = [e for e, here in zip(entries, present, strict=True) if not here]
@@ -829,7 +639,7 @@ class RedisThreadRegistry(ClientOwner):
             done += len(entries)
             if on_progress is not None:
                 on_progress(done, total)
-        return PurgeResult(_from_ms(cutoff_ms) or _EPOCH, dry_run, purged, expired, kept)
+        return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -840,7 +650,6 @@ class RedisThreadRegistry(ClientOwner):
         return _Walk(
             self._redis,
             self._index,
-            self._walk_after,
             newest_first=newest_first,
             low=low,
             high=high,
@@ -848,28 +657,13 @@ class RedisThreadRegistry(ClientOwner):
             where=self._where(),
         )
 
-    def _thread_keys(self, thread_id: str) -> list[str]:
-        """Every key of a thread: messages and meta first (as PURGE_THREAD expects), then the rest.
-
-        The session snapshot of a 1.x ``RedisSessionStore`` with the same id and prefix is
-        part of the same conversation, so deleting or purging the thread removes it too.
-        """
-        prefix = self._key_prefix
-        return [
-            thread_key(prefix, thread_id),
-            meta_key(prefix, thread_id),
-            batches_key(prefix, thread_id),
-            fingerprints_key(prefix, thread_id),
-            session_key(prefix, thread_id),
-        ]
-
     async def _since_ms(self, active_since: datetime | timedelta | None) -> float:
         if active_since is None:
             return float("-inf")
         if isinstance(active_since, timedelta):
-            return _to_ms(await self.now() - active_since)
+            return to_ms(await self.now() - active_since)
         if isinstance(active_since, datetime):
-            return _to_ms(active_since)
+            return to_ms(active_since)
         raise TypeError(f"active_since must be a datetime, a timedelta or None, got {type(active_since).__name__}")
 
     async def _described(self, entries: list[_Entry]) -> list[tuple[_Entry, ThreadSummary]]:
@@ -878,15 +672,15 @@ class RedisThreadRegistry(ClientOwner):
             return []
         pipe = self._redis.pipeline(transaction=False)
         for entry in entries:
-            pipe.hmget(meta_key(self._key_prefix, entry.thread_id), _META_FIELDS)
+            pipe.hmget(self._keyspace.thread(entry.thread_id).meta, ThreadMeta.FIELDS)
         with self._errors():
             metas = await pipe.execute()
         described: list[tuple[_Entry, ThreadSummary]] = []
         stale: list[_Entry] = []
         for entry, raw_meta in zip(entries, metas, strict=True):
-            meta = _decode_meta(raw_meta)
-            if meta:
-                described.append((entry, ThreadSummary._from_meta(entry.thread_id, meta)))
+            meta = ThreadMeta.decode(raw_meta)
+            if meta.present:
+                described.append((entry, ThreadSummary.from_meta(entry.thread_id, meta)))
             else:
                 stale.append(entry)
         await self._remove_entries(stale)
@@ -896,8 +690,6 @@ class RedisThreadRegistry(ClientOwner):
         """Remove registry entries, each only if its score is still the one read."""
         if not entries:
             return
-        args: list[Any] = []
-        for entry in entries:
-            args.extend((entry.member, entry.score))
+        call = prune_registry(self._index, [(entry.member, entry.score) for entry in entries])
         with self._errors():
-            await self._prune(keys=[self._index], args=args)
+            await call.run(self._redis)

@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._compat import framework_message_class, generation
+from .compat import framework_message_class, generation
+from .encryption import MessageEncryption, decrypt_entry
+from .errors import CorruptMessageError
 
 if TYPE_CHECKING:
-    from ._compat import FrameworkMessage
+    from .compat import FrameworkMessage
 
-__all__ = ["decode_message", "encode_message", "encode_message_dict", "message_from_dict"]
+__all__ = ["decode_entry", "encode_message", "encode_message_dict", "message_from_dict"]
+
+# What parsing a damaged entry can raise, from json and from the frameworks' from_dict.
+_DAMAGED = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
 
 
 def encode_message(message: FrameworkMessage) -> str:
@@ -28,12 +33,23 @@ def encode_message_dict(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def decode_message(payload: bytes | str) -> FrameworkMessage:
-    """Parse one stored entry. Raises ``ValueError`` (or ``TypeError``) when it is not a message."""
-    data = json.loads(payload)
-    if not isinstance(data, dict):
-        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    return message_from_dict(data)
+def decode_entry(
+    entry: bytes | str, *, encryption: MessageEncryption | None, key: str, index: int
+) -> tuple[dict[str, Any], FrameworkMessage]:
+    """One stored entry as its message dict and framework message.
+
+    Raises ``CorruptMessageError`` (``DecryptionError`` when it cannot be decrypted) naming
+    the list ``key`` and the entry's ``index``; nothing else is read or changed.
+    """
+    opened = decrypt_entry(encryption, entry, key=key, index=index)
+    try:
+        # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.
+        data = json.loads(opened.decode("utf-8") if isinstance(opened, bytes) else opened)
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        return data, message_from_dict(data)
+    except _DAMAGED as err:
+        raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
 
 
 def message_from_dict(data: dict[str, Any]) -> FrameworkMessage:

@@ -1,6 +1,6 @@
 """``RedisChatHistoryProvider``: Agent Framework 1.x session history in Redis.
 
-A thin adapter over ``RedisChatMessageStore``: the session id is the thread id and the key
+A thin adapter over ``ThreadStorage``: the session id is the thread id and the key
 layout is the store's, so a session continues a thread that a legacy ``AgentThread`` wrote
 with the same ``key_prefix`` (and the reverse). Needs agent-framework-core 1.x.
 """
@@ -10,19 +10,17 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextvars import ContextVar
-from datetime import timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Unpack
 
 from agent_framework import AgentSession, HistoryProvider, Message, SessionContext, SupportsAgentRun
-from redis.asyncio.retry import Retry
-from redis.credentials import CredentialProvider
 
-from .connections import RedisClient
-from .encryption import MessageEncryption
-from .keys import validate_thread_id
-from .store import RedisChatMessageStore, RedisStoreFactory
+from .._core.connection import ClientOwner, RedisClient
+from .._core.keyspace import validate_thread_id
+from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.thread import ThreadStorage
+from .store import RedisChatMessageStore
 
 __all__ = ["RedisChatHistoryProvider"]
 
@@ -33,7 +31,7 @@ _RECENT_STORES = 1024
 _RUN_SAVE_KEY: ContextVar[str | None] = ContextVar("agent_framework_redis_store_run_save_key", default=None)
 
 
-class RedisChatHistoryProvider(HistoryProvider):
+class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
     """An Agent Framework 1.x ``HistoryProvider`` that keeps each session's messages in Redis.
 
     ``Agent(client, "...", context_providers=[RedisChatHistoryProvider(redis_url)])``
@@ -47,22 +45,17 @@ class RedisChatHistoryProvider(HistoryProvider):
 
     Args:
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL. Alternatively give ``host``,
-            a ready ``redis_client``, or set ``REDIS_URL``.
+            ``connection``, a ready ``redis_client``, or set ``REDIS_URL``.
 
     Keyword Args:
-        key_prefix: Namespace of the Redis keys; the same as a legacy store's to share its threads.
-        max_messages: Keep only the newest N messages of each session (None: keep all).
-        ttl: Seconds of inactivity after which a session's history expires; every save refreshes it.
-        encryption: Encrypt message bodies at rest (e.g. ``AESGCMEncryption``).
-        labels: str-to-str labels recorded in the thread registry for every session (e.g. ``{"app": "support"}``).
-        redis_client: A ``redis.asyncio`` client to use; never closed by the provider.
         source_id: The provider's id in the agent's context pipeline.
         load_messages, store_inputs, store_outputs, store_context_messages, store_context_from:
             The framework's ``HistoryProvider`` switches.
-        credential_provider, host, port, db, ssl, username, password, retry, socket_timeout:
-            Connection settings used when ``redis_client`` is not given.
-        max_connections: Size of the shared pool; callers beyond it wait for a free connection.
-        cluster: Connect to a Redis Cluster (any node's URL), as ``RedisChatMessageStore`` does.
+        redis_client: A ``redis.asyncio`` client to use; never closed by the provider.
+        **options: ``StoreOptions``, as ``RedisChatMessageStore`` takes them (``key_prefix``:
+            the same as a legacy store's to share its threads; ``max_messages``, ``ttl``,
+            ``encryption``, ``labels``, ``registry`` and the connection options).
+            ``max_connections`` sizes the shared pool; callers beyond it wait for a connection.
     """
 
     DEFAULT_SOURCE_ID: ClassVar[str] = "redis_history"
@@ -71,29 +64,14 @@ class RedisChatHistoryProvider(HistoryProvider):
         self,
         redis_url: str | None = None,
         *,
-        key_prefix: str = "chat_messages",
-        max_messages: int | None = None,
-        ttl: float | timedelta | None = None,
-        encryption: MessageEncryption | None = None,
-        labels: Mapping[str, str] | None = None,
-        redis_client: RedisClient | None = None,
         source_id: str = DEFAULT_SOURCE_ID,
         load_messages: bool = True,
         store_inputs: bool = True,
         store_outputs: bool = True,
         store_context_messages: bool = False,
         store_context_from: set[str] | None = None,
-        credential_provider: CredentialProvider | None = None,
-        host: str | None = None,
-        port: int = 6379,
-        db: int = 0,
-        ssl: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        retry: Retry | None = None,
-        socket_timeout: float | None = 5.0,
-        max_connections: int = 32,
-        cluster: bool = False,
+        redis_client: RedisClient | None = None,
+        **options: Unpack[StoreOptions],
     ) -> None:
         if not isinstance(source_id, str) or not source_id:
             raise ValueError("source_id must be a non-empty str")
@@ -105,62 +83,49 @@ class RedisChatHistoryProvider(HistoryProvider):
             store_context_from=store_context_from,
             store_outputs=store_outputs,
         )
-        self._stores = RedisStoreFactory(
-            redis_url,
-            redis_client=redis_client,
-            key_prefix=key_prefix,
-            max_messages=max_messages,
-            ttl=ttl,
-            encryption=encryption,
-            labels=labels,
-            credential_provider=credential_provider,
-            host=host,
-            port=port,
-            db=db,
-            ssl=ssl,
-            username=username,
-            password=password,
-            retry=retry,
-            socket_timeout=socket_timeout,
-            max_connections=max_connections,
-            cluster=cluster,
-        )
+        self._options, connection = parse_options(type(self).__name__, options, StoreOptions)
+        self._open_client(redis_client, redis_url, connection)
         self._run_save_keys: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
-        # Stores of recently used sessions: making one is cheap, but not free on every turn.
-        self._recent: OrderedDict[str, RedisChatMessageStore] = OrderedDict()
+        # Recently used sessions' threads: making one is cheap, but not free on every turn.
+        self._recent: OrderedDict[str, ThreadStorage] = OrderedDict()
 
     @property
-    def redis_client(self) -> RedisClient:
-        """The ``redis.asyncio`` client shared by every session."""
-        return self._stores.redis_client
+    def options(self) -> ThreadOptions:
+        """The validated store options every session gets."""
+        return self._options
 
     def store_for(self, session_id: str) -> RedisChatMessageStore:
         """The ``RedisChatMessageStore`` of one session (``list_messages``, ``count``, ``clear``, ``ping``).
 
         It uses the provider's shared pool; its ``aclose()`` leaves the pool open.
         """
-        return self._stores.store(validate_thread_id(session_id, name="session_id"))
+        return RedisChatMessageStore._on_client_of(
+            self, validate_thread_id(session_id, name="session_id"), self._options
+        )
 
-    def _store(self, session_id: str | None) -> RedisChatMessageStore:
+    def _thread(self, session_id: str | None) -> ThreadStorage:
         if session_id is None:
             raise ValueError(
                 "session_id is required: RedisChatHistoryProvider keeps history per session "
                 "(pass session=agent.create_session() to agent.run)"
             )
-        store = self._recent.get(session_id)
-        if store is None:
-            store = self._recent[session_id] = self.store_for(session_id)
+        thread = self._recent.get(session_id)
+        if thread is None:
+            validate_thread_id(session_id, name="session_id")
+            thread = self._recent[session_id] = ThreadStorage(
+                self._redis, session_id, self._options, where=self._where()
+            )
             if len(self._recent) > _RECENT_STORES:
                 self._recent.popitem(last=False)
         else:
             self._recent.move_to_end(session_id)
-        return store
+        return thread
 
     async def get_messages(
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
         """The session's stored messages, oldest first."""
-        return await self._store(session_id).list_messages()
+        return await self._thread(session_id).read()
 
     async def save_messages(
         self,
@@ -176,7 +141,12 @@ class RedisChatHistoryProvider(HistoryProvider):
         A save repeated with the same ``idempotency_key`` stores nothing; without one, a
         run's ``after_run`` uses one key per run.
         """
-        await self._store(session_id).add_new_messages(messages, idempotency_key=idempotency_key or _RUN_SAVE_KEY.get())
+        if not isinstance(messages, Sequence) or isinstance(messages, Message):
+            raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
+        if not messages:
+            return
+        token = idempotency_key or _RUN_SAVE_KEY.get() or uuid.uuid4().hex
+        await self._thread(session_id).append_new(messages, token=token)
 
     async def after_run(
         self,
@@ -197,18 +167,11 @@ class RedisChatHistoryProvider(HistoryProvider):
             _RUN_SAVE_KEY.reset(token)
 
     async def clear(self, session_id: str) -> None:
-        """Delete the session's stored history."""
-        await self._store(session_id).clear()
-
-    async def aclose(self) -> None:
-        """Close the shared pool if the provider created it; a caller's ``redis_client`` stays open."""
-        await self._stores.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        """Delete every key of the session's thread (history, session snapshot, bookkeeping) and its registry entry."""
+        await self._thread(session_id).clear()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(source_id={self.source_id!r}, stores={self._stores!r})"
+        return (
+            f"{type(self).__name__}(source_id={self.source_id!r}, options={self._options!r}, "
+            f"redis={self._redis_repr()!r})"
+        )

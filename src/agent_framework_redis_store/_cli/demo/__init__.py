@@ -1,0 +1,34 @@
+"""``redis-chat-store demo``: the seed notebook's examples, end to end, on any machine.
+
+Only the command's options live here; ``main`` (embedded Redis, dotenv, the framework)
+is imported when the demo runs, so the other commands never load it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["demo"]
+
+
+def demo(
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="Redis to use (default: $REDIS_URL, else 127.0.0.1:6379, else an embedded server)."),
+    ] = None,
+    embedded: Annotated[bool, typer.Option(help="Always start a private redis-server for the demo.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where the embedded redis-server keeps its data (default: the user cache dir).")
+    ] = None,
+    offline: Annotated[bool, typer.Option(help="Use the offline model even when an OpenAI key is set.")] = False,
+    env_file: Annotated[
+        Path | None, typer.Option(help="Read variables from this file (default: the nearest .env from here upwards).")
+    ] = None,
+) -> None:
+    """Run the seed notebook's examples against Redis and check what each one claims."""
+    from .main import main
+
+    main(redis_url, embedded, data_dir, offline, env_file)

@@ -1,0 +1,175 @@
+"""The Redis key layout, in one place: which keys a thread owns, and the operations on all of them.
+
+A thread lives under ``{key_prefix}:{<encoded thread id>}``:
+
+* ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
+* ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
+  append is recognised and not stored twice;
+* ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
+  messages written by the 1.x history provider, so a replayed message is not stored twice;
+* ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
+  (``RedisSessionStore``);
+* ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
+  ttl, labels), expiring with the thread.
+
+One key per prefix is not a thread's: ``{key_prefix}:registry``, a sorted set of thread
+ids scored by last activity (milliseconds), the index the registry pages through. It
+holds no brace and no thread key ends like it, so it never collides with a thread.
+
+The encoded id is wrapped in braces, a Redis Cluster hash tag: every key of one thread
+lands in one slot, so each per-thread operation is a single-slot script. The id is
+percent-encoded (RFC 3986 unreserved characters stay as they are), which is injective
+and removes ``:``, ``{``, ``}`` and whitespace: no thread id can address another
+thread's keys. A key prefix may not contain braces, so it never captures the hash tag.
+
+A new per-thread key is added to ``ThreadKeys`` and nowhere else: deleting, purging,
+importing and expiring a thread all go through ``ThreadKeys.owned``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from .connection import RedisClient
+
+__all__ = ["DEFAULT_KEY_PREFIX", "Keyspace", "ThreadKeys", "validate_key_prefix", "validate_thread_id"]
+
+DEFAULT_KEY_PREFIX = "chat_messages"
+
+
+def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
+    """Return ``thread_id`` if it is a usable thread id, else raise naming ``name``."""
+    if not isinstance(thread_id, str):
+        raise TypeError(f"{name} must be a str, got {type(thread_id).__name__}")
+    if not thread_id:
+        raise ValueError(f"{name} must be a non-empty str")
+    try:
+        thread_id.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from err
+    return thread_id
+
+
+def validate_key_prefix(key_prefix: object, *, name: str = "key_prefix") -> str:
+    """Return ``key_prefix`` if it is usable, else raise naming ``name``."""
+    if not isinstance(key_prefix, str):
+        raise TypeError(f"{name} must be a str, got {type(key_prefix).__name__}")
+    if not key_prefix:
+        raise ValueError(f"{name} must be a non-empty str")
+    if "{" in key_prefix or "}" in key_prefix:
+        # A brace in the prefix would become the Redis Cluster hash tag instead of the thread id.
+        raise ValueError(f"{name} must not contain '{{' or '}}', got {key_prefix!r}")
+    return key_prefix
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKeys:
+    """Every Redis key one thread owns. All share the thread's hash tag (one Cluster slot)."""
+
+    thread_id: str
+    messages: str
+    """List: the thread's messages, oldest first."""
+
+    @property
+    def batches(self) -> str:
+        """Sorted set: recent batch tokens (a retried append is applied once)."""
+        return self.messages + ":batches"
+
+    @property
+    def fingerprints(self) -> str:
+        """List: fingerprints of the newest messages (repeat detection of the 1.x provider)."""
+        return self.messages + ":fingerprints"
+
+    @property
+    def meta(self) -> str:
+        """Hash: created, active, count, ttl and labels, for the registry."""
+        return self.messages + ":meta"
+
+    @property
+    def session(self) -> str:
+        """String: the JSON snapshot of a whole 1.x ``AgentSession``."""
+        return self.messages + ":session"
+
+    @property
+    def owned(self) -> tuple[str, ...]:
+        """Every key of the thread, messages and meta first (scripts rely on that order)."""
+        return (self.messages, self.meta, self.batches, self.fingerprints, self.session)
+
+    @property
+    def hash_tag(self) -> str:
+        """The ``{...}`` part every key shares: Redis Cluster hashes only that."""
+        return self.messages[self.messages.index("{") :]
+
+
+class Keyspace:
+    """The keys of one key prefix: each thread's ``ThreadKeys`` and the prefix-wide registry."""
+
+    __slots__ = ("__dict__", "prefix")
+
+    def __init__(self, prefix: str = DEFAULT_KEY_PREFIX) -> None:
+        self.prefix = validate_key_prefix(prefix)
+
+    def __repr__(self) -> str:
+        return f"Keyspace({self.prefix!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keyspace) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
+    @property
+    def registry(self) -> str:
+        """Sorted set: thread ids by last activity in milliseconds (its own hash slot)."""
+        return self.prefix + ":registry"
+
+    def thread(self, thread_id: str) -> ThreadKeys:
+        """The keys of ``thread_id`` (validated)."""
+        validate_thread_id(thread_id)
+        return ThreadKeys(thread_id, f"{self.prefix}:{{{quote(thread_id, safe='')}}}")
+
+    def thread_id_of(self, key: str | bytes) -> str | None:
+        """The thread id of a message-list key of this prefix, or None for any other key."""
+        if isinstance(key, bytes):
+            key = key.decode("utf-8", errors="replace")
+        head = f"{self.prefix}:{{"
+        if not key.startswith(head) or not key.endswith("}"):
+            return None
+        encoded = key[len(head) : -1]
+        if "{" in encoded or "}" in encoded:
+            return None
+        return unquote(encoded, errors="strict")
+
+    @cached_property
+    def thread_scan_pattern(self) -> str:
+        """A SCAN ``MATCH`` pattern for the message lists of this prefix (and a few other keys)."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", f"{self.prefix}:{{") + "*}"
+
+    async def delete(self, redis: RedisClient, thread_ids: Sequence[str]) -> int:
+        """Delete every key of each thread and its registry entry; returns how many threads had any key.
+
+        Standalone Redis: one MULTI/EXEC, so no append slips between a thread's DEL and its
+        ZREM. Redis Cluster: the registry is in another slot, so the entries go first; an
+        append that recreates a thread meanwhile enters it again.
+        """
+        from .cluster import is_cluster
+
+        if not thread_ids:
+            return 0
+        keys = [self.thread(thread_id) for thread_id in thread_ids]
+        clustered = is_cluster(redis)
+        if clustered:
+            await redis.zrem(self.registry, *thread_ids)
+        pipe = redis.pipeline(transaction=not clustered)
+        for thread in keys:
+            pipe.delete(*thread.owned)
+        if not clustered:
+            pipe.zrem(self.registry, *thread_ids)
+        replies = await pipe.execute()
+        return sum(1 for reply in replies[: len(keys)] if reply)

@@ -1,0 +1,177 @@
+"""A thread's metadata: the meta hash the append scripts keep, read back as typed values.
+
+The scripts write the hash (``REGISTER_THREAD``, ``IMPORT_THREAD`` in ``lua.py``); this
+module is the only reader of its fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Self
+
+from .cluster import RedisClient
+from .keyspace import ThreadKeys
+
+__all__ = ["ThreadInfo", "ThreadMeta", "ThreadSummary", "from_ms", "iso", "read_thread_info", "to_ms"]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def from_ms(value: object) -> datetime | None:
+    """A UTC time from milliseconds since the epoch (None stays None)."""
+    if value is None:
+        return None
+    return EPOCH + timedelta(milliseconds=int(value))  # type: ignore[call-overload]
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of a timezone-aware time."""
+    if moment.tzinfo is None:
+        raise ValueError(f"datetime {moment.isoformat()} must be timezone-aware")
+    return (moment - EPOCH) // _MS
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC with milliseconds and a ``Z``, or None."""
+    return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def seconds_from_ms(ms: object) -> float | None:
+    """Seconds from a stored millisecond count; None for 0 or absent (no TTL)."""
+    value = int(ms) if ms not in (None, "", b"") else 0  # type: ignore[call-overload]
+    return value / 1000 if value > 0 else None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True)
+class ThreadMeta:
+    """The fields of a thread's meta hash. ``present`` is False when the hash does not exist."""
+
+    present: bool
+    count: int = 0
+    created_at: datetime | None = None
+    last_active: datetime | None = None
+    ttl: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    # The fields a listing reads (HMGET: fewer reply elements to parse than HGETALL).
+    FIELDS = ("count", "created", "active", "ttl", "labels")
+
+    @classmethod
+    def decode(cls, raw: Mapping[Any, Any] | Sequence[Any]) -> Self:
+        """From HGETALL (a mapping) or HMGET of ``FIELDS`` (a list)."""
+        pairs = raw.items() if isinstance(raw, Mapping) else zip(cls.FIELDS, raw, strict=True)
+        meta = {_text(k): _text(v) for k, v in pairs if v is not None}
+        try:
+            labels = json.loads(meta.get("labels") or "{}")
+        except ValueError:
+            labels = {}
+        return cls(
+            present=bool(meta),
+            count=int(meta.get("count") or 0),
+            created_at=from_ms(meta.get("created")),
+            last_active=from_ms(meta.get("active")),
+            ttl=seconds_from_ms(meta.get("ttl")),
+            labels=labels if isinstance(labels, dict) else {},
+        )
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    """One thread as the registry records it."""
+
+    thread_id: str
+    message_count: int
+    created_at: datetime | None
+    last_active: datetime | None
+    ttl: float | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
+        return {
+            "thread_id": self.thread_id,
+            "message_count": self.message_count,
+            "created_at": iso(self.created_at),
+            "last_active": iso(self.last_active),
+            "ttl": self.ttl,
+            "labels": self.labels,
+        }
+
+    @classmethod
+    def from_meta(cls, thread_id: str, meta: ThreadMeta) -> Self:
+        """The summary the meta hash of ``thread_id`` describes."""
+        return cls(thread_id, meta.count, meta.created_at, meta.last_active, meta.ttl, meta.labels)
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """One thread in detail: ``RedisChatMessageStore.info()`` and ``RedisThreadRegistry.info()``.
+
+    ``ttl`` is the configured sliding expiry, ``ttl_remaining`` what is left of it now;
+    ``approximate_bytes`` is Redis' ``MEMORY USAGE`` of the thread's keys (None where that
+    command is not allowed). A thread that does not exist has ``message_count`` 0.
+    """
+
+    thread_id: str
+    key_prefix: str
+    message_count: int
+    created_at: datetime | None
+    last_active: datetime | None
+    ttl: float | None
+    ttl_remaining: float | None
+    labels: dict[str, str]
+    approximate_bytes: int | None
+
+    @property
+    def exists(self) -> bool:
+        """True if the thread holds messages."""
+        return self.message_count > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
+        return {
+            "thread_id": self.thread_id,
+            "key_prefix": self.key_prefix,
+            "message_count": self.message_count,
+            "created_at": iso(self.created_at),
+            "last_active": iso(self.last_active),
+            "ttl": self.ttl,
+            "ttl_remaining": self.ttl_remaining,
+            "labels": self.labels,
+            "approximate_bytes": self.approximate_bytes,
+        }
+
+
+async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys) -> ThreadInfo:
+    """One round trip (a pipeline on the thread's hash slot) that describes a thread."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.meta)
+    pipe.llen(keys.messages)
+    pipe.pttl(keys.messages)
+    for key in keys.owned:
+        pipe.memory_usage(key)
+    raw_meta, length, pttl, *usage = await pipe.execute(raise_on_error=False)
+    for reply in (raw_meta, length, pttl):
+        if isinstance(reply, Exception):
+            raise reply
+    meta = ThreadMeta.decode(raw_meta)
+    sizes = [size for size in usage if not isinstance(size, Exception)]
+    return ThreadInfo(
+        thread_id=keys.thread_id,
+        key_prefix=key_prefix,
+        message_count=int(length),
+        created_at=meta.created_at,
+        last_active=meta.last_active,
+        ttl=meta.ttl,
+        ttl_remaining=pttl / 1000 if pttl > 0 else None,
+        labels=meta.labels,
+        approximate_bytes=sum(int(s or 0) for s in sizes) if len(sizes) == len(usage) else None,
+    )

@@ -1,0 +1,163 @@
+"""The options every public class takes, declared once and validated in one place.
+
+Each public class accepts ``**options`` typed by one of the ``TypedDict`` s here (its
+store options plus ``ConnectionOptions``). ``parse_options`` checks the names, validates
+the values into a ``ThreadOptions`` and hands the connection options to ``open_client``:
+the same option means the same thing, and fails the same way, on every class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any
+
+from .connection import CONNECTION_OPTIONS, ConnectionOptions
+from .encryption import MessageEncryption, validate_encryption
+from .keyspace import DEFAULT_KEY_PREFIX, Keyspace, validate_key_prefix
+
+__all__ = [
+    "RegistryOptions",
+    "SessionStoreOptions",
+    "StoreOptions",
+    "ThreadOptions",
+    "labels_json",
+    "parse_options",
+    "validate_labels",
+    "validate_max_messages",
+    "validate_ttl",
+]
+
+
+class RegistryOptions(ConnectionOptions, total=False):
+    """Options of ``RedisThreadRegistry``: connection options and these."""
+
+    key_prefix: str
+    """Namespace of the Redis keys (default ``"chat_messages"``)."""
+    encryption: MessageEncryption | None
+    """Encrypt message bodies at rest (e.g. ``AESGCMEncryption``); never serialized."""
+
+
+class SessionStoreOptions(RegistryOptions, total=False):
+    """Options of ``RedisSessionStore``: the registry's and ``ttl``."""
+
+    ttl: float | timedelta | None
+    """Seconds of inactivity after which the data expires; every write refreshes it."""
+
+
+class StoreOptions(SessionStoreOptions, total=False):
+    """Options of the store, its factory and the 1.x history provider."""
+
+    max_messages: int | None
+    """Keep only the newest N messages of a thread (None: keep all)."""
+    labels: Mapping[str, str] | None
+    """str-to-str labels recorded in the thread registry; None keeps the stored labels."""
+    registry: bool
+    """Record the thread in the key prefix's registry on every write (default True)."""
+
+
+def validate_max_messages(value: object, name: str = "max_messages") -> int | None:
+    """``value`` if it is None or an int of at least 1, else raise naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
+    return value
+
+
+def validate_ttl(value: object, name: str = "ttl") -> float | None:
+    """``value`` in seconds if it is None, a positive number or a timedelta, else raise naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be seconds (int, float or timedelta) or None, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds (or None for no expiry), got {value}")
+    return float(value)
+
+
+def validate_labels(labels: object, *, name: str = "labels") -> dict[str, str] | None:
+    """Return ``labels`` as a plain dict if every key and value is a str, else raise naming the entry."""
+    if labels is None:
+        return None
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"{name} must be a dict of str to str, got {type(labels).__name__}")
+    checked: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{name} keys must be non-empty str, got {key!r}")
+        if "=" in key:
+            # The CLI filters with KEY=VALUE; a key holding '=' could never be matched.
+            raise ValueError(f"{name} key {key!r} must not contain '='")
+        if not isinstance(value, str):
+            raise TypeError(f"{name}[{key!r}] must be a str, got {type(value).__name__}")
+        checked[key] = value
+    return checked
+
+
+def labels_json(labels: Mapping[str, str] | None) -> str:
+    """The labels as stored in the meta hash ('' for None: keep whatever is stored)."""
+    if labels is None:
+        return ""
+    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ThreadOptions:
+    """Validated store options; constructing one raises naming any bad option."""
+
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    max_messages: int | None = None
+    ttl: float | None = None
+    encryption: MessageEncryption | None = field(default=None, repr=False)
+    labels: dict[str, str] | None = None
+    registry: bool = True
+
+    def __post_init__(self) -> None:
+        set_field = object.__setattr__  # frozen: normalised values are set once, here
+        set_field(self, "key_prefix", validate_key_prefix(self.key_prefix))
+        set_field(self, "max_messages", validate_max_messages(self.max_messages))
+        set_field(self, "ttl", validate_ttl(self.ttl))
+        set_field(self, "encryption", validate_encryption(self.encryption))
+        set_field(self, "labels", validate_labels(self.labels))
+        if not isinstance(self.registry, bool):
+            raise TypeError(f"registry must be a bool, got {type(self.registry).__name__}")
+
+    @property
+    def keyspace(self) -> Keyspace:
+        """The keys under ``key_prefix``."""
+        return Keyspace(self.key_prefix)
+
+    @property
+    def ttl_ms(self) -> int:
+        """The TTL in milliseconds, 0 for none (as the scripts take it)."""
+        return 0 if self.ttl is None else max(1, int(self.ttl * 1000))
+
+    @property
+    def labels_json(self) -> str:
+        """The labels as the scripts store them ('' keeps the stored labels)."""
+        return labels_json(self.labels)
+
+
+_THREAD_OPTIONS = frozenset(f.name for f in fields(ThreadOptions))
+
+
+def parse_options(owner: str, options: Mapping[str, Any], accepted: type[Any]) -> tuple[ThreadOptions, dict[str, Any]]:
+    """Split ``options`` into validated ``ThreadOptions`` and connection options.
+
+    ``accepted`` is the owner's options ``TypedDict``; a name it does not declare raises
+    ``TypeError`` naming the owner and the name, as Python does for a keyword argument.
+    """
+    names: frozenset[str] = accepted.__optional_keys__ | accepted.__required_keys__
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+    thread = ThreadOptions(**{k: v for k, v in options.items() if k in _THREAD_OPTIONS})
+    connection = {k: v for k, v in options.items() if k in CONNECTION_OPTIONS}
+    return thread, connection
