@@ -240,6 +240,8 @@ def open_client(
     """
     given = dict(options)
     settings = given.pop("connection", None)
+    if settings is not None and not isinstance(settings, ConnectionSettings):
+        raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
     cluster = bool(given.get("cluster", settings.cluster if settings is not None else False))
     if redis_client is not None:
         if redis_url is not None or given.get("host") is not None or settings is not None:
@@ -250,8 +252,6 @@ def open_client(
             )
         return None, redis_client
     if settings is not None:
-        if not isinstance(settings, ConnectionSettings):
-            raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
         if redis_url is not None or given:
             raise ValueError("Pass either connection= or redis_url and separate connection options, not both")
     else:
