@@ -35,6 +35,7 @@ async def _thread_with_every_key(redis_url: str, raw: redis.asyncio.Redis, threa
         await store.add_new_messages([user_message("two")])
     keys = Keyspace().thread(thread_id)
     await raw.set(keys.session, json.dumps({"type": "session", "session_id": thread_id, "state": {}}))
+    await raw.set(keys.compacting, "a compaction in progress")
     assert await raw.exists(*keys.owned) == len(keys.owned)
     assert await raw.zscore(Keyspace().registry, thread_id) is not None
 

@@ -23,7 +23,7 @@ from agent_framework_redis_store import (
 )
 from agent_framework_redis_store._core.codec import message_from_dict
 from agent_framework_redis_store._core.encryption import key_id_of, parse_keys
-from agent_framework_redis_store._core.fingerprints import encode_with_fingerprint
+from agent_framework_redis_store._core.fingerprints import fingerprint
 from agent_framework_redis_store._core.lua import REPLACE_UNCHANGED
 from agent_framework_redis_store.testing import EmbeddedRedis
 
@@ -337,7 +337,7 @@ async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, ra
         assert [key_id_of(e) for e in await entries(raw, store.redis_key)] == ["k2", "k2", "k2"]
         stored = [f[:17] for f in await entries(raw, Keyspace("chat_messages").thread("t").fingerprints)]
         # Unkeyed fingerprints of the bodies would let anyone with Redis access test guesses.
-        unkeyed = [encode_with_fingerprint(m)[1].encode() for m in turn]
+        unkeyed = [fingerprint(m.to_dict(exclude_none=True)).encode() for m in turn]
         assert stored[:2] != unkeyed
         assert not set(stored) & set(unkeyed)
         assert texts(await store.list_messages()) == [f"user: {SECRET}", f"assistant: {SECRET}", "next"]

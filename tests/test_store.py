@@ -106,10 +106,11 @@ async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.
         await other.add_messages([user_message("keep")])
         await store.clear()
         assert await store.list_messages() == []
-        # What is left is the other thread: its messages, batch tokens, registry metadata and entry.
+        # What is left is the other thread: its messages, batch tokens, index, registry metadata and entry.
         left = [
             other.redis_key,
             Keyspace("chat_messages").thread("other").batches,
+            Keyspace("chat_messages").thread("other").index,
             Keyspace("chat_messages").thread("other").meta,
         ]
         assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, Keyspace("chat_messages").registry]])
@@ -184,8 +185,8 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
     for thread_id in TRICKY_IDS:
         store = RedisChatMessageStore(redis_client=raw, thread_id=thread_id)
         assert texts(await store.list_messages()) == [thread_id]
-    # Per thread: messages, batch tokens, registry metadata; plus the prefix's registry.
-    assert len(await raw.keys("chat_messages:*")) == 3 * len(TRICKY_IDS) + 1
+    # Per thread: messages, batch tokens, index, registry metadata; plus the prefix's registry.
+    assert len(await raw.keys("chat_messages:*")) == 4 * len(TRICKY_IDS) + 1
     registered = await raw.zrange(Keyspace("chat_messages").registry, 0, -1)
     assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from ._adapters.store import RedisChatMessageStore, RedisStoreFactory
+from ._core.compaction import CompactionResult, SummaryCompaction
 from ._core.compat import generation
 from ._core.connection import ConnectionOptions, ConnectionSettings, default_retry, redact_url
 from ._core.encryption import AESGCMEncryption, MessageEncryption
@@ -29,6 +30,7 @@ from ._core.errors import (
     ThreadNotFoundError,
     ThreadRecordError,
 )
+from ._core.groups import CharacterEstimator, Tokenizer
 from ._core.keyspace import Keyspace, ThreadKeys
 from ._core.meta import ThreadInfo, ThreadSummary
 from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
@@ -51,6 +53,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "GENERATION",
     "AESGCMEncryption",
+    "CharacterEstimator",
+    "CompactionResult",
     "ConnectionOptions",
     "ConnectionSettings",
     "CorruptMessageError",
@@ -73,6 +77,7 @@ __all__ = [
     "SessionStoreOptions",
     "StoreOptions",
     "StoreStateError",
+    "SummaryCompaction",
     "ThreadInfo",
     "ThreadKeys",
     "ThreadNotFoundError",
@@ -81,6 +86,7 @@ __all__ = [
     "ThreadRecord",
     "ThreadRecordError",
     "ThreadSummary",
+    "Tokenizer",
     "__version__",
     "default_retry",
     "redact_url",

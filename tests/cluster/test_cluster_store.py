@@ -24,7 +24,8 @@ from .support import close_cluster_client, thread_ids, while_sampling
 # Commands that APPEND_AND_TRIM runs inside its one EVALSHA (Redis counts them too).
 SCRIPT_INTERNALS = {
     *("rpush", "zscore", "zadd", "zremrangebyrank", "pexpire", "llen", "ltrim", "exists"),
-    *("hsetnx", "hset", "pttl"),  # the registry's meta hash, in the thread's slot
+    *("hsetnx", "hset", "hincrby", "hmget", "pttl"),  # the meta hash, in the thread's slot
+    *("lindex", "lset", "lrange"),  # the thread's index (group-safe trimming, windows)
 }
 
 
@@ -94,7 +95,7 @@ async def test_each_operation_is_one_command_on_the_node_that_owns_the_thread(
                 "evalsha",
                 "zadd" if registry else None,
             ),
-            (store.list_messages, "lrange", None),
+            (store.list_messages, "evalsha", None),  # the window and the summary, in one script
             (store.count, "llen", None),
             (store.clear, "del", "zrem"),
         ]:

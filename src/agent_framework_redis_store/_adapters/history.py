@@ -7,6 +7,7 @@ with the same ``key_prefix`` (and the reverse). Needs agent-framework-core 1.x.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import weakref
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from typing import Any, ClassVar, Unpack
 
 from agent_framework import AgentSession, HistoryProvider, Message, SessionContext, SupportsAgentRun
 
+from .._core.compaction import CompactionResult
 from .._core.connection import ClientOwner, RedisClient
 from .._core.keyspace import validate_thread_id
 from .._core.options import StoreOptions, ThreadOptions, parse_options
@@ -85,6 +87,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         )
         self._options, connection = parse_options(type(self).__name__, options, StoreOptions)
         self._open_client(redis_client, redis_url, connection)
+        self._tasks: set[asyncio.Task[None]] = set()  # background compactions
         self._run_save_keys: weakref.WeakKeyDictionary[SessionContext, str] = weakref.WeakKeyDictionary()
         # Recently used sessions' threads: making one is cheap, but not free on every turn.
         self._recent: OrderedDict[str, ThreadStorage] = OrderedDict()
@@ -100,7 +103,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         It uses the provider's shared pool; its ``aclose()`` leaves the pool open.
         """
         return RedisChatMessageStore._on_client_of(
-            self, validate_thread_id(session_id, name="session_id"), self._options
+            self, validate_thread_id(session_id, name="session_id"), self._options, self._tasks
         )
 
     def _thread(self, session_id: str | None) -> ThreadStorage:
@@ -113,7 +116,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         if thread is None:
             validate_thread_id(session_id, name="session_id")
             thread = self._recent[session_id] = ThreadStorage(
-                self._redis, session_id, self._options, where=self._where()
+                self._redis, session_id, self._options, where=self._where(), tasks=self._tasks
             )
             if len(self._recent) > _RECENT_STORES:
                 self._recent.popitem(last=False)
@@ -124,8 +127,12 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
     async def get_messages(
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
-        """The session's stored messages, oldest first."""
-        return await self._thread(session_id).read()
+        """What the model gets, oldest first: the summary (if any), then the newest messages after it.
+
+        Without ``context_messages``, ``context_tokens`` or a summary that is every stored
+        message; cut only where a tool-call group starts, never a tool result without its call.
+        """
+        return await self._thread(session_id).context()
 
     async def save_messages(
         self,
@@ -146,7 +153,9 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         if not messages:
             return
         token = idempotency_key or _RUN_SAVE_KEY.get() or uuid.uuid4().hex
-        await self._thread(session_id).append_new(messages, token=token)
+        thread = self._thread(session_id)
+        await thread.append_new(thread.encode(messages, fingerprints=True), token=token)
+        thread.schedule_compaction()
 
     async def after_run(
         self,
@@ -166,8 +175,26 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         finally:
             _RUN_SAVE_KEY.reset(token)
 
+    async def transcript(self, session_id: str, *, last: int | None = None) -> list[Message]:
+        """Every stored message of the session, summarized or not (the log for a UI, export or audit)."""
+        return await self.store_for(session_id).transcript(last=last)
+
+    async def compact(self, session_id: str, *, force: bool = False) -> CompactionResult:
+        """Summarize the session's older messages now if the ``compaction=`` trigger is exceeded."""
+        compaction = self._options.compaction
+        if compaction is None:
+            raise ValueError("compact() needs a provider created with compaction=SummaryCompaction(...)")
+        return await self._thread(session_id).compact(compaction, force=force)
+
+    async def aclose(self) -> None:
+        """Wait for background compactions, then close the shared pool if the provider created it."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await super().aclose()
+
     async def clear(self, session_id: str) -> None:
-        """Delete every key of the session's thread (history, session snapshot, bookkeeping) and its registry entry."""
+        """Delete every key of the session's thread (history, summary, session snapshot, bookkeeping), and its
+        registry entry."""
         await self._thread(session_id).clear()
 
     def __repr__(self) -> str:

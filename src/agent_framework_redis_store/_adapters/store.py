@@ -8,13 +8,14 @@ lets the stock legacy ``AgentThread`` resume a thread (see ``state.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
-from .._core.codec import encode_message
+from .._core.compaction import CompactionResult
 from .._core.compat import framework_message_class
 from .._core.connection import ClientOwner, RedisClient
 from .._core.errors import StoreStateError
@@ -22,7 +23,7 @@ from .._core.fingerprints import batch_token
 from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
 from .._core.options import StoreOptions, ThreadOptions, parse_options
-from .._core.thread import ThreadStorage
+from .._core.thread import EncodedBatch, ThreadStorage
 from .state import (
     STATE_TYPE,
     STATE_VERSION,
@@ -42,6 +43,21 @@ logger = logging.getLogger("agent_framework_redis_store")
 
 def _new_thread_id() -> str:
     return f"thread_{uuid.uuid4()}"
+
+
+def _check_last(last: object) -> int | None:
+    if last is not None:
+        if isinstance(last, bool) or not isinstance(last, int):
+            raise TypeError(f"last must be an int or None, got {type(last).__name__}")
+        if last < 1:
+            raise ValueError(f"last must be at least 1, got {last}")
+    return last
+
+
+async def _wait(tasks: set[asyncio.Task[None]]) -> None:
+    """Wait for background tasks (they log their own failures and never raise)."""
+    while tasks:
+        await asyncio.gather(*list(tasks), return_exceptions=True)
 
 
 def _check_batch(messages: object) -> None:
@@ -92,28 +108,42 @@ class RedisChatMessageStore(ClientOwner):
         self._start(thread_id, settings, messages)
 
     @classmethod
-    def _on_client_of(cls, owner: ClientOwner, thread_id: str | None, settings: ThreadOptions) -> Self:
+    def _on_client_of(
+        cls,
+        owner: ClientOwner,
+        thread_id: str | None,
+        settings: ThreadOptions,
+        tasks: set[asyncio.Task[None]] | None = None,
+    ) -> Self:
         """A store on ``owner``'s client (a factory's or provider's shared pool), options already validated."""
         store = cls.__new__(cls)
         store._borrow_client(owner)
-        store._start(thread_id, settings, None)
+        store._start(thread_id, settings, None, tasks)
         return store
 
-    def _start(self, thread_id: str | None, settings: ThreadOptions, messages: object) -> None:
+    def _start(
+        self,
+        thread_id: str | None,
+        settings: ThreadOptions,
+        messages: object,
+        tasks: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         # A store created for a given thread never lets a thread reference carried in a batch
         # re-point it, and a store that has read or written never does either (see add_messages).
         self._thread_id_given = thread_id is not None
+        # Background compactions of this store's thread (shared with a factory's, which waits for all).
+        self._tasks: set[asyncio.Task[None]] = tasks if tasks is not None else set()
         self._use_thread(_new_thread_id() if thread_id is None else validate_thread_id(thread_id), settings)
         self._used = False
-        self._pending_seed: list[str] = []
+        self._pending_seed: EncodedBatch | None = None
         if messages:
             if not isinstance(messages, Sequence) or isinstance(messages, str | bytes):
                 raise TypeError("messages must be a sequence of framework messages")
-            self._pending_seed = [encode_message(m) for m in messages]
+            self._pending_seed = self._thread.encode(messages)
 
     def _use_thread(self, thread_id: str, settings: ThreadOptions) -> None:
         self._options = settings
-        self._thread = ThreadStorage(self._redis, thread_id, settings, where=self._where())
+        self._thread = ThreadStorage(self._redis, thread_id, settings, where=self._where(), tasks=self._tasks)
 
     # -- identity -------------------------------------------------------------------------
 
@@ -173,9 +203,9 @@ class RedisChatMessageStore(ClientOwner):
             for message in messages:
                 self._adopt(parse_reference_message(message), explicit=False)
             return
-        payloads = [encode_message(message) for message in messages]
-        if payloads or self._pending_seed:
-            await self._append(payloads, idempotency_key or batch_token(messages))
+        batch = self._thread.encode(messages)
+        if batch or self._pending_seed:
+            await self._append(batch, idempotency_key or batch_token(messages))
 
     async def add_new_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None
@@ -192,17 +222,42 @@ class RedisChatMessageStore(ClientOwner):
         if not messages:
             return 0
         thread = await self._ready()
-        return await thread.append_new(messages, token=idempotency_key or uuid.uuid4().hex)
+        appended = await thread.append_new(
+            thread.encode(messages, fingerprints=True), token=idempotency_key or uuid.uuid4().hex
+        )
+        thread.schedule_compaction()
+        return appended
 
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
-        """The thread's messages, oldest first; with ``last=N`` only the newest N."""
-        if last is not None:
-            if isinstance(last, bool) or not isinstance(last, int):
-                raise TypeError(f"last must be an int or None, got {type(last).__name__}")
-            if last < 1:
-                raise ValueError(f"last must be at least 1, got {last}")
+        """What the model gets, oldest first: the summary (if any), then the newest messages after it.
+
+        Without ``context_messages``, ``context_tokens`` or a summary that is every message.
+        ``last=N`` keeps at most the newest N. The history is cut only where a tool-call group
+        starts, and never holds a tool result without its call (``transcript()`` is the
+        stored log, unchanged).
+        """
         thread = await self._ready()
-        return await thread.read(last=last)
+        return await thread.context(last=_check_last(last))
+
+    async def transcript(self, *, last: int | None = None) -> list[FrameworkMessage]:
+        """Every stored message, oldest first, summarized or not (``last=N``: the newest N).
+
+        The log for a UI, an export or an audit; still bounded by ``max_messages``.
+        """
+        thread = await self._ready()
+        return await thread.transcript(last=_check_last(last))
+
+    async def compact(self, *, force: bool = False) -> CompactionResult:
+        """Summarize the older messages now if the ``compaction=`` trigger is exceeded (``force``: regardless).
+
+        Safe beside other instances: only one summarizes a thread at a time, and a summary
+        is stored only if no other was stored meanwhile.
+        """
+        compaction = self._options.compaction
+        if compaction is None:
+            raise ValueError("compact() needs a store created with compaction=SummaryCompaction(...)")
+        thread = await self._ready()
+        return await thread.compact(compaction, force=force)
 
     async def serialize(self, **kwargs: Any) -> dict[str, Any]:
         """Thread metadata only: no message bodies and no connection settings or credentials."""
@@ -259,14 +314,19 @@ class RedisChatMessageStore(ClientOwner):
         return await self._thread.rekey(encrypt_plaintext=encrypt_plaintext)
 
     async def clear(self) -> None:
-        """Delete every key of the thread (messages, session snapshot, bookkeeping) and its registry entry."""
-        self._pending_seed = []
+        """Delete every key of the thread (messages, summary, session snapshot, bookkeeping) and its registry entry."""
+        self._pending_seed = None
         await self._thread.clear()
 
     async def info(self) -> ThreadInfo:
         """Message count, created and last-active times, TTL left, labels and approximate bytes."""
         thread = await self._ready()
         return await thread.info()
+
+    async def aclose(self) -> None:
+        """Wait for this thread's background compaction, then close the pool if the store created it."""
+        await _wait(self._tasks)
+        await super().aclose()
 
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
@@ -294,17 +354,18 @@ class RedisChatMessageStore(ClientOwner):
         """The thread, with the ``messages=`` seed written first if it is still pending."""
         self._used = True
         if self._pending_seed:
-            await self._append([], "")
+            await self._append(EncodedBatch([], [], [], []), "")
         return self._thread
 
-    async def _append(self, payloads: list[str], token: str) -> None:
+    async def _append(self, batch: EncodedBatch, token: str) -> None:
         self._used = True
-        seed, self._pending_seed = self._pending_seed, []
+        seed, self._pending_seed = self._pending_seed, None
         try:
-            await self._thread.append_encoded([*seed, *payloads], token=token, seed_count=len(seed))
+            await self._thread.append(batch, token=token, seed=seed)
         except BaseException:
             self._pending_seed = seed
             raise
+        self._thread.schedule_compaction()
 
     def _reference(self) -> dict[str, Any]:
         return {
@@ -333,7 +394,7 @@ class RedisChatMessageStore(ClientOwner):
             )
         if thread_id != self.thread_id:
             logger.debug("store resumes thread %r (was %r)", thread_id, self.thread_id)
-            self._pending_seed = []
+            self._pending_seed = None
         # The state only fills in what the caller left unset: an explicit ttl or max_messages stays.
         settings = replace(
             self._options,
@@ -366,6 +427,7 @@ class RedisStoreFactory(ClientOwner):
         self._thread_id = thread_id
         self._options, connection = parse_options(type(self).__name__, options, StoreOptions)
         self._open_client(redis_client, redis_url, connection)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def options(self) -> ThreadOptions:
@@ -379,7 +441,12 @@ class RedisStoreFactory(ClientOwner):
 
     def store(self, thread_id: str | None = None) -> RedisChatMessageStore:
         """A store for ``thread_id`` (generated when None), on the shared pool."""
-        return RedisChatMessageStore._on_client_of(self, thread_id, self._options)
+        return RedisChatMessageStore._on_client_of(self, thread_id, self._options, self._tasks)
+
+    async def aclose(self) -> None:
+        """Wait for its stores' background compactions, then close the pool if the factory created it."""
+        await _wait(self._tasks)
+        await super().aclose()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(options={self._options!r}, redis={self._redis_repr()!r})"

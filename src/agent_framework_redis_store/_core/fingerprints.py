@@ -22,26 +22,20 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .codec import encode_message_dict
 from .lua import FINGERPRINT_WIDTH
 
-__all__ = ["batch_token", "encode_with_fingerprint"]
+__all__ = ["batch_token", "fingerprint"]
 
 _DIGEST_BYTES = (FINGERPRINT_WIDTH - 1) // 2
 
 
-def encode_with_fingerprint(message: Any, *, key: bytes = b"") -> tuple[str, str]:
-    """The stored JSON of ``message`` and its fingerprint (keyed by ``key``), from one ``to_dict()``."""
-    data = message.to_dict(exclude_none=True)
-    return encode_message_dict(data), _fingerprint(message, data, key)
-
-
-def _fingerprint(message: Any, data: dict[str, Any], key: bytes) -> str:
+def fingerprint(data: dict[str, Any], *, key: bytes = b"") -> str:
+    """The fingerprint of a message from its ``to_dict()`` (keyed by ``key``)."""
     message_id = data.get("message_id")
     if message_id is not None:
         return "i" + _digest(str(message_id), key)
-    role = message.role
-    role = str(getattr(role, "value", role))
+    role = data.get("role")
+    role = str(role.get("value") if isinstance(role, dict) else role)
     contents = json.dumps(data.get("contents", []), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return ("u" if role == "user" else "c") + _digest(f"{role}\n{contents}", key)
 

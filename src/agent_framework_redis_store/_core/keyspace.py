@@ -7,10 +7,16 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
   append is recognised and not stored twice;
 * ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
   messages written by the 1.x history provider, so a replayed message is not stored twice;
+* ``{key_prefix}:{<id>}:index`` is a list with one entry per message (its tokens, and
+  whether it continues a tool-call group), for group-safe trimming and context windows;
+* ``{key_prefix}:{<id>}:compacting`` is the lease of the instance summarizing the thread
+  right now (``SummaryCompaction``);
 * ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
   (``RedisSessionStore``);
 * ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
-  ttl, labels), expiring with the thread.
+  ttl, labels), ``first`` (how many messages were ever trimmed from the front) and the
+  persisted summary (``summary``, the message, and ``boundary``, the position of the first
+  message after it); it expires with the thread.
 
 One key per prefix is not a thread's: ``{key_prefix}:registry``, a sorted set of thread
 ids scored by last activity (milliseconds), the index the registry pages through. It
@@ -97,9 +103,37 @@ class ThreadKeys:
         return self.messages + ":session"
 
     @property
+    def index(self) -> str:
+        """List: per message its tokens, negative when it continues a tool-call group."""
+        return self.messages + ":index"
+
+    @property
+    def summary(self) -> str:
+        """Not a key: the name of the summary, kept in the meta hash (fields ``summary``, ``boundary``).
+
+        It binds the summary's encryption to this thread and names it in errors. The summary
+        lives in the meta hash because an append script may only name keys that exist: Redis
+        Cluster refuses a script over a partly migrated set of keys (TRYAGAIN).
+        """
+        return self.meta + "#summary"
+
+    @property
+    def compacting(self) -> str:
+        """String: the lease of the instance summarizing the thread right now."""
+        return self.messages + ":compacting"
+
+    @property
     def owned(self) -> tuple[str, ...]:
         """Every key of the thread, messages and meta first (scripts rely on that order)."""
-        return (self.messages, self.meta, self.batches, self.fingerprints, self.session)
+        return (
+            self.messages,
+            self.meta,
+            self.batches,
+            self.fingerprints,
+            self.index,
+            self.compacting,
+            self.session,
+        )
 
     @property
     def hash_tag(self) -> str:

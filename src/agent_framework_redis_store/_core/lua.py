@@ -27,12 +27,15 @@ __all__ = [
     "APPEND_LIBRARY",
     "APPEND_NEW_AND_TRIM",
     "BATCH_TOKENS_KEPT",
+    "COMMIT_SUMMARY",
     "FINGERPRINTS_KEPT",
     "FINGERPRINT_WIDTH",
     "IMPORT_THREAD",
     "PRUNE_REGISTRY",
     "PURGE_THREAD",
+    "READ_CONTEXT",
     "REGISTRY_AFTER",
+    "RELEASE_LEASE",
     "REPLACE_UNCHANGED",
     "REPLACE_VALUE_UNCHANGED",
     "AppendHeader",
@@ -114,8 +117,16 @@ class ScriptCall:
 # -- appending ---------------------------------------------------------------------------
 
 # What every append script shares: its first ARGV (the header ``AppendHeader`` lays out),
-# the retry check, and what follows the append (TTLs, the batch token, the registry).
-# Functions with explicit parameters; a script includes them by naming APPEND_LIBRARY.
+# the retry check, the thread's index, group-safe trimming, and what follows the append
+# (TTLs, the batch token, the registry). Functions with explicit parameters; a script
+# includes them by naming APPEND_LIBRARY.
+#
+# The index list ({thread}:index) holds one entry per message, aligned with the message
+# list from its newest end: the message's token count, negative when a cut just before it
+# would split a tool-call group (see groups.py). It may cover only the newest messages
+# (history written before it existed). Its newest entry carries "|" and a mark of the
+# newest message; a writer that appended without it (an older version of this library)
+# leaves the mark stale, and the index is then dropped and restarts with the next batch.
 APPEND_LIBRARY = """
 -- ARGV[1..8]: max_messages, ttl_ms, token, now_us, count, register ('1'/'0'), labels, member.
 -- A script's own arguments start at ARGV[FIRST_OWN_ARG].
@@ -132,6 +143,30 @@ local function already_applied(h, batches_key)
   return h.token ~= '' and redis.call('ZSCORE', batches_key, h.token)
 end
 
+local function mark(payload)
+  return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
+end
+
+-- An index entry's value: tokens, negative for a message that continues an earlier group.
+local function entry_value(entry)
+  return tonumber(string.match(entry, '^-?%d+'))
+end
+
+-- The index if it still describes the message list (its newest entry marks the newest
+-- message); otherwise it is deleted. Returns how many of the newest messages it covers.
+local function checked_index(messages_key, index_key)
+  local newest = redis.call('LINDEX', index_key, -1)
+  if not newest then
+    return 0
+  end
+  local message = redis.call('LINDEX', messages_key, -1)
+  if message and string.match(newest, '|(%x+)$') == mark(message) then
+    return redis.call('LLEN', index_key)
+  end
+  redis.call('DEL', index_key)
+  return 0
+end
+
 -- RPUSH ARGV[first..final] in chunks (unpack() is bounded by the Lua stack); the new length.
 local function push(messages_key, first, final)
   local length = nil
@@ -141,23 +176,50 @@ local function push(messages_key, first, final)
   return length or redis.call('LLEN', messages_key)
 end
 
--- Keep the newest max_messages (0: all); the new length.
-local function trim(messages_key, max_messages, length)
-  if max_messages > 0 and length > max_messages then
-    redis.call('LTRIM', messages_key, -max_messages, -1)
-    return max_messages
+-- Index the messages just pushed (ARGV[first..final] hold their entries); the newest gets the
+-- mark of newest_payload, and the previous newest loses its mark.
+local function push_index(index_key, covered, first, final, newest_payload)
+  if covered > 0 then
+    redis.call('LSET', index_key, -1, string.match(redis.call('LINDEX', index_key, -1), '^-?%d+'))
   end
-  return length
+  local entries = {}
+  for i = first, final do
+    entries[#entries + 1] = ARGV[i]
+  end
+  entries[#entries] = entries[#entries] .. '|' .. mark(newest_payload)
+  for i = 1, #entries, 1000 do
+    redis.call('RPUSH', index_key, unpack(entries, i, math.min(i + 999, #entries)))
+  end
+end
+
+-- Keep at most max_messages (0: all), cutting only where a group starts: the first kept
+-- message may not continue a group whose start would be dropped, so the thread may keep
+-- fewer. Messages the index does not cover count as group starts. The meta hash's 'first'
+-- counts every message ever trimmed (absolute positions, for summaries). Returns the length.
+local function trim(messages_key, index_key, meta_key, max_messages, length)
+  if max_messages <= 0 or length <= max_messages then
+    return length
+  end
+  local covered = redis.call('LLEN', index_key)
+  local offset = length - covered  -- the list position of the index's first entry
+  local cut = length - max_messages
+  while cut < length and cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
+    cut = cut + 1
+  end
+  redis.call('LTRIM', messages_key, cut, -1)
+  redis.call('LTRIM', index_key, math.max(cut - offset, 0), -1)
+  redis.call('HINCRBY', meta_key, 'first', cut)
+  return length - cut
 end
 
 -- The expiry every key of the thread gets: this writer's TTL, which also slides the message
 -- list's; or, from a writer without a TTL, what is left of the list's own, so that no
--- companion key (batches, fingerprints, meta) outlives the messages it describes. Then the
--- batch token is recorded (the oldest forgotten) and the registry updated: created/active
--- (milliseconds of the writer's clock, taken from now_us as a string, exact whatever Lua's
--- number formatting does), count, ttl and labels ('' keeps the stored ones) in the meta hash,
--- and, when registry_key is given (standalone Redis), the prefix's registry. Returns expire_ms.
-local function finish_append(h, messages_key, batches_key, meta_key, registry_key, length)
+-- companion key (batches, index, meta, ...) outlives the messages it describes.
+-- Then the batch token is recorded (the oldest forgotten) and the registry updated:
+-- created/active (milliseconds of the writer's clock, taken from now_us as a string, exact
+-- whatever Lua's number formatting does), count, ttl and labels ('' keeps the stored ones)
+-- in the meta hash, and, when registry_key is given (standalone Redis), the prefix's registry.
+local function finish_append(h, messages_key, batches_key, meta_key, registry_key, length, companions)
   local expire_ms = h.ttl_ms
   if h.ttl_ms > 0 then
     redis.call('PEXPIRE', messages_key, h.ttl_ms)
@@ -167,9 +229,6 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
   if h.token ~= '' then
     redis.call('ZADD', batches_key, h.now_us, h.token)
     redis.call('ZREMRANGEBYRANK', batches_key, 0, -(BATCH_TOKENS_KEPT + 1))
-    if expire_ms > 0 then
-      redis.call('PEXPIRE', batches_key, expire_ms)
-    end
   end
   if h.register then
     local now_ms = string.sub(h.now_us, 1, -4)
@@ -179,14 +238,15 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
     else
       redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms)
     end
-    if expire_ms > 0 then
-      redis.call('PEXPIRE', meta_key, expire_ms)
-    end
     if registry_key then
       redis.call('ZADD', registry_key, now_ms, h.member)
     end
   end
-  return expire_ms
+  if expire_ms > 0 then
+    for _, key in ipairs(companions) do
+      redis.call('PEXPIRE', key, expire_ms)
+    end
+  end
 end
 """
 
@@ -214,12 +274,15 @@ class AppendHeader:
     now_us: int
     registration: Registration | None
 
-    def script_keys(self, *thread_keys: str) -> list[str]:
-        """``thread_keys``, then the registry where the script may touch it (always last, optional)."""
+    def script_keys(self, *own: str) -> list[str]:
+        """The thread's keys every append script takes, then ``own``, then the registry where the
+        script may touch it (always last, optional)."""
+        keys = self.keys
+        thread = [keys.messages, keys.batches, keys.meta, keys.index, *own]
         registration = self.registration
         if registration is not None and registration.registry_key is not None:
-            return [*thread_keys, registration.registry_key]
-        return list(thread_keys)
+            thread.append(registration.registry_key)
+        return thread
 
     def args(self, count: int) -> list[Any]:
         """ARGV[1..8] for a batch of ``count`` messages."""
@@ -228,18 +291,20 @@ class AppendHeader:
         return [self.max_messages or 0, self.ttl_ms, self.token, self.now_us, count, *registered]
 
 
-# Append a batch, trim to the newest max_messages and refresh the TTL, in one round trip.
-# A batch already applied is not applied again. The first `count` payloads (the store's
-# `messages=` seed) are written only if the thread does not exist yet. Returns the thread's
-# length, or -1 for a batch already applied. (One integer, not a pair: redis-py parses an
-# array reply noticeably slower.)
+# Append a batch, trim to the newest max_messages (group-safe) and refresh the TTL, in one
+# round trip. A batch already applied is not applied again. The first `count` payloads (the
+# store's `messages=` seed) are written only if the thread does not exist yet. Returns the
+# thread's length, or -1 for a batch already applied. (One integer, not a pair: redis-py
+# parses an array reply noticeably slower.)
 APPEND_AND_TRIM = Script(
     "append_and_trim",
     """
-local messages_key, batches_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
-local registry_key = KEYS[4]  -- absent on Redis Cluster
+local messages_key, batches_key, meta_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local registry_key = KEYS[5]  -- absent on Redis Cluster
 local h = read_header()  -- h.count: how many of the payloads are the seed
-local first = FIRST_OWN_ARG  -- the payloads: ARGV[FIRST_OWN_ARG..]
+-- ARGV[FIRST_OWN_ARG..]: n payloads, then their n index entries
+local n = (#ARGV - FIRST_OWN_ARG + 1) / 2
+local first = FIRST_OWN_ARG
 
 if already_applied(h, batches_key) then
   return -1
@@ -247,22 +312,32 @@ end
 if h.count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + h.count
 end
-local length = trim(messages_key, h.max_messages, push(messages_key, first, #ARGV))
-finish_append(h, messages_key, batches_key, meta_key, registry_key, length)
+local final = FIRST_OWN_ARG + n - 1
+local length
+if first <= final then
+  local covered = checked_index(messages_key, index_key)
+  length = push(messages_key, first, final)
+  push_index(index_key, covered, first + n, final + n, ARGV[final])
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length)
+else
+  length = redis.call('LLEN', messages_key)
+end
+finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
+  {batches_key, meta_key, index_key})
 return length
 """,
     uses=(APPEND_LIBRARY,),
 )
 
 
-def append_and_trim(header: AppendHeader, *, seed_count: int, payloads: Sequence[str]) -> ScriptCall:
-    """The call of ``APPEND_AND_TRIM``: the seed's ``seed_count`` payloads first, then the batch's."""
-    keys = header.keys
-    return ScriptCall(
-        APPEND_AND_TRIM,
-        header.script_keys(keys.messages, keys.batches, keys.meta),
-        [*header.args(seed_count), *payloads],
-    )
+def append_and_trim(
+    header: AppendHeader, *, seed_count: int, payloads: Sequence[str], index: Sequence[str]
+) -> ScriptCall:
+    """The call of ``APPEND_AND_TRIM``: the seed's ``seed_count`` payloads first, then the batch's;
+    one index entry per payload (``groups.index_entry``)."""
+    if len(index) != len(payloads):
+        raise ValueError("append_and_trim needs one index entry per payload")
+    return ScriptCall(APPEND_AND_TRIM, header.script_keys(), [*header.args(seed_count), *payloads, *index])
 
 
 # APPEND_AND_TRIM for the 1.x history provider, which is handed whole turns (and sometimes
@@ -280,19 +355,17 @@ def append_and_trim(header: AppendHeader, *, seed_count: int, payloads: Sequence
 APPEND_NEW_AND_TRIM = Script(
     "append_new_and_trim",
     """
-local messages_key, batches_key, meta_key, fingerprints_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local registry_key = KEYS[5]  -- absent on Redis Cluster
+local messages_key, batches_key, meta_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local fingerprints_key = KEYS[5]
+local registry_key = KEYS[6]  -- absent on Redis Cluster
 local h = read_header()  -- h.count: the batch's size
 local count = h.count
--- ARGV[FIRST_OWN_ARG..]: `count` fingerprints, then `count` payloads
+-- ARGV[FIRST_OWN_ARG..]: `count` fingerprints, then `count` payloads, then their `count` index entries
 local first_payload = FIRST_OWN_ARG + count
+local first_entry = first_payload + count
 
 if already_applied(h, batches_key) then
   return 0
-end
-
-local function mark(payload)
-  return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
 end
 
 local known_count = 0
@@ -351,7 +424,10 @@ local length = redis.call('LLEN', messages_key)
 local appended = count - skip
 if appended > 0 then
   local final = first_payload + count - 1
-  length = trim(messages_key, h.max_messages, push(messages_key, first_payload + skip, final))
+  local covered = checked_index(messages_key, index_key)
+  length = push(messages_key, first_payload + skip, final)
+  push_index(index_key, covered, first_entry + skip, first_entry + count - 1, ARGV[final])
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length)
   local kept = FINGERPRINTS_KEPT
   if h.max_messages > 0 and h.max_messages < kept then
     kept = h.max_messages
@@ -367,26 +443,193 @@ if appended > 0 then
   redis.call('LTRIM', fingerprints_key, -kept, -1)
 end
 
-local expire_ms = finish_append(h, messages_key, batches_key, meta_key, registry_key, length)
-if expire_ms > 0 then
-  redis.call('PEXPIRE', fingerprints_key, expire_ms)
-end
+finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
+  {batches_key, meta_key, index_key, fingerprints_key})
 return appended
 """,
     uses=(APPEND_LIBRARY,),
 )
 
 
-def append_new_and_trim(header: AppendHeader, *, fingerprints: Sequence[str], payloads: Sequence[str]) -> ScriptCall:
-    """The call of ``APPEND_NEW_AND_TRIM``: one fingerprint per payload."""
-    if len(fingerprints) != len(payloads):
-        raise ValueError("append_new_and_trim needs one fingerprint per payload")
-    keys = header.keys
+def append_new_and_trim(
+    header: AppendHeader, *, fingerprints: Sequence[str], payloads: Sequence[str], index: Sequence[str]
+) -> ScriptCall:
+    """The call of ``APPEND_NEW_AND_TRIM``: one fingerprint and one index entry per payload."""
+    if not len(fingerprints) == len(payloads) == len(index):
+        raise ValueError("append_new_and_trim needs one fingerprint and one index entry per payload")
     return ScriptCall(
         APPEND_NEW_AND_TRIM,
-        header.script_keys(keys.messages, keys.batches, keys.meta, keys.fingerprints),
-        [*header.args(len(payloads)), *fingerprints, *payloads],
+        header.script_keys(header.keys.fingerprints),
+        [*header.args(len(payloads)), *fingerprints, *payloads, *index],
     )
+
+
+# -- reading -----------------------------------------------------------------------------
+
+# What the model gets, in one round trip that reads only the window: the thread's summary
+# and the messages after its boundary, at most max_count of them and at most max_tokens by
+# the index's counts, starting where a group starts. Positions are absolute (the meta hash's
+# 'first' counts the messages trimmed away), so a summary's boundary survives trimming.
+# When the index does not cover what a token budget needs (history written before it
+# existed), `complete` is 0 and every message after the boundary (within max_count) is
+# returned, for the caller to count. Returns {absolute start, list start, complete, messages
+# after the boundary, their tokens (-1: unknown), summary entry or nil, summary boundary,
+# payloads...}.
+READ_CONTEXT = Script(
+    "read_context",
+    """
+local messages_key, index_key, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local max_count = tonumber(ARGV[1])  -- 0: no limit
+local max_tokens = tonumber(ARGV[2])  -- 0: no limit
+local want_since_tokens = ARGV[3] == '1'
+
+local length = redis.call('LLEN', messages_key)
+local meta = redis.call('HMGET', meta_key, 'first', 'summary', 'boundary')
+local first = tonumber(meta[1] or '0')
+local boundary = tonumber(meta[3] or '0')
+local after = math.min(math.max(boundary - first, 0), length)  -- list position of the first unsummarized
+local start = after
+if max_count > 0 and length - max_count > start then
+  start = length - max_count
+end
+
+local covered = 0
+local newest = redis.call('LINDEX', index_key, -1)
+if newest then
+  local message = redis.call('LINDEX', messages_key, -1)
+  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
+    covered = redis.call('LLEN', index_key)
+  end
+end
+local offset = length - covered  -- the list position of the index's first entry
+local function tokens_at(entry)
+  return math.abs(tonumber(string.match(entry, '^-?%d+')))
+end
+
+local complete = 1
+if max_tokens > 0 and start < length then
+  -- Walk back from the newest message over the index, in growing chunks, until the budget
+  -- is spent. Reaching the end of the index first means the caller must count the rest.
+  local budget, pos, chunk = max_tokens, length, 32
+  local spent = false
+  while not spent and pos > start do
+    local low = math.max(start, offset, pos - chunk)
+    if low >= pos then
+      complete = 0
+      break
+    end
+    local entries = redis.call('LRANGE', index_key, low - offset, pos - 1 - offset)
+    for k = #entries, 1, -1 do
+      local t = tokens_at(entries[k])
+      if t > budget then
+        spent = true
+        break
+      end
+      budget = budget - t
+      pos = pos - 1
+    end
+    chunk = chunk * 2
+  end
+  if complete == 1 then
+    start = pos
+  end
+end
+if complete == 1 then
+  -- Start where a group starts: skip messages that continue a group cut off before them.
+  while start < length and start >= offset do
+    local entry = redis.call('LINDEX', index_key, start - offset)
+    if tonumber(string.match(entry, '^-?%d+')) >= 0 then
+      break
+    end
+    start = start + 1
+  end
+end
+
+local since_tokens = -1
+if want_since_tokens and after >= offset then
+  since_tokens = 0
+  if after < length then
+    for _, entry in ipairs(redis.call('LRANGE', index_key, after - offset, -1)) do
+      since_tokens = since_tokens + tokens_at(entry)
+    end
+  end
+end
+
+local reply = {first + start, start, complete, length - after, since_tokens, meta[2] or false, boundary}
+if start < length then
+  for _, payload in ipairs(redis.call('LRANGE', messages_key, start, -1)) do
+    reply[#reply + 1] = payload
+  end
+end
+return reply
+""",
+)
+
+
+def read_context(keys: ThreadKeys, *, max_count: int | None, max_tokens: int | None, since_tokens: bool) -> ScriptCall:
+    """The call of ``READ_CONTEXT``."""
+    return ScriptCall(
+        READ_CONTEXT,
+        [keys.messages, keys.index, keys.meta],
+        [max_count or 0, max_tokens or 0, int(since_tokens)],
+    )
+
+
+# -- summaries ---------------------------------------------------------------------------
+
+# Store a new summary covering every message before new_boundary (absolute), only if the
+# thread's summary boundary is still expected_boundary: of two instances that summarized
+# the same messages, one commits and the other's summary is dropped, so nothing is
+# summarized twice or lost. The summary lives in the meta hash, so it expires with the
+# thread. Releases the caller's
+# lease. Returns 1 if committed.
+COMMIT_SUMMARY = Script(
+    "commit_summary",
+    """
+local meta_key, lease_key = KEYS[1], KEYS[2]
+local expected_boundary, new_boundary = tonumber(ARGV[1]), ARGV[2]
+local payload, updated_ms, lease = ARGV[3], ARGV[4], ARGV[5]
+
+if redis.call('GET', lease_key) == lease then
+  redis.call('DEL', lease_key)
+end
+if tonumber(redis.call('HGET', meta_key, 'boundary') or '0') ~= expected_boundary then
+  return 0  -- summarized by another instance meanwhile
+end
+redis.call('HSET', meta_key, 'summary', payload, 'boundary', new_boundary, 'summarized', updated_ms)
+return 1
+""",
+)
+
+
+def commit_summary(
+    keys: ThreadKeys, *, expected_boundary: int, new_boundary: int, payload: str, updated_ms: int, lease: str
+) -> ScriptCall:
+    """The call of ``COMMIT_SUMMARY``."""
+    return ScriptCall(
+        COMMIT_SUMMARY,
+        [keys.meta, keys.compacting],
+        [expected_boundary, new_boundary, payload, updated_ms, lease],
+    )
+
+
+# Release a compaction lease only if it is still the caller's (it may have expired and been
+# taken by another instance meanwhile).
+RELEASE_LEASE = Script(
+    "release_lease",
+    """
+local lease_key, lease = KEYS[1], ARGV[1]
+if redis.call('GET', lease_key) == lease then
+  return redis.call('DEL', lease_key)
+end
+return 0
+""",
+)
+
+
+def release_lease(keys: ThreadKeys, lease: str) -> ScriptCall:
+    """The call of ``RELEASE_LEASE``."""
+    return ScriptCall(RELEASE_LEASE, [keys.compacting], [lease])
 
 
 # -- whole threads -----------------------------------------------------------------------
@@ -419,40 +662,46 @@ def purge_thread(keys: ThreadKeys, *, cutoff_ms: int) -> ScriptCall:
     return ScriptCall(PURGE_THREAD, list(keys.owned), [cutoff_ms])
 
 
-# Write a whole exported thread: messages in order, metadata as exported, expiry as left
-# at export. Refuses (returns 0) when the thread exists, unless `replace` is '1', which
-# first deletes every key of the thread. The registry key is optional, as in APPEND_AND_TRIM.
+# Write a whole exported thread: messages in order with their index entries, its summary
+# (boundary counted from the first message), metadata as exported, expiry as left at
+# export. Refuses (returns 0) when the thread exists, unless `replace` is '1', which first
+# deletes every key of the thread.
 IMPORT_THREAD = Script(
     "import_thread",
     """
-local messages_key, meta_key = KEYS[1], KEYS[2]  -- then every other key of the thread
+local messages_key, meta_key, index_key = KEYS[1], KEYS[2], KEYS[3]
+-- then every other key of the thread, then (standalone Redis) the registry
+local member, replace = ARGV[1], ARGV[2] == '1'
+local created_ms, active_ms, ttl_ms, expire_ms, labels = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local has_registry, n = ARGV[8] == '1', tonumber(ARGV[9])
+local summary, summary_boundary = ARGV[10], ARGV[11]
+local first = 12  -- n payloads, then their n index entries
 local owned = #KEYS
 local registry_key = nil
-if ARGV[8] == '1' then  -- the registry is the last key (absent on Redis Cluster)
+if has_registry then
   registry_key = KEYS[#KEYS]
   owned = owned - 1
 end
-local member = ARGV[1]
-local replace = ARGV[2] == '1'
-local created_ms = ARGV[3]
-local active_ms = ARGV[4]
-local ttl_ms = ARGV[5]
-local expire_ms = tonumber(ARGV[6])
-local labels = ARGV[7]
-local first = 9  -- the payloads: ARGV[9..]
 
 if not replace and redis.call('EXISTS', messages_key) == 1 then
   return 0
 end
 redis.call('DEL', unpack(KEYS, 1, owned))
-for i = first, #ARGV, 1000 do
-  redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local final = first + n - 1
+for i = first, final, 1000 do
+  redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, final)))
+  redis.call('RPUSH', index_key, unpack(ARGV, i + n, math.min(i + 999, final) + n))
 end
-redis.call('HSET', meta_key, 'created', created_ms, 'active', active_ms, 'count', #ARGV - first + 1,
-  'ttl', ttl_ms, 'labels', labels)
+local newest = redis.call('LINDEX', index_key, -1)
+redis.call('LSET', index_key, -1, newest .. '|' .. string.sub(redis.sha1hex(ARGV[final]), 1, NEWEST_MARK_WIDTH))
+redis.call('HSET', meta_key, 'created', created_ms, 'active', active_ms, 'count', n, 'ttl', ttl_ms, 'labels', labels)
+if summary ~= '' then
+  redis.call('HSET', meta_key, 'summary', summary, 'boundary', summary_boundary, 'summarized', active_ms)
+end
 if expire_ms > 0 then
-  redis.call('PEXPIRE', messages_key, expire_ms)
-  redis.call('PEXPIRE', meta_key, expire_ms)
+  for _, key in ipairs({messages_key, meta_key, index_key}) do
+    redis.call('PEXPIRE', key, expire_ms)
+  end
 end
 if registry_key then
   redis.call('ZADD', registry_key, active_ms, member)
@@ -473,13 +722,33 @@ def import_thread(
     expire_ms: int,
     labels: str,
     payloads: Sequence[str],
+    index: Sequence[str],
+    summary: str | None = None,
+    summary_boundary: int = 0,
 ) -> ScriptCall:
     """The call of ``IMPORT_THREAD``. ``registry_key`` None: the caller enters the thread (Redis Cluster)."""
-    has_registry = registry_key is not None
+    if not payloads or len(index) != len(payloads):
+        raise ValueError("import_thread needs messages, and one index entry per message")
+    head = [keys.messages, keys.meta, keys.index]
+    thread_keys = head + [key for key in keys.owned if key not in head]
     return ScriptCall(
         IMPORT_THREAD,
-        [*keys.owned, registry_key] if registry_key is not None else list(keys.owned),
-        [keys.thread_id, int(replace), created_ms, active_ms, ttl_ms, expire_ms, labels, int(has_registry), *payloads],
+        [*thread_keys, registry_key] if registry_key is not None else thread_keys,
+        [
+            keys.thread_id,
+            int(replace),
+            created_ms,
+            active_ms,
+            ttl_ms,
+            expire_ms,
+            labels,
+            int(registry_key is not None),
+            len(payloads),
+            summary or "",
+            summary_boundary,
+            *payloads,
+            *index,
+        ],
     )
 
 
@@ -524,25 +793,36 @@ def replace_unchanged(messages_key: str, pairs: Sequence[tuple[str | bytes, str]
     return ScriptCall(REPLACE_UNCHANGED, [messages_key], [part for pair in pairs for part in pair])
 
 
-# Replace a string key's value only if it is still the one the client read (KEEPTTL). For
-# rekeying session snapshots. Returns 1 if replaced.
+# Replace a string key's value (field '') or a hash field's only if it is still the one the
+# client read (a string keeps its TTL). For rekeying session snapshots and summaries.
+# Returns 1 if replaced.
 REPLACE_VALUE_UNCHANGED = Script(
     "replace_value_unchanged",
     """
 local key = KEYS[1]
-local expected, replacement = ARGV[1], ARGV[2]
-if redis.call('GET', key) ~= expected then
+local field, expected, replacement = ARGV[1], ARGV[2], ARGV[3]
+local current
+if field == '' then
+  current = redis.call('GET', key)
+else
+  current = redis.call('HGET', key, field)
+end
+if current ~= expected then
   return 0
 end
-redis.call('SET', key, replacement, 'KEEPTTL')
+if field == '' then
+  redis.call('SET', key, replacement, 'KEEPTTL')
+else
+  redis.call('HSET', key, field, replacement)
+end
 return 1
 """,
 )
 
 
-def replace_value_unchanged(key: str, expected: str | bytes, replacement: str) -> ScriptCall:
-    """The call of ``REPLACE_VALUE_UNCHANGED``."""
-    return ScriptCall(REPLACE_VALUE_UNCHANGED, [key], [expected, replacement])
+def replace_value_unchanged(key: str, expected: str | bytes, replacement: str, *, field: str = "") -> ScriptCall:
+    """The call of ``REPLACE_VALUE_UNCHANGED`` (``field``: a hash field; '' for a string key)."""
+    return ScriptCall(REPLACE_VALUE_UNCHANGED, [key], [field, expected, replacement])
 
 
 # -- the registry ------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class ThreadMeta:
     last_active: datetime | None = None
     ttl: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    first: int = 0
+    """How many messages were ever trimmed from the front (positions count from there)."""
+    summary: str | None = None
+    """The stored summary message (JSON, or sealed), if the thread has one."""
+    boundary: int = 0
+    """The position of the first message after the summary."""
 
     # The fields a listing reads (HMGET: fewer reply elements to parse than HGETALL).
     FIELDS = ("count", "created", "active", "ttl", "labels")
@@ -74,12 +80,16 @@ class ThreadMeta:
         except ValueError:
             labels = {}
         return cls(
-            present=bool(meta),
+            # A trim records 'first' even for a thread kept out of the registry.
+            present="active" in meta,
             count=int(meta.get("count") or 0),
             created_at=from_ms(meta.get("created")),
             last_active=from_ms(meta.get("active")),
             ttl=seconds_from_ms(meta.get("ttl")),
             labels=labels if isinstance(labels, dict) else {},
+            first=int(meta.get("first") or 0),
+            summary=meta.get("summary"),
+            boundary=int(meta.get("boundary") or 0),
         )
 
 

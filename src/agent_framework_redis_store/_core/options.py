@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 
+from .compaction import SummaryCompaction
 from .connection import CONNECTION_OPTIONS, ConnectionOptions
 from .encryption import MessageEncryption, validate_encryption
+from .groups import CharacterEstimator, Tokenizer
 from .keyspace import DEFAULT_KEY_PREFIX, Keyspace, validate_key_prefix
 
 __all__ = [
@@ -56,17 +58,19 @@ class StoreOptions(SessionStoreOptions, total=False):
     """str-to-str labels recorded in the thread registry; None keeps the stored labels."""
     registry: bool
     """Record the thread in the key prefix's registry on every write (default True)."""
+    context_messages: int | None
+    """Hand the model at most the newest N messages (cut where a tool-call group starts)."""
+    context_tokens: int | None
+    """Hand the model at most N tokens of history (by ``tokenizer``), the summary included."""
+    tokenizer: Tokenizer | None
+    """Counts tokens (``count_tokens(text)``); default: the framework's 4-characters-a-token estimate."""
+    compaction: SummaryCompaction | None
+    """Summarize older messages into a summary persisted in Redis (``SummaryCompaction``)."""
 
 
 def validate_max_messages(value: object, name: str = "max_messages") -> int | None:
     """``value`` if it is None or an int of at least 1, else raise naming ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
-    return value
+    return validate_positive(value, name)
 
 
 def validate_ttl(value: object, name: str = "ttl") -> float | None:
@@ -80,6 +84,17 @@ def validate_ttl(value: object, name: str = "ttl") -> float | None:
     if not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds (or None for no expiry), got {value}")
     return float(value)
+
+
+def validate_positive(value: object, name: str) -> int | None:
+    """``value`` if it is None or an int of at least 1, else raise naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 (or None for no limit), got {value}")
+    return value
 
 
 def validate_labels(labels: object, *, name: str = "labels") -> dict[str, str] | None:
@@ -118,6 +133,10 @@ class ThreadOptions:
     encryption: MessageEncryption | None = field(default=None, repr=False)
     labels: dict[str, str] | None = None
     registry: bool = True
+    context_messages: int | None = None
+    context_tokens: int | None = None
+    tokenizer: Tokenizer = field(default_factory=CharacterEstimator)
+    compaction: SummaryCompaction | None = None
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__  # frozen: normalised values are set once, here
@@ -128,6 +147,19 @@ class ThreadOptions:
         set_field(self, "labels", validate_labels(self.labels))
         if not isinstance(self.registry, bool):
             raise TypeError(f"registry must be a bool, got {type(self.registry).__name__}")
+        set_field(self, "context_messages", validate_positive(self.context_messages, "context_messages"))
+        set_field(self, "context_tokens", validate_positive(self.context_tokens, "context_tokens"))
+        if self.tokenizer is None:
+            set_field(self, "tokenizer", CharacterEstimator())
+        elif not callable(getattr(self.tokenizer, "count_tokens", None)):
+            raise TypeError(f"tokenizer must have a count_tokens(text) method, got {type(self.tokenizer).__name__}")
+        if self.compaction is not None and not isinstance(self.compaction, SummaryCompaction):
+            raise TypeError(f"compaction must be a SummaryCompaction, got {type(self.compaction).__name__}")
+
+    @property
+    def windowed(self) -> bool:
+        """True when the model gets less than every message after the summary."""
+        return self.context_messages is not None or self.context_tokens is not None
 
     @property
     def keyspace(self) -> Keyspace:

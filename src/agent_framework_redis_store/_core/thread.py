@@ -1,30 +1,38 @@
 """``ThreadStorage``: one thread's storage, for any framework generation.
 
-Appending (with trimming, TTL, idempotency and the registry, in one script), reading,
-counting, clearing, describing and rekeying one thread. The framework adapters (the store
-for ``AgentThread``, the 1.x history provider) translate their protocols into these calls
-and hold no storage logic of their own.
+Appending (with group-safe trimming, TTL, idempotency and the registry, in one script),
+reading what the model gets (window and summary, in one script), reading the transcript,
+compacting, counting, clearing, describing and rekeying one thread. The framework adapters
+(the store for ``AgentThread``, the 1.x history provider) translate their protocols into
+these calls and hold no storage logic of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .cluster import RedisClient, is_cluster
-from .codec import decode_entry, encode_message
+from .codec import decode_entry, encode_message_dict, message_from_dict
+from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
-from .fingerprints import encode_with_fingerprint
+from .fingerprints import fingerprint
+from .groups import index_entry, repair, shape
 from .lua import (
     AppendHeader,
     Registration,
     ScriptCall,
     append_and_trim,
     append_new_and_trim,
+    commit_summary,
+    read_context,
+    release_lease,
     replace_unchanged,
     replace_value_unchanged,
 )
@@ -34,18 +42,60 @@ from .options import ThreadOptions
 if TYPE_CHECKING:
     from .compat import FrameworkMessage
 
-__all__ = ["ThreadStorage"]
+__all__ = ["EncodedBatch", "ThreadStorage"]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """Messages as the scripts take them: stored JSON, index entries, token counts, fingerprints."""
+
+    payloads: list[str]
+    index: list[str]
+    tokens: list[int]
+    fingerprints: list[str]
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def __add__(self, other: EncodedBatch) -> EncodedBatch:
+        return EncodedBatch(
+            self.payloads + other.payloads,
+            self.index + other.index,
+            self.tokens + other.tokens,
+            self.fingerprints + other.fingerprints,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """What READ_CONTEXT returned, decoded."""
+
+    start: int  # absolute position of the first message
+    summary: dict[str, Any] | None
+    boundary: int
+    unsummarized: int
+    unsummarized_tokens: int | None
+    entries: list[tuple[dict[str, Any], FrameworkMessage]]
 
 
 class ThreadStorage:
     """The Redis protocol of one thread under one key prefix.
 
-    ``where`` names the server in errors (credentials already redacted).
+    ``where`` names the server in errors (credentials already redacted). ``tasks`` is the
+    owner's set of background compactions, which its ``aclose`` waits for.
     """
 
-    __slots__ = ("_cluster", "_registration", "keys", "options", "redis", "where")
+    __slots__ = ("_cluster", "_registration", "_tasks", "_unsummarized", "keys", "options", "redis", "where")
 
-    def __init__(self, redis: RedisClient, thread_id: str, options: ThreadOptions, *, where: str) -> None:
+    def __init__(
+        self,
+        redis: RedisClient,
+        thread_id: str,
+        options: ThreadOptions,
+        *,
+        where: str,
+        tasks: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self.redis = redis
         self.options = options
         self.keys = options.keyspace.thread(thread_id)
@@ -57,6 +107,10 @@ class ThreadStorage:
             if options.registry
             else None
         )
+        self._tasks: set[asyncio.Task[None]] = tasks if tasks is not None else set()
+        # Messages (and tokens, if known) after the summary, as last read plus what was appended
+        # since: tells a compaction when it is due without a round trip.
+        self._unsummarized: tuple[int, int | None] | None = None
 
     @property
     def thread_id(self) -> str:
@@ -65,40 +119,94 @@ class ThreadStorage:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def append(self, messages: Sequence[FrameworkMessage], *, token: str, seed: Sequence[str] = ()) -> int:
-        """Append ``messages`` (after the ``seed`` payloads, written only to an empty thread) in one round trip.
-
-        Trims to ``max_messages`` and refreshes the TTL in the same script. Returns the
-        thread's length, or -1 when a batch with ``token`` was already applied.
-        """
-        payloads = [encode_message(message) for message in messages]
-        return await self.append_encoded([*seed, *payloads], token=token, seed_count=len(seed))
-
-    async def append_encoded(self, payloads: Sequence[str], *, token: str, seed_count: int = 0) -> int:
-        """``append`` for payloads already encoded (``codec.encode_message``)."""
-        header = self._header(token)
-        call = append_and_trim(header, seed_count=seed_count, payloads=self._sealed(payloads))
-        return int(await self._run(call, header.now_us))
-
-    async def append_new(self, messages: Sequence[FrameworkMessage], *, token: str) -> int:
-        """Append the messages that do not repeat the thread's newest ones; returns how many were stored."""
+    def encode(self, messages: Sequence[FrameworkMessage], *, fingerprints: bool = False) -> EncodedBatch:
+        """Encode ``messages`` for an append script (fingerprints only when asked)."""
         encryption = self.options.encryption
         # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
         digest_key = encryption.digest_key if encryption is not None else b""
-        payloads, fingerprints = zip(*(encode_with_fingerprint(m, key=digest_key) for m in messages), strict=True)
+        tokenizer = self.options.tokenizer
+        batch = EncodedBatch([], [], [], [])
+        previous: dict[str, Any] | None = None
+        for message in messages:
+            data = message.to_dict(exclude_none=True)
+            if is_summary(data):
+                continue  # a summary handed back by a client is not history
+            payload = encode_message_dict(data)
+            message_shape = shape(data, payload, tokenizer, previous=previous)
+            batch.payloads.append(payload)
+            batch.index.append(index_entry(message_shape))
+            batch.tokens.append(message_shape.tokens)
+            if fingerprints:
+                batch.fingerprints.append(fingerprint(data, key=digest_key))
+            previous = data
+        return batch
+
+    async def append(self, batch: EncodedBatch, *, token: str, seed: EncodedBatch | None = None) -> int:
+        """Append ``batch`` (after ``seed``, written only to an empty thread) in one round trip.
+
+        Trims to ``max_messages`` where a group starts and refreshes the TTL in the same
+        script. Returns the thread's length, or -1 when a batch with ``token`` was already applied.
+        """
+        whole = batch if seed is None else seed + batch
         header = self._header(token)
-        call = append_new_and_trim(header, fingerprints=fingerprints, payloads=self._sealed(payloads))
-        return int(await self._run(call, header.now_us))
+        call = append_and_trim(
+            header,
+            seed_count=0 if seed is None else len(seed),
+            payloads=self._sealed(whole.payloads),
+            index=whole.index,
+        )
+        length = int(await self._run(call, header.now_us))
+        if length >= 0:
+            self._appended(len(batch), batch.tokens)
+        return length
+
+    async def append_new(self, batch: EncodedBatch, *, token: str) -> int:
+        """Append the messages that do not repeat the thread's newest ones; returns how many were stored."""
+        if not batch:
+            return 0
+        header = self._header(token)
+        call = append_new_and_trim(
+            header, fingerprints=batch.fingerprints, payloads=self._sealed(batch.payloads), index=batch.index
+        )
+        appended = int(await self._run(call, header.now_us))
+        self._appended(appended, batch.tokens[len(batch) - appended :])
+        return appended
 
     async def clear(self) -> None:
         """Delete every key of the thread and its registry entry."""
+        self._unsummarized = None
         with self.errors():
             await self.options.keyspace.delete(self.redis, [self.thread_id])
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def read(self, *, last: int | None = None) -> list[FrameworkMessage]:
-        """The thread's messages, oldest first; with ``last=N`` only the newest N."""
+    async def context(self, *, last: int | None = None) -> list[FrameworkMessage]:
+        """What the model gets: the summary, then the newest messages after it that fit.
+
+        At most ``context_messages`` (or ``last``) messages and ``context_tokens`` tokens
+        (the summary's included), cut where a tool-call group starts, and repaired so that
+        no result is without its call and no call is left unanswered behind the conversation.
+        """
+        options = self.options
+        limits = [n for n in (options.context_messages, last) if n is not None]
+        compaction = options.compaction
+        window = await self._read_window(
+            max_count=min(limits) if limits else None,
+            max_tokens=options.context_tokens,
+            unsummarized_tokens=compaction is not None and compaction.trigger_tokens is not None,
+        )
+        self._unsummarized = (window.unsummarized, window.unsummarized_tokens)
+        entries = window.entries
+        if options.context_tokens is not None:
+            entries = self._fit(entries, options.context_tokens - self._tokens(window.summary))
+        kept = repair([data for data, _ in entries])
+        messages = [entries[k][1] if isinstance(k, int) else message_from_dict(k) for k in kept]
+        if window.summary is not None:
+            messages.insert(0, message_from_dict(window.summary))
+        return messages
+
+    async def transcript(self, *, last: int | None = None) -> list[FrameworkMessage]:
+        """Every stored message, oldest first (``last=N``: the newest N), summarized or not, unrepaired."""
         key = self.keys.messages
         with self.errors():
             raw = await self.redis.lrange(key, 0 if last is None else -last, -1)  # type: ignore[misc]
@@ -119,16 +227,78 @@ class ThreadStorage:
         with self.errors():
             return await read_thread_info(self.redis, self.options.key_prefix, self.keys)
 
+    # -- summaries -------------------------------------------------------------------------
+
+    async def compact(self, compaction: SummaryCompaction, *, force: bool = False) -> CompactionResult:
+        """Summarize the older messages now if a trigger is exceeded (or ``force``).
+
+        Holds the thread's lease meanwhile, so two instances never summarize it at once; the
+        summary is committed only if the boundary has not moved.
+        """
+        lease = os.urandom(12).hex()
+        with self.errors():
+            acquired = await self.redis.set(
+                self.keys.compacting, lease, nx=True, px=int((compaction.timeout + 30) * 1000)
+            )
+        if not acquired:
+            return CompactionResult(False, "another instance is compacting this thread")
+        try:
+            window = await self._read_window(max_count=None, max_tokens=None, unsummarized_tokens=True)
+            tokens = window.unsummarized_tokens
+            if tokens is None:
+                tokens = sum(self._tokens(data) for data, _ in window.entries)
+            self._unsummarized = (window.unsummarized, tokens)
+            if not force and not compaction.due(window.unsummarized, tokens):
+                return CompactionResult(False, "not due", boundary=window.boundary)
+            dicts = [data for data, _ in window.entries]
+            cut = len(dicts) - compaction.keep_last_messages
+            # The kept messages start where a group starts: summarize fewer rather than split one.
+            while cut > 0 and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues:
+                cut -= 1
+            if cut <= 0:
+                return CompactionResult(False, "nothing to summarize", boundary=window.boundary)
+            previous = _summary_text(window.summary)
+            text = await compaction.summarize(previous, dicts[:cut])
+            boundary = window.start + cut
+            payload = encode_message_dict(compaction.summary_message(text, boundary))
+            call = commit_summary(
+                self.keys,
+                expected_boundary=window.boundary,
+                new_boundary=boundary,
+                payload=self._seal(payload, self.keys.summary),
+                updated_ms=time.time_ns() // 1_000_000,
+                lease=lease,
+            )
+            with self.errors():
+                committed = bool(await call.run(self.redis))
+            if not committed:
+                return CompactionResult(False, "another instance stored a summary meanwhile", boundary=window.boundary)
+            self._unsummarized = (window.unsummarized - cut, None)
+            return CompactionResult(True, "compacted", summarized=cut, boundary=boundary)
+        finally:
+            with self.errors():
+                await release_lease(self.keys, lease).run(self.redis)
+
+    def schedule_compaction(self) -> None:
+        """After a save: compact in the background if a trigger may be exceeded."""
+        compaction = self.options.compaction
+        if compaction is None or not compaction.background:
+            return
+        known = self._unsummarized
+        if known is None or compaction.due(*known):
+            compaction.schedule(self, self._tasks)
+
     # -- encryption ------------------------------------------------------------------------
 
     async def rekey(self, *, encrypt_plaintext: bool = False, max_rounds: int = 5) -> int:
-        """Re-encrypt every entry (and the session snapshot) not under the current key; returns how many.
+        """Re-encrypt every entry (the session snapshot and summary too) not under the current key.
 
-        Each round reads the list, re-encrypts client-side and swaps, in one script, each
-        entry still in the list exactly as read, wherever a concurrent trim has moved it:
-        appends and trims by other writers are never lost or undone. An entry changed
-        meanwhile is retried in the next round. Nothing is written when an entry fails to
-        decrypt. ``encrypt_plaintext`` also encrypts entries written before encryption was on.
+        Returns how many were re-encrypted. Each round reads the list, re-encrypts
+        client-side and swaps, in one script, each entry still in the list exactly as
+        read, wherever a concurrent trim has moved it: appends and trims by other writers
+        are never lost or undone. An entry changed meanwhile is retried in the next round.
+        Nothing is written when an entry fails to decrypt. ``encrypt_plaintext`` also
+        encrypts entries written before encryption was on.
         """
         encryption = self.options.encryption
         if encryption is None:
@@ -136,17 +306,15 @@ class ThreadStorage:
         key = self.keys.messages
         total = 0
         with self.errors():
-            total += await self._rekey_session(encrypt_plaintext)
+            total += await self._rekey_value(self.keys.session, encrypt_plaintext)
+            total += await self._rekey_value(self.keys.meta, encrypt_plaintext, field="summary")
             for _ in range(max_rounds):
                 entries = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
                 pairs: list[tuple[bytes | str, str]] = []
                 for index, entry in enumerate(entries):
                     if key_id_of(entry) == encryption.key_id:
                         continue
-                    plaintext = decrypt_entry(
-                        encryption, entry, key=key, index=index, allow_plaintext=encrypt_plaintext
-                    )
-                    text = plaintext.decode("utf-8") if isinstance(plaintext, bytes) else plaintext
+                    text = self._open(entry, key, index, allow_plaintext=encrypt_plaintext)
                     pairs.append((entry, encryption.encrypt(text, context=key)))
                 if not pairs:
                     return total
@@ -159,19 +327,19 @@ class ThreadStorage:
             "adding entries, or the list is trimmed faster than it can be rewritten; run it again"
         )
 
-    async def _rekey_session(self, encrypt_plaintext: bool) -> int:
+    async def _rekey_value(self, key: str, encrypt_plaintext: bool, *, field: str = "") -> int:
+        """Re-encrypt a string key (or one field of a hash) if it is not under the current key."""
         encryption = self.options.encryption
         assert encryption is not None
-        key = self.keys.session
         # EXISTS first: an ACL user of a store that keeps no sessions may not have GET.
         if not await self.redis.exists(key):
             return 0
-        snapshot = await self.redis.get(key)
-        if snapshot is None or key_id_of(snapshot) == encryption.key_id:
+        # HMGET: the store's ACL user has it (READ_CONTEXT), and may lack HGET.
+        value = (await self.redis.hmget(key, [field]))[0] if field else await self.redis.get(key)  # type: ignore[misc]
+        if value is None or key_id_of(value) == encryption.key_id:
             return 0
-        opened = decrypt_entry(encryption, snapshot, key=key, index=0, allow_plaintext=encrypt_plaintext)
-        text = opened.decode("utf-8") if isinstance(opened, bytes) else opened
-        call = replace_value_unchanged(key, snapshot, encryption.encrypt(text, context=key))
+        text = self._open(value, key, 0, allow_plaintext=encrypt_plaintext)
+        call = replace_value_unchanged(key, value, encryption.encrypt(text, context=key), field=field)
         return int(await call.run(self.redis))
 
     # -- internals -------------------------------------------------------------------------
@@ -179,6 +347,54 @@ class ThreadStorage:
     def errors(self) -> AbstractContextManager[None]:
         """Translate redis-py errors, naming the server and the thread's list."""
         return translate_redis_errors(self.where, self.keys.messages, "a message list")
+
+    async def _read_window(
+        self, *, max_count: int | None, max_tokens: int | None, unsummarized_tokens: bool
+    ) -> _Window:
+        call = read_context(self.keys, max_count=max_count, max_tokens=max_tokens, since_tokens=unsummarized_tokens)
+        with self.errors():
+            reply = await call.run(self.redis)
+        start, list_start, _complete, unsummarized, tokens, summary_entry, boundary, *payloads = reply
+        key, encryption = self.keys.messages, self.options.encryption
+        summary = None
+        if summary_entry is not None:
+            summary = decode_entry(summary_entry, encryption=encryption, key=self.keys.summary, index=0)[0]
+        # A whole list is addressed from its head, a window from its end (LINDEX key -n).
+        offset = 0 if int(list_start) == 0 else -len(payloads)
+        entries = [
+            decode_entry(payload, encryption=encryption, key=key, index=position + offset)
+            for position, payload in enumerate(payloads)
+        ]
+        return _Window(
+            start=int(start),
+            summary=summary,
+            boundary=int(boundary),
+            unsummarized=int(unsummarized),
+            unsummarized_tokens=None if int(tokens) < 0 else int(tokens),
+            entries=entries,
+        )
+
+    def _tokens(self, data: dict[str, Any] | None) -> int:
+        return 0 if data is None else self.options.tokenizer.count_tokens(encode_message_dict(data))
+
+    def _fit(
+        self, entries: list[tuple[dict[str, Any], FrameworkMessage]], budget: int
+    ) -> list[tuple[dict[str, Any], FrameworkMessage]]:
+        """The newest entries whose tokens (by this store's tokenizer) fit ``budget``."""
+        start = len(entries)
+        while start > 0:
+            cost = self._tokens(entries[start - 1][0])
+            if cost > budget:
+                break
+            budget -= cost
+            start -= 1
+        return entries[start:]
+
+    def _appended(self, count: int, tokens: Sequence[int]) -> None:
+        known = self._unsummarized
+        if known is not None and count > 0:
+            messages, total = known
+            self._unsummarized = (messages + count, None if total is None else total + sum(tokens))
 
     def _header(self, token: str) -> AppendHeader:
         options = self.options
@@ -193,11 +409,18 @@ class ThreadStorage:
         )
 
     def _sealed(self, payloads: Sequence[str]) -> Sequence[str]:
-        encryption = self.options.encryption
-        if encryption is None:
+        if self.options.encryption is None:
             return payloads
         # Bound to this thread's key, so an entry copied to another thread does not decrypt.
-        return [encryption.encrypt(payload, context=self.keys.messages) for payload in payloads]
+        return [self._seal(payload, self.keys.messages) for payload in payloads]
+
+    def _seal(self, payload: str, context: str) -> str:
+        encryption = self.options.encryption
+        return payload if encryption is None else encryption.encrypt(payload, context=context)
+
+    def _open(self, entry: bytes | str, key: str, index: int, *, allow_plaintext: bool) -> str:
+        opened = decrypt_entry(self.options.encryption, entry, key=key, index=index, allow_plaintext=allow_plaintext)
+        return opened.decode("utf-8") if isinstance(opened, bytes) else opened
 
     async def _run(self, call: ScriptCall, now_us: int) -> Any:
         """Run one of the thread's write scripts: the hot path of every turn, so kept lean."""
@@ -226,3 +449,11 @@ class ThreadStorage:
             raise
         await index_update
         return applied
+
+
+def _summary_text(summary: dict[str, Any] | None) -> str | None:
+    """The text of a stored summary message, without the prefix the model sees."""
+    if summary is None:
+        return None
+    texts = [c.get("text", "") for c in summary.get("contents", []) if isinstance(c, dict) and c.get("type") == "text"]
+    return " ".join(texts).removeprefix(SUMMARY_PREFIX) or None

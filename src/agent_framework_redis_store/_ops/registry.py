@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, Self, Unpack
 
 from .._core.cluster import RedisClient, is_cluster
-from .._core.codec import decode_entry, message_from_dict
+from .._core.codec import decode_entry, encode_message_dict, message_from_dict
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
 from .._core.errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
+from .._core.groups import CharacterEstimator, index_entry, shape
 from .._core.keyspace import Keyspace, validate_thread_id
 from .._core.lua import PURGE_THREAD, import_thread, prune_registry, purge_thread, registry_after
 from .._core.meta import (
@@ -126,7 +127,8 @@ class ThreadRecord:
     """One exported thread: one line of an export file (JSON Lines).
 
     Messages are the stored JSON objects, unchanged; importing a record reproduces the
-    thread's messages and their order, its labels, timestamps and TTL.
+    thread's messages and their order, its labels, timestamps and TTL, and its summary
+    (``summary``: the summary message, standing for the first ``summary_covers`` messages).
     """
 
     thread_id: str
@@ -136,6 +138,8 @@ class ThreadRecord:
     last_active: datetime | None
     ttl: float | None
     ttl_remaining: float | None
+    summary: dict[str, Any] | None = None
+    summary_covers: int = 0
 
     def to_json(self) -> str:
         """The record as one line of compact JSON (no trailing newline)."""
@@ -149,6 +153,8 @@ class ThreadRecord:
             "ttl_remaining": self.ttl_remaining,
             "messages": self.messages,
         }
+        if self.summary is not None:
+            record["summary"] = {"message": self.summary, "covers": self.summary_covers}
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -177,6 +183,7 @@ class ThreadRecord:
                 message_from_dict(message)
             except (TypeError, ValueError, KeyError, AttributeError) as err:
                 raise ThreadRecordError(f"messages[{index}] is not a message: {err}") from err
+        summary, covers = _parse_summary(data.get("summary"), len(messages))
         return cls(
             thread_id=thread_id,
             messages=messages,
@@ -185,7 +192,24 @@ class ThreadRecord:
             last_active=_parse_time(data.get("last_active"), "last_active"),
             ttl=_parse_seconds(data.get("ttl"), "ttl"),
             ttl_remaining=_parse_seconds(data.get("ttl_remaining"), "ttl_remaining"),
+            summary=summary,
+            summary_covers=covers,
         )
+
+
+def _parse_summary(value: object, count: int) -> tuple[dict[str, Any] | None, int]:
+    if value is None:
+        return None, 0
+    if not isinstance(value, dict) or not isinstance(value.get("message"), dict):
+        raise ThreadRecordError("'summary' must be an object with a 'message' object and 'covers'")
+    covers = value.get("covers")
+    if isinstance(covers, bool) or not isinstance(covers, int) or not 0 <= covers <= count:
+        raise ThreadRecordError(f"'summary.covers' must be an int from 0 to {count} (the messages), got {covers!r}")
+    try:
+        message_from_dict(value["message"])
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ThreadRecordError(f"'summary.message' is not a message: {err}") from err
+    return value["message"], covers
 
 
 def _parse_time(value: object, name: str) -> datetime | None:
@@ -512,6 +536,9 @@ class RedisThreadRegistry(ClientOwner):
         if not payloads:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
         meta = ThreadMeta.decode(raw_meta)
+        summary = None
+        if meta.summary is not None:
+            summary = decode_entry(meta.summary, encryption=self._encryption, key=keys.summary, index=0)[0]
         return ThreadRecord(
             thread_id=thread_id,
             # Decoded into messages too: an export that import would refuse is found out now.
@@ -524,6 +551,9 @@ class RedisThreadRegistry(ClientOwner):
             last_active=meta.last_active,
             ttl=meta.ttl,
             ttl_remaining=pttl / 1000 if pttl > 0 else None,
+            summary=summary,
+            # Positions count from the thread's first message ever; the record's from its first kept.
+            summary_covers=min(max(meta.boundary - meta.first, 0), len(payloads)) if summary else 0,
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -539,9 +569,17 @@ class RedisThreadRegistry(ClientOwner):
         active = to_ms(record.last_active) if record.last_active else now_ms
         ttl_ms = int(record.ttl * 1000) if record.ttl else 0
         keys = self._keyspace.thread(record.thread_id)
-        payloads = [json.dumps(m, separators=(",", ":"), ensure_ascii=False) for m in record.messages]
+        payloads = [encode_message_dict(m) for m in record.messages]
+        tokenizer = CharacterEstimator()
+        index = [
+            index_entry(shape(m, p, tokenizer, previous=record.messages[i - 1] if i else None))
+            for i, (m, p) in enumerate(zip(record.messages, payloads, strict=True))
+        ]
+        summary = None if record.summary is None else encode_message_dict(record.summary)
         if self._encryption is not None:
             payloads = [self._encryption.encrypt(p, context=keys.messages) for p in payloads]
+            if summary is not None:
+                summary = self._encryption.encrypt(summary, context=keys.summary)
         clustered = is_cluster(self._redis)
         call = import_thread(
             keys,
@@ -554,6 +592,9 @@ class RedisThreadRegistry(ClientOwner):
             expire_ms=int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms,
             labels=labels_json(record.labels),
             payloads=payloads,
+            index=index,
+            summary=summary,
+            summary_boundary=record.summary_covers,
         )
         with self._errors(keys.messages):
             imported = bool(await call.run(self._redis))

@@ -209,22 +209,37 @@ class EmbeddedRedisCluster:
         source = self.node_for_slot(slot)
         if source is target:
             return 0
-        source_id, target_id = self.node_id(source), self.node_id(target)
+        self.begin_migration(slot, target)
         moved = 0
-        with self._client(source) as src, self._client(target) as dst:
-            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
-            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        with self._client(source) as src:
             while keys := cast(list[str], src.execute_command("CLUSTER GETKEYSINSLOT", slot, batch)):
-                src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
-                moved += len(keys)
+                moved += self.migrate_keys(slot, target, keys)
                 if between_batches is not None:
                     between_batches()
-            # The target first, so the slot is never owned by nobody (as redis-cli does).
-            for node in [target, source, *(n for n in self.nodes if n not in (source, target))]:
-                with self._client(node) as client:
-                    client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
-        self.wait_until_ok()
+        self.finish_migration(slot, target)
         return moved
+
+    def begin_migration(self, slot: int, target: EmbeddedRedis) -> None:
+        """Mark ``slot`` IMPORTING on ``target`` and MIGRATING on its owner (keys stay where they are)."""
+        source = self.node_for_slot(slot)
+        with self._client(source) as src, self._client(target) as dst:
+            dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", self.node_id(source))
+            src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", self.node_id(target))
+
+    def migrate_keys(self, slot: int, target: EmbeddedRedis, keys: list[str]) -> int:
+        """``MIGRATE`` these keys of a migrating ``slot`` from its owner to ``target``; returns how many."""
+        with self._client(self.node_for_slot(slot)) as src:
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+        return len(keys)
+
+    def finish_migration(self, slot: int, target: EmbeddedRedis) -> None:
+        """Give ``slot`` to ``target`` on every node (the target first, as redis-cli does)."""
+        source = self.node_for_slot(slot)
+        target_id = self.node_id(target)
+        for node in [target, source, *(n for n in self.nodes if n not in (source, target))]:
+            with self._client(node) as client:
+                client.execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+        self.wait_until_ok()
 
     def stop(self) -> None:
         """Stop every node and remove the cluster's directory."""
