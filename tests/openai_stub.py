@@ -1,9 +1,14 @@
 """A local OpenAI-compatible HTTP server for tests of the real ``openai`` SDK path.
 
 It serves ``POST /v1/chat/completions`` (plain and streamed) and ``POST /v1/responses``
-(plain) on 127.0.0.1, answers like ``tests/scripted.py`` (``"seen N: <user texts>"``, or a
-tool call for ``"call <tool> <json args>"``), records every request body, and answers 401
-when neither the bearer token nor an Azure-style ``api-key`` header is ``api_key``.
+(plain) on 127.0.0.1, answers like ``tests/scripted.py`` (``"seen N: <user texts>"``, a
+tool call for ``"call <tool> <json args>"``, parallel calls for ``"calls [[tool, args], ...]"``),
+records every request body, and answers 401 when neither the bearer token nor an
+Azure-style ``api-key`` header is ``api_key``.
+
+It is strict like the real API about tool calls: a request whose history holds a tool
+result without its call, or a call without its results followed by anything else, is
+answered with HTTP 400 and the real API's error message (and kept in ``rejections``).
 """
 
 from __future__ import annotations
@@ -47,8 +52,64 @@ def _reply(users: list[str], tool_result: dict[str, Any] | None) -> dict[str, An
     newest = users[-1] if users else ""
     if newest.startswith("call "):
         _, name, *rest = newest.split(" ", 2)
-        return {"call": (name, rest[0] if rest else "{}")}
+        return {"calls": [(name, rest[0] if rest else "{}")]}
+    if newest.startswith("calls "):
+        return {"calls": [(name, json.dumps(args)) for name, args in json.loads(newest.removeprefix("calls "))]}
     return {"text": f"seen {len(users)}: " + " | ".join(users)}
+
+
+def _call_id(number: int, position: int, count: int) -> str:
+    return f"call_{number}" if count == 1 else f"call_{number}_{position}"
+
+
+def chat_violation(messages: list[dict[str, Any]]) -> str | None:
+    """What the real Chat Completions API rejects about tool calls in ``messages``, or None."""
+    pending: set[str] | None = None
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role == "tool":
+            if pending is None:
+                return (
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    f"with 'tool_calls'. (messages.[{i}].role)"
+                )
+            call = message.get("tool_call_id")
+            if call not in pending:
+                return f"Invalid parameter: 'tool_call_id' of '{call}' not found in 'tool_calls' of previous message."
+            pending.discard(call)
+            continue
+        if pending:
+            missing = ", ".join(sorted(pending))
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {missing}"
+            )
+        pending = {call["id"] for call in message.get("tool_calls") or []} if role == "assistant" else None
+        pending = pending or None
+    if pending:
+        return f"The following tool_call_ids did not have response messages: {', '.join(sorted(pending))}"
+    return None
+
+
+def responses_violation(body: dict[str, Any]) -> str | None:
+    """What the real Responses API rejects about function calls in ``body['input']``, or None."""
+    items = body.get("input")
+    if not isinstance(items, list) or body.get("previous_response_id") or body.get("conversation"):
+        return None  # the server holds the earlier calls
+    calls: set[str] = set()
+    answered: set[str] = set()
+    for item in items:
+        kind = item.get("type")
+        if kind == "function_call":
+            calls.add(item.get("call_id"))
+        elif kind == "function_call_output":
+            if item.get("call_id") not in calls:
+                return f"No tool call found for function call output with call_id {item.get('call_id')}."
+            answered.add(item.get("call_id"))
+    # A call still unanswered is fine only at the end (its output is what this request is about).
+    if calls - answered and items and items[-1].get("type") not in {"function_call", "function_call_output"}:
+        return f"No tool output found for function call {sorted(calls - answered)[0]}."
+    return None
 
 
 class OpenAIStub:
@@ -58,6 +119,7 @@ class OpenAIStub:
         self.api_key = api_key
         self.model = model
         self.requests: list[dict[str, Any]] = []
+        self.rejections: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -119,6 +181,17 @@ class OpenAIStub:
                 with stub._lock:
                     stub.requests.append(body)
                     number = len(stub.requests)
+                violation = (
+                    chat_violation(body.get("messages", []))
+                    if path.endswith("/chat/completions")
+                    else responses_violation(body)
+                )
+                if violation is not None:
+                    with stub._lock:
+                        stub.rejections.append(violation)
+                    error = {"message": violation, "type": "invalid_request_error", "param": None, "code": None}
+                    self._send_json(400, {"error": error})
+                    return
                 if path.endswith("/chat/completions"):
                     self._chat(body, number)
                 elif path.endswith("/responses"):
@@ -128,13 +201,18 @@ class OpenAIStub:
 
             def _chat(self, body: dict[str, Any], number: int) -> None:
                 reply = _reply(*_chat_user_texts(body))
-                if "call" in reply:
-                    name, args = reply["call"]
+                if "calls" in reply:
+                    calls = reply["calls"]
                     message: dict[str, Any] = {
                         "role": "assistant",
                         "content": None,
                         "tool_calls": [
-                            {"id": f"call_{number}", "type": "function", "function": {"name": name, "arguments": args}}
+                            {
+                                "id": _call_id(number, i, len(calls)),
+                                "type": "function",
+                                "function": {"name": name, "arguments": args},
+                            }
+                            for i, (name, args) in enumerate(calls)
                         ],
                     }
                     finish = "tool_calls"
@@ -151,8 +229,11 @@ class OpenAIStub:
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
                 deltas: list[dict[str, Any]]
-                if "call" in reply:
-                    deltas = [{"role": "assistant", "tool_calls": [{"index": 0, **message["tool_calls"][0]}]}]
+                if "calls" in reply:
+                    deltas = [
+                        {"role": "assistant", "tool_calls": [{"index": i, **call}]}
+                        for i, call in enumerate(message["tool_calls"])
+                    ]
                 else:
                     words = reply["text"].split(" ")
                     deltas = [{"role": "assistant", "content": ""}] + [
@@ -169,24 +250,30 @@ class OpenAIStub:
 
             def _responses(self, body: dict[str, Any], number: int) -> None:
                 reply = _reply(*_responses_user_texts(body))
-                if "call" in reply:
-                    name, args = reply["call"]
-                    output: dict[str, Any] = {
-                        "type": "function_call",
-                        "id": f"fc_{number}",
-                        "call_id": f"call_{number}",
-                        "name": name,
-                        "arguments": args,
-                        "status": "completed",
-                    }
+                outputs: list[dict[str, Any]]
+                if "calls" in reply:
+                    calls = reply["calls"]
+                    outputs = [
+                        {
+                            "type": "function_call",
+                            "id": f"fc_{number}_{i}",
+                            "call_id": _call_id(number, i, len(calls)),
+                            "name": name,
+                            "arguments": args,
+                            "status": "completed",
+                        }
+                        for i, (name, args) in enumerate(calls)
+                    ]
                 else:
-                    output = {
-                        "type": "message",
-                        "id": f"msg_{number}",
-                        "status": "completed",
-                        "role": "assistant",
-                        "content": [{"type": "output_text", "text": reply["text"], "annotations": []}],
-                    }
+                    outputs = [
+                        {
+                            "type": "message",
+                            "id": f"msg_{number}",
+                            "status": "completed",
+                            "role": "assistant",
+                            "content": [{"type": "output_text", "text": reply["text"], "annotations": []}],
+                        }
+                    ]
                 self._send_json(
                     200,
                     {
@@ -195,7 +282,7 @@ class OpenAIStub:
                         "created_at": int(time.time()),
                         "status": "completed",
                         "model": stub.model,
-                        "output": [output],
+                        "output": outputs,
                         "parallel_tool_calls": True,
                         "tool_choice": "auto",
                         "tools": [],

@@ -2,7 +2,8 @@
 
 Its answers prove what history it was shown:
 
-* ``"call <tool> <json args>"`` as the newest user text asks for that tool call;
+* ``"call <tool> <json args>"`` as the newest user text asks for that tool call, and
+  ``"calls <json [[tool, args], ...]>"`` for several calls at once (parallel tool calls);
 * after a tool result it answers ``"tool <name> returned <result>"``;
 * otherwise it answers ``"seen N: <user text 1> | <user text 2> | ..."``, listing every
   user text it received, oldest first.
@@ -39,8 +40,15 @@ def script_reply(messages: Sequence[Any]) -> dict[str, Any]:
     newest = users[-1] if users else ""
     if newest.startswith("call "):
         _, name, *rest = newest.split(" ", 2)
-        return {"call": (name, json.loads(rest[0]) if rest else {})}
+        return {"calls": [(name, json.loads(rest[0]) if rest else {})]}
+    if newest.startswith("calls "):
+        return {"calls": [(name, args) for name, args in json.loads(newest.removeprefix("calls "))]}
     return {"text": f"seen {len(users)}: " + " | ".join(users)}
+
+
+def call_id(request: int, position: int, reply: dict[str, Any]) -> str:
+    """``call_<request>`` for a single call, ``call_<request>_<position>`` for parallel ones."""
+    return f"call_{request}" if len(reply["calls"]) == 1 else f"call_{request}_{position}"
 
 
 class _Recorder:
@@ -77,9 +85,11 @@ if GENERATION == "legacy":
             self.recorder = _Recorder()
 
         def _contents(self, reply: dict[str, Any]) -> list[Any]:
-            if "call" in reply:
-                name, args = reply["call"]
-                return [FunctionCallContent(call_id=f"call_{self.recorder.calls}", name=name, arguments=args)]
+            if "calls" in reply:
+                return [
+                    FunctionCallContent(call_id=call_id(self.recorder.calls, i, reply), name=name, arguments=args)
+                    for i, (name, args) in enumerate(reply["calls"])
+                ]
             return [TextContent(text=reply["text"])]
 
         async def _inner_get_response(self, *, messages: Any, chat_options: Any, **kwargs: Any) -> Any:
@@ -119,9 +129,13 @@ else:
             self.recorder = _Recorder()
 
         def _contents(self, reply: dict[str, Any]) -> list[Any]:
-            if "call" in reply:
-                name, args = reply["call"]
-                return [Content.from_function_call(call_id=f"call_{self.recorder.calls}", name=name, arguments=args)]
+            if "calls" in reply:
+                return [
+                    Content.from_function_call(
+                        call_id=call_id(self.recorder.calls, i, reply), name=name, arguments=args
+                    )
+                    for i, (name, args) in enumerate(reply["calls"])
+                ]
             return [Content.from_text(reply["text"])]
 
         def _inner_get_response(self, *, messages: Any, stream: bool, options: Any, **kwargs: Any) -> Any:

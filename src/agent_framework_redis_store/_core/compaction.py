@@ -132,6 +132,7 @@ class SummaryCompaction:
         self.background = bool(background)
         self._slots = asyncio.Semaphore(max_concurrency)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
 
     def __repr__(self) -> str:
         return (
@@ -176,8 +177,11 @@ class SummaryCompaction:
         """
         key = thread.keys.messages
         if key in self._running:
+            # One compaction per thread at a time; the running one checks again when it is done,
+            # since it may have read the thread before this save.
+            self._again.add(key)
             return
-        task = asyncio.get_running_loop().create_task(self._compact_in_background(thread))
+        task = asyncio.get_running_loop().create_task(self._compact_in_background(thread, key))
         self._running[key] = task
         tasks.add(task)
 
@@ -187,18 +191,24 @@ class SummaryCompaction:
 
         task.add_done_callback(done)
 
-    async def _compact_in_background(self, thread: _Thread) -> None:
+    async def _compact_in_background(self, thread: _Thread, key: str) -> None:
         async with self._slots:
-            try:
-                await thread.compact(self)
-            except Exception as err:
-                # Never the message text or the client's request: the type and a short reason.
-                logger.warning(
-                    "summarizing thread %r failed (%s: %s); it stays as it was and is tried again after the next turn",
-                    thread.thread_id,
-                    type(err).__name__,
-                    str(err)[:200],
-                )
+            while True:
+                self._again.discard(key)
+                try:
+                    await thread.compact(self)
+                except Exception as err:
+                    # Never the message text or the client's request: the type and a short reason.
+                    logger.warning(
+                        "summarizing thread %r failed (%s: %s); it stays as it was and is tried again after "
+                        "the next turn",
+                        thread.thread_id,
+                        type(err).__name__,
+                        str(err)[:200],
+                    )
+                    return
+                if key not in self._again:
+                    return
 
 
 def is_summary(data: dict[str, Any]) -> bool:

@@ -306,8 +306,11 @@ class ThreadStorage:
         key = self.keys.messages
         total = 0
         with self.errors():
-            total += await self._rekey_value(self.keys.session, encrypt_plaintext)
-            total += await self._rekey_value(self.keys.meta, encrypt_plaintext, field="summary")
+            total += await self._rekey_value(
+                self.keys.session, "", self.keys.session, encrypt_plaintext=encrypt_plaintext
+            )
+            summary = (self.keys.meta, "summary", self.keys.summary)
+            total += await self._rekey_value(*summary, encrypt_plaintext=encrypt_plaintext)
             for _ in range(max_rounds):
                 entries = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
                 pairs: list[tuple[bytes | str, str]] = []
@@ -327,8 +330,8 @@ class ThreadStorage:
             "adding entries, or the list is trimmed faster than it can be rewritten; run it again"
         )
 
-    async def _rekey_value(self, key: str, encrypt_plaintext: bool, *, field: str = "") -> int:
-        """Re-encrypt a string key (or one field of a hash) if it is not under the current key."""
+    async def _rekey_value(self, key: str, field: str, context: str, *, encrypt_plaintext: bool) -> int:
+        """Re-encrypt a string key (or a hash's ``field``), sealed for ``context``, unless under the current key."""
         encryption = self.options.encryption
         assert encryption is not None
         # EXISTS first: an ACL user of a store that keeps no sessions may not have GET.
@@ -338,8 +341,8 @@ class ThreadStorage:
         value = (await self.redis.hmget(key, [field]))[0] if field else await self.redis.get(key)  # type: ignore[misc]
         if value is None or key_id_of(value) == encryption.key_id:
             return 0
-        text = self._open(value, key, 0, allow_plaintext=encrypt_plaintext)
-        call = replace_value_unchanged(key, value, encryption.encrypt(text, context=key), field=field)
+        text = self._open(value, context, 0, allow_plaintext=encrypt_plaintext)
+        call = replace_value_unchanged(key, value, encryption.encrypt(text, context=context), field=field)
         return int(await call.run(self.redis))
 
     # -- internals -------------------------------------------------------------------------
