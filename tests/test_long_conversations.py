@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,6 +29,7 @@ from agent_framework_redis_store import (
 from agent_framework_redis_store._core.codec import encode_message_dict, message_from_dict
 
 KEYS = Keyspace().thread
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def turn(n: int, *, parallel: int = 2, split_results: bool = False) -> list[dict[str, Any]]:
@@ -421,6 +424,36 @@ async def test_only_one_instance_summarizes_a_thread_at_a_time(redis_url: str, r
     assert len(seen) == 3
     await first.aclose()
     await second.aclose()
+
+
+async def test_two_processes_compacting_one_thread_store_one_summary(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as writer:
+        await writer.add_messages(messages([m for n in range(4) for m in chat(n)]))
+
+    async def start(name: str, *, wait: bool) -> asyncio.subprocess.Process:
+        request = json.dumps({"redis_url": redis_url, "thread_id": "t", "name": name, "wait": wait})
+        command = [sys.executable, "-m", "tests.compaction_worker", request]
+        return await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+
+    async def result(process: asyncio.subprocess.Process) -> dict[str, Any]:
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0
+        return json.loads(out)
+
+    # A summarizes and is held inside its summarizer; B meanwhile finds the thread taken.
+    a = await start("a", wait=True)
+    assert await raw.blpop(["test:started"], timeout=30) == (b"test:started", b"a")  # type: ignore[misc]
+    assert (await result(await start("b", wait=False)))["reason"] == "another instance is compacting this thread"
+    # A's lease runs out (as if A stalled past its timeout): C summarizes and commits first.
+    await raw.delete(KEYS("t").compacting)
+    assert (await result(await start("c", wait=False)))["compacted"] is True
+    await raw.rpush("test:go:a", "go")  # type: ignore[misc]
+    assert (await result(a))["reason"] == "another instance stored a summary meanwhile"
+
+    async with RedisChatMessageStore(redis_url, thread_id="t") as reader:
+        seen = [m.text for m in await reader.list_messages()]
+        assert seen == ["Summary of the earlier conversation: summary by c", "my fact 3 is f3", "noted f3"]
+        assert len(await reader.transcript()) == 8  # nothing lost
 
 
 async def test_an_undecryptable_summary_is_named(redis_url: str) -> None:
