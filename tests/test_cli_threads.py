@@ -20,8 +20,12 @@ from agent_framework_redis_store._cli.threads import parse_duration
 from .scripted import user_message
 
 
-def cli(url: str | None, *args: str, color: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR")}
+def cli(url: str | None, *args: str, color: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR") and not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
+    }
     env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1"})
     if url is not None:
         env["REDIS_URL"] = url
@@ -30,6 +34,7 @@ def cli(url: str | None, *args: str, color: bool = False) -> subprocess.Complete
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=120,
         check=False,
     )
@@ -293,3 +298,44 @@ def test_purge_older_than(populated: str) -> None:
     assert done.returncode == 0, done.stderr
     assert "deleted 1 thread(s)" in done.stdout
     assert sorted(thread_ids(populated)) == ["alice-1", "bob:1 {x}"]
+
+
+# -- compact, and show with a summary -------------------------------------------------------------------
+
+
+def test_compact_summarizes_long_threads_and_show_marks_the_summary(redis_url: str) -> None:
+    texts = [f"Turn {n}: my name is Carol and I love tea." if n == 0 else f"Turn {n}: how are you?" for n in range(8)]
+    write_threads(redis_url, {"long": {"texts": texts}, "short": {"texts": ["hi"]}})
+
+    dry = cli_json(redis_url, "threads", "compact", "--all", "--dry-run", "--trigger-messages", "5", "--keep-last", "2")
+    assert {row["thread_id"]: row["due"] for row in dry["threads"]} == {"long": True, "short": False}
+    assert thread_ids(redis_url) == ["short", "long"]  # a dry run changes nothing
+    assert "summary" not in cli(redis_url, "threads", "show", "long").stdout
+
+    done = cli_json(redis_url, "threads", "compact", "long", "short", "--offline", "--trigger-messages", "5",
+                    "--keep-last", "2")  # fmt: skip
+    results = {row["thread_id"]: row for row in done["threads"]}
+    assert results["long"]["compacted"] is True
+    assert results["long"]["summarized"] == 6
+    assert results["short"]["reason"] == "not due"
+
+    shown = cli(redis_url, "threads", "show", "long")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "summary of the first 6 stored message(s):" in lines
+    assert any("Earlier the user said: Turn 0: my name is Carol and I love tea." in line for line in lines)
+    marker = lines.index("--- the model sees the summary, then the messages from here on ---")
+    assert lines[marker + 1] == "user: Turn 6: how are you?"
+    assert "user: Turn 0: my name is Carol and I love tea." in lines  # the transcript is whole
+    as_json = cli_json(redis_url, "threads", "show", "long")
+    assert as_json["thread"]["summary_boundary"] == 6
+    assert as_json["summary"]["contents"][0]["text"].startswith("Summary of the earlier conversation:")
+    assert len(as_json["messages"]) == 8
+
+
+def test_compact_without_a_model_says_how_to_get_one(redis_url: str, tmp_path: Path) -> None:
+    write_threads(redis_url, {"long": {"texts": [f"t{n}" for n in range(8)]}})
+    done = cli(redis_url, "threads", "compact", "long", cwd=tmp_path)  # no .env there
+    assert done.returncode == 1
+    assert "OPENAI_API_KEY" in done.stderr
+    assert "--offline" in done.stderr

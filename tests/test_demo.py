@@ -31,9 +31,11 @@ TITLES = [
     "Conversation Persistence Across Application Restarts",
     "Thread Serialization with Redis",
     "Message Limits and Automatic Trimming",
+    "Long Conversations: windows and summaries kept in Redis",
 ]
-# The seed's user turns, in order (2 + 4 + 4 + 2 + 5 model calls).
-TURNS = 17
+# The user turns, in order (2 + 4 + 4 + 2 + 5 model calls, then 8 in the sixth example), and the
+# sixth example's two summaries (after its 5th and 8th turns).
+TURNS = 17 + 8 + 2
 
 
 def run_demo(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -73,13 +75,15 @@ def test_demo_runs_offline_on_an_embedded_redis_it_restarts(tmp_path: Path) -> N
     assert positions == sorted(positions)
     assert "OFFLINE" in out
     assert "private embedded redis-server" in out
-    assert out.count("✓") >= 13
+    assert out.count("✓") >= 17
     assert "✗" not in out
-    assert "All 5 examples passed" in out
+    assert "All 6 examples passed" in out
     # The offline model visibly answers from history.
     assert "You told me that your name is Alice and you love pizza." in out
     assert "Yes: you prefer vegetarian food and you love Italian cuisine." in out
     assert "You were working on a Python project about machine learning" in out
+    # The sixth example's model recalls the first turn through the summary kept in Redis.
+    assert "You told me that your name is Bob and you love sushi." in out
     # Example 3 restarted the server process for real, and the conversation survived it.
     restart = re.search(r"pid (\d+) stopped, pid (\d+) started", out)
     assert restart is not None, out
@@ -155,7 +159,7 @@ def test_demo_uses_the_real_openai_client_when_a_key_is_set(tmp_path: Path) -> N
     ]
     # ...and the model's answers are shown (the stub answers with the user texts it saw).
     assert "Agent: seen 2: Hello! My name is Alice and I love pizza. | What do you remember about me?" in out
-    assert "All 5 examples passed" in out
+    assert "All 6 examples passed" in out
 
 
 def test_demo_uses_azure_openai_when_an_endpoint_is_set(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def execute(name: str, cwd: Path, redis_url: str, monkeypatch: pytest.MonkeyPatc
     )
 
 
-def assert_five_examples_ran(out: str, redis_url: str, restored: str) -> None:
+def assert_six_examples_ran(out: str, redis_url: str, restored: str) -> None:
     """Each example ran twice (on its own, then in run_all_examples) and its assertions held."""
     assert f"Redis: {redis_url}" in out
     assert "Model: OFFLINE" in out
@@ -40,6 +40,11 @@ def assert_five_examples_ran(out: str, redis_url: str, restored: str) -> None:
     assert out.count(f"✓ Restored {restored} ID: serialization_test") == 2
     assert out.count("Agent: Yes, you said you are testing serialization.") == 2
     assert out.count("📊 Final message count: 3") == 2
+    # Example 6: the first turn is remembered through the summary, and the transcript is whole.
+    assert out.count("📝 Summary kept in Redis: Summary of the earlier conversation:") == 2
+    assert out.count("📊 The model is sent 7 messages (the summary and the newest 6)") == 2
+    assert out.count("Agent: You told me that your name is Bob and you love sushi.") == 2
+    assert out.count("📊 The transcript in Redis holds all 16 messages") == 2
     assert "✅ All examples completed successfully!" in out
     with redis.Redis.from_url(redis_url) as client:
         assert client.keys("*") == []
@@ -50,7 +55,7 @@ def test_chat_message_store_notebook_runs_offline(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = execute("redis_chat_message_store.ipynb", tmp_path, redis_url, monkeypatch)
-    assert_five_examples_ran(out, redis_url, "thread")
+    assert_six_examples_ran(out, redis_url, "thread")
 
 
 @pytest.mark.current
@@ -58,4 +63,4 @@ def test_history_provider_notebook_runs_offline(
     tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = execute("redis_history_provider.ipynb", tmp_path, redis_url, monkeypatch)
-    assert_five_examples_ran(out, redis_url, "session")
+    assert_six_examples_ran(out, redis_url, "session")

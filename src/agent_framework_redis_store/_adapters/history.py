@@ -22,7 +22,7 @@ from .._core.connection import ClientOwner, RedisClient
 from .._core.keyspace import validate_thread_id
 from .._core.options import StoreOptions, ThreadOptions, parse_options
 from .._core.thread import ThreadStorage
-from .store import RedisChatMessageStore
+from .store import RedisChatMessageStore, wait_for
 
 __all__ = ["RedisChatHistoryProvider"]
 
@@ -186,10 +186,13 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
             raise ValueError("compact() needs a provider created with compaction=SummaryCompaction(...)")
         return await self._thread(session_id).compact(compaction, force=force)
 
+    async def wait_for_compaction(self) -> None:
+        """Wait until the background compactions started by this provider's saves are done."""
+        await wait_for(self._tasks)
+
     async def aclose(self) -> None:
         """Wait for background compactions, then close the shared pool if the provider created it."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await wait_for(self._tasks)
         await super().aclose()
 
     async def clear(self, session_id: str) -> None:

@@ -54,7 +54,7 @@ def _check_last(last: object) -> int | None:
     return last
 
 
-async def _wait(tasks: set[asyncio.Task[None]]) -> None:
+async def wait_for(tasks: set[asyncio.Task[None]]) -> None:
     """Wait for background tasks (they log their own failures and never raise)."""
     while tasks:
         await asyncio.gather(*list(tasks), return_exceptions=True)
@@ -247,6 +247,11 @@ class RedisChatMessageStore(ClientOwner):
         thread = await self._ready()
         return await thread.transcript(last=_check_last(last))
 
+    async def summary(self) -> FrameworkMessage | None:
+        """The thread's persisted summary message (``list_messages()`` starts with it), or None."""
+        thread = await self._ready()
+        return await thread.summary()
+
     async def compact(self, *, force: bool = False) -> CompactionResult:
         """Summarize the older messages now if the ``compaction=`` trigger is exceeded (``force``: regardless).
 
@@ -323,9 +328,13 @@ class RedisChatMessageStore(ClientOwner):
         thread = await self._ready()
         return await thread.info()
 
+    async def wait_for_compaction(self) -> None:
+        """Wait until the background compaction started by this store's saves (if any) is done."""
+        await wait_for(self._tasks)
+
     async def aclose(self) -> None:
         """Wait for this thread's background compaction, then close the pool if the store created it."""
-        await _wait(self._tasks)
+        await wait_for(self._tasks)
         await super().aclose()
 
     async def ping(self) -> bool:
@@ -445,7 +454,7 @@ class RedisStoreFactory(ClientOwner):
 
     async def aclose(self) -> None:
         """Wait for its stores' background compactions, then close the pool if the factory created it."""
-        await _wait(self._tasks)
+        await wait_for(self._tasks)
         await super().aclose()
 
     def __repr__(self) -> str:

@@ -32,6 +32,7 @@ from agent_framework_redis_store import (
     RedisStoreError,
     RedisThreadRegistry,
     RekeyProgress,
+    SummaryCompaction,
     ThreadRecord,
     ThreadRecordError,
     rekey_prefix,
@@ -45,7 +46,7 @@ T = TypeVar("T")
 
 threads_app = typer.Typer(
     name="threads",
-    help="List, show, export, import, delete and purge conversation threads.",
+    help="List, show, compact, export, import, delete and purge conversation threads.",
     no_args_is_help=True,
 )
 
@@ -275,20 +276,16 @@ def show_thread(
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
 ) -> None:
-    """A thread's details and its transcript, roles coloured."""
+    """A thread's details and its transcript, roles coloured; the summary and where the model's view starts marked."""
 
     async def work(registry: RedisThreadRegistry) -> None:
         info = await registry.info(thread_id)
-        store = RedisChatMessageStore(
-            thread_id=thread_id,
-            key_prefix=registry.key_prefix,
-            redis_client=registry.redis_client,
-            registry=False,
-            encryption=registry.encryption,
-        )
-        messages = [m.to_dict(exclude_none=True) for m in await store.list_messages(last=last)]
+        store = _store(registry, thread_id)
+        transcript = [m.to_dict(exclude_none=True) for m in await store.transcript(last=last)]
+        summary = await store.summary()
+        summary_dict = None if summary is None else summary.to_dict(exclude_none=True)
         if as_json:
-            _emit_json({"thread": info.to_dict(), "messages": messages})
+            _emit_json({"thread": info.to_dict(), "summary": summary_dict, "messages": transcript})
             return
         now = await registry.now()
         out.print(
@@ -298,14 +295,118 @@ def show_thread(
             f"labels {_labels_text(info.labels)}, ~{info.approximate_bytes or 0} bytes",
             soft_wrap=True,
         )
-        if last is not None and info.message_count > len(messages):
-            out.print(f"[dim]... {info.message_count - len(messages)} earlier messages not shown[/dim]")
-        for message in messages:
-            role = _role_name(message)
-            body = "\n".join(_content_text(c) for c in message.get("contents", []))
-            out.print(Text.assemble((f"{role}: ", _ROLE_STYLES.get(role, "bold")), body), soft_wrap=True)
+        if summary_dict is not None:
+            out.print(f"[bold magenta]summary[/bold magenta] of the first {info.summarized} stored message(s):")
+            _print_message(summary_dict)
+        earlier = info.message_count - len(transcript)
+        if earlier > 0:
+            out.print(f"[dim]... {earlier} earlier messages not shown[/dim]")
+        for position, message in enumerate(transcript, start=earlier):
+            if summary_dict is not None and position == info.summarized:
+                out.print("[dim]--- the model sees the summary, then the messages from here on ---[/dim]")
+            _print_message(message)
 
     _run(ctx, redis_url, key_prefix, work)
+
+
+def _store(registry: RedisThreadRegistry, thread_id: str, **options: Any) -> RedisChatMessageStore:
+    """A store for one of the registry's threads, on its client, that never touches the registry."""
+    return RedisChatMessageStore(
+        thread_id=thread_id,
+        key_prefix=registry.key_prefix,
+        redis_client=registry.redis_client,
+        registry=False,
+        encryption=registry.encryption,
+        **options,
+    )
+
+
+def _print_message(message: dict[str, Any]) -> None:
+    role = _role_name(message)
+    body = "\n".join(_content_text(c) for c in message.get("contents", []))
+    out.print(Text.assemble((f"{role}: ", _ROLE_STYLES.get(role, "bold")), body), soft_wrap=True)
+
+
+# -- threads compact -----------------------------------------------------------------------
+
+
+@threads_app.command("compact")
+def compact_threads(
+    ctx: typer.Context,
+    thread_ids: Annotated[list[str] | None, typer.Argument(help="Threads to compact.", show_default=False)] = None,
+    compact_all: Annotated[bool, typer.Option("--all", help="Every thread under the prefix.")] = False,
+    trigger_messages: Annotated[
+        int, typer.Option("--trigger-messages", min=2, help="Compact threads with more unsummarized messages.")
+    ] = 40,
+    keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Newest messages kept verbatim.")] = 10,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be compacted.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Summarize with the offline model.")] = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Summarize the older messages of long threads into a summary kept in Redis.
+
+    The summarizer is OpenAI or Azure OpenAI when OPENAI_API_KEY (or the AZURE_OPENAI_*
+    variables, also from a .env file) is set, else --offline. The transcript stays whole.
+    """
+    if bool(thread_ids) == compact_all:
+        raise typer.BadParameter("give THREAD_ID... or --all (not both)")
+    if keep_last >= trigger_messages:
+        raise typer.BadParameter(f"--keep-last ({keep_last}) must be less than --trigger-messages ({trigger_messages})")
+    policy: SummaryCompaction | None = None
+    if not dry_run:
+        policy = SummaryCompaction(
+            _summarizer(offline), trigger_messages=trigger_messages, keep_last_messages=keep_last, background=False
+        )
+
+    async def work(registry: RedisThreadRegistry) -> list[dict[str, Any]]:
+        if thread_ids:
+            unknown = await registry.missing(thread_ids)
+            if unknown:
+                _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+        rows: list[dict[str, Any]] = []
+        with _progress(
+            "compacting" if policy else "checking", len(thread_ids) if thread_ids else None, as_json
+        ) as update:
+            async for thread_id in _export_ids(registry, thread_ids):
+                info = await registry.info(thread_id)
+                unsummarized = info.message_count - info.summarized
+                row: dict[str, Any] = {"thread_id": thread_id, "unsummarized": unsummarized}
+                if policy is None:
+                    row["due"] = unsummarized > trigger_messages
+                else:
+                    result = await _store(registry, thread_id, compaction=policy).compact()
+                    row.update(result.to_dict())
+                rows.append(row)
+                update(len(rows), None)
+        return rows
+
+    rows = _run(ctx, redis_url, key_prefix, work)
+    if as_json:
+        _emit_json({"dry_run": dry_run, "threads": rows})
+        return
+    for row in rows:
+        if dry_run:
+            verdict = "would be compacted" if row["due"] else "not due"
+            out.print(f"{row['thread_id']}: {row['unsummarized']} unsummarized message(s), {verdict}", soft_wrap=True)
+        elif row["compacted"]:
+            out.print(f"{row['thread_id']}: summarized {row['summarized']} message(s)", soft_wrap=True)
+        else:
+            out.print(f"{row['thread_id']}: {row['reason']}", soft_wrap=True)
+
+
+def _summarizer(offline: bool) -> Any:
+    """The chat client that writes summaries: the demo's choice of model (OpenAI, Azure OpenAI or offline)."""
+    from dotenv import find_dotenv, load_dotenv
+
+    from .demo.main import DemoSetupError, choose_model
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    try:
+        return choose_model(offline=offline, required=not offline).client
+    except DemoSetupError as error:
+        _fail(f"{error.problem}; {error.fix}")
 
 
 # -- threads export / import ---------------------------------------------------------------

@@ -586,12 +586,15 @@ def read_context(keys: ThreadKeys, *, max_count: int | None, max_tokens: int | N
 COMMIT_SUMMARY = Script(
     "commit_summary",
     """
-local meta_key, lease_key = KEYS[1], KEYS[2]
+local messages_key, meta_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local expected_boundary, new_boundary = tonumber(ARGV[1]), ARGV[2]
 local payload, updated_ms, lease = ARGV[3], ARGV[4], ARGV[5]
 
 if redis.call('GET', lease_key) == lease then
   redis.call('DEL', lease_key)
+end
+if redis.call('EXISTS', messages_key) == 0 then
+  return 0  -- the thread was cleared meanwhile: its summary must not outlive it
 end
 if tonumber(redis.call('HGET', meta_key, 'boundary') or '0') ~= expected_boundary then
   return 0  -- summarized by another instance meanwhile
@@ -608,7 +611,7 @@ def commit_summary(
     """The call of ``COMMIT_SUMMARY``."""
     return ScriptCall(
         COMMIT_SUMMARY,
-        [keys.meta, keys.compacting],
+        [keys.messages, keys.meta, keys.compacting],
         [expected_boundary, new_boundary, payload, updated_ms, lease],
     )
 

@@ -139,6 +139,10 @@ class ThreadInfo:
     ttl_remaining: float | None
     labels: dict[str, str]
     approximate_bytes: int | None
+    trimmed: int = 0
+    """Messages trimmed from the front over the thread's life (positions count from the first ever)."""
+    summary_boundary: int | None = None
+    """With a summary: the position of the first message after it (it stands for every one before)."""
 
     @property
     def exists(self) -> bool:
@@ -157,7 +161,16 @@ class ThreadInfo:
             "ttl_remaining": self.ttl_remaining,
             "labels": self.labels,
             "approximate_bytes": self.approximate_bytes,
+            "trimmed": self.trimmed,
+            "summary_boundary": self.summary_boundary,
         }
+
+    @property
+    def summarized(self) -> int:
+        """How many of the stored messages the summary stands for (0 without one)."""
+        if self.summary_boundary is None:
+            return 0
+        return min(max(self.summary_boundary - self.trimmed, 0), self.message_count)
 
 
 async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys) -> ThreadInfo:
@@ -184,4 +197,6 @@ async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys
         ttl_remaining=pttl / 1000 if pttl > 0 else None,
         labels=meta.labels,
         approximate_bytes=sum(int(s or 0) for s in sizes) if len(sizes) == len(usage) else None,
+        trimmed=meta.first,
+        summary_boundary=meta.boundary if meta.summary is not None else None,
     )

@@ -217,6 +217,14 @@ class ThreadStorage:
             for position, entry in enumerate(raw)
         ]
 
+    async def summary(self) -> FrameworkMessage | None:
+        """The thread's persisted summary, or None."""
+        with self.errors():
+            (entry,) = await self.redis.hmget(self.keys.meta, ["summary"])  # type: ignore[misc]
+        if entry is None:
+            return None
+        return decode_entry(entry, encryption=self.options.encryption, key=self.keys.summary, index=0)[1]
+
     async def count(self) -> int:
         """How many messages the thread holds."""
         with self.errors():

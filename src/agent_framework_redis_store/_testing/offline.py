@@ -85,9 +85,47 @@ def _role(message: Any) -> str:
     return str(getattr(role, "value", role))
 
 
+# A summary this package stored (``SummaryCompaction``) stands for earlier user turns.
+_SUMMARY_PREFIX = "Summary of the earlier conversation: "
+# What the offline model writes as a summary: the user's own sentences that carried facts.
+_SAID = "Earlier the user said: "
+
+
+def _is_summary_request(messages: Sequence[Any]) -> bool:
+    """A summarizer's request: instructions about a summary, then a transcript of ``[role] text`` lines."""
+    system = " ".join(_text(m) for m in messages if _role(m) == "system").lower()
+    last = _text(messages[-1]) if messages else ""
+    return "summary" in system and any(line.startswith("[") for line in last.splitlines())
+
+
+def _summarize(transcript: str) -> str:
+    """The facts of a transcript (and of the previous summary in it), as the user's own sentences."""
+    said: list[str] = []
+    for line in transcript.splitlines():
+        line = line.removeprefix("Previous summary:").strip()
+        if line.startswith(_SAID):
+            said += [s for s in line.removeprefix(_SAID).split(" | ") if s]
+        elif line.startswith("[user] "):
+            sentence = line.removeprefix("[user] ").strip()
+            facts = _Facts()
+            facts.learn(sentence)
+            if facts:
+                said.append(sentence)
+    return _SAID + " | ".join(said) if said else "Nothing worth remembering was said yet."
+
+
 def offline_reply(messages: Sequence[Any]) -> str:
     """What the offline model answers to ``messages`` (framework messages, oldest first)."""
-    users = [_text(m) for m in messages if _role(m) == "user" and _text(m)]
+    if _is_summary_request(messages):
+        return _summarize(_text(messages[-1]))
+    # A stored summary carries the user's earlier sentences: read them as earlier user turns.
+    summarized = [
+        sentence
+        for m in messages
+        if _role(m) == "assistant" and _text(m).startswith(_SUMMARY_PREFIX + _SAID)
+        for sentence in _text(m).removeprefix(_SUMMARY_PREFIX + _SAID).split(" | ")
+    ]
+    users = summarized + [_text(m) for m in messages if _role(m) == "user" and _text(m)]
     if not users:
         return "Hello! (offline model: I was sent no user message.)"
     *earlier, newest = users

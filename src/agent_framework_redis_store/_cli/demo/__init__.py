@@ -1,4 +1,4 @@
-"""``redis-chat-store demo``: the seed notebook's examples, end to end, on any machine.
+"""``redis-chat-store demo``: the seed notebook's five examples and one on long conversations.
 
 Only the command's options live here; ``main`` (embedded Redis, dotenv, the framework)
 is imported when the demo runs, so the other commands never load it.
@@ -28,7 +28,7 @@ def demo(
         Path | None, typer.Option(help="Read variables from this file (default: the nearest .env from here upwards).")
     ] = None,
 ) -> None:
-    """Run the seed notebook's examples against Redis and check what each one claims."""
+    """Run the seed notebook's five examples and one on long conversations, checking what each claims."""
     from .main import main
 
     main(redis_url, embedded, data_dir, offline, env_file)

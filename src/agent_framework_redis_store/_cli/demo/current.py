@@ -37,6 +37,10 @@ class CurrentChat:
         response = await self.agent.run(text, session=self.session)
         return response.text
 
+    async def settle(self) -> None:
+        """Wait for the provider's background compactions, if any are running."""
+        await self.provider.wait_for_compaction()
+
     async def suspend(self) -> dict[str, Any]:
         """The session's serialized state (``session.to_dict()``)."""
         return self.session.to_dict()
@@ -56,15 +60,25 @@ class CurrentChats:
         self.redis_url = redis_url
         self.key_prefix = key_prefix
 
-    def _agent(self, name: str, instructions: str, max_messages: int | None) -> tuple[Agent, RedisChatHistoryProvider]:
-        provider = RedisChatHistoryProvider(self.redis_url, key_prefix=self.key_prefix, max_messages=max_messages)
+    def _agent(
+        self, name: str, instructions: str, max_messages: int | None, options: dict[str, Any] | None = None
+    ) -> tuple[Agent, RedisChatHistoryProvider]:
+        provider = RedisChatHistoryProvider(
+            self.redis_url, key_prefix=self.key_prefix, max_messages=max_messages, **dict(options or {})
+        )
         return Agent(self.client, instructions, name=name, context_providers=[provider]), provider
 
     def open(
-        self, *, name: str, instructions: str, thread_id: str | None = None, max_messages: int | None = None
+        self,
+        *,
+        name: str,
+        instructions: str,
+        thread_id: str | None = None,
+        max_messages: int | None = None,
+        options: dict[str, Any] | None = None,
     ) -> CurrentChat:
         """``agent.create_session(session_id=thread_id)`` (a new id when None)."""
-        agent, provider = self._agent(name, instructions, max_messages)
+        agent, provider = self._agent(name, instructions, max_messages, options)
         return CurrentChat(agent, agent.create_session(session_id=thread_id), provider)
 
     def open_from_factory(

@@ -1,4 +1,4 @@
-"""The seed notebook's five examples, written once for both framework generations.
+"""The seed notebook's five examples and a sixth on long conversations, written once for both generations.
 
 Each example talks through a ``Chats`` adapter (``demo_legacy`` or ``demo_current``), prints
 its transcript and what it left in Redis, checks its own claim and cleans up its keys.
@@ -18,7 +18,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from agent_framework_redis_store import RedisChatMessageStore
+from agent_framework_redis_store import RedisChatMessageStore, SummaryCompaction
 
 __all__ = ["EXAMPLES", "Chat", "Chats", "Claim", "DemoRun", "ExampleResult", "run_examples"]
 
@@ -31,6 +31,8 @@ class Chat(Protocol):
 
     async def ask(self, text: str) -> str: ...
 
+    async def settle(self) -> None: ...
+
     async def suspend(self) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
@@ -41,8 +43,16 @@ class Chats(Protocol):
 
     api: str
 
+    client: Any
+
     def open(
-        self, *, name: str, instructions: str, thread_id: str | None = None, max_messages: int | None = None
+        self,
+        *,
+        name: str,
+        instructions: str,
+        thread_id: str | None = None,
+        max_messages: int | None = None,
+        options: dict[str, Any] | None = None,
     ) -> Chat: ...
 
     def open_from_factory(
@@ -138,12 +148,13 @@ class DemoRun:
     async def clean_up(self, *chats: Chat) -> None:
         """Delete the example's threads from Redis and close its connections."""
         for chat in chats:
+            await chat.settle()  # a background summary must not write after the keys are gone
             await chat.store.clear()
             await chat.aclose()
         self.say("[dim]Cleaned up: the example's keys are deleted.[/]")
 
 
-# -- the five examples ------------------------------------------------------------------------
+# -- the examples ------------------------------------------------------------------------
 
 
 async def basic_store(run: DemoRun, result: ExampleResult) -> None:
@@ -291,17 +302,69 @@ async def message_limits(run: DemoRun, result: ExampleResult) -> None:
         await run.clean_up(chat)
 
 
+async def long_conversations(run: DemoRun, result: ExampleResult) -> None:
+    window, keep, trigger = 6, 4, 8
+    compaction = SummaryCompaction(run.chats.client, trigger_messages=trigger, keep_last_messages=keep)
+    chat = run.chats.open(
+        name="LongMemoryBot",
+        instructions="You are a helpful assistant.",
+        thread_id="long_conversation",
+        options={"context_messages": window, "compaction": compaction},
+    )
+    try:
+        run.say(
+            f"The model gets at most the newest {window} messages; when more than {trigger} follow the summary, "
+            f"the same model summarizes all but the newest {keep} in the background, and the summary is stored "
+            "in Redis."
+        )
+        turns = [
+            "Hi! My name is Bob and I love sushi.",
+            "How are you?",
+            "Tell me a joke.",
+            "What's the weather like?",
+            "Tell me another joke.",
+            "How are you today?",
+            "What's the weather now?",
+        ]
+        for text in turns:
+            await run.turn(chat, text)
+            await chat.settle()  # the demo waits for the background summary, so its output reads in order
+        summary = await chat.store.summary()
+        run.check(result, "A summary of the older turns is stored in Redis", summary is not None)
+        if summary is not None:
+            run.say(f"[dim]   summary: {escape((summary.text or '')[:160])}[/]")
+        seen = await chat.store.list_messages()
+        run.check(
+            result,
+            f"The model is sent the summary and at most {window} messages",
+            len(seen) <= window + 1 and summary is not None and seen[0].text == summary.text,
+            f"{len(seen)} messages",
+        )
+        answer = await run.turn(chat, "What do you remember about me?")
+        run.recalls(result, answer, ["Bob", "sushi"], "the first turn, through the summary")
+        transcript = await chat.store.transcript()
+        run.check(
+            result,
+            "The transcript in Redis still holds every turn",
+            len(transcript) == 2 * (len(turns) + 1),
+            f"{len(transcript)} messages",
+        )
+    finally:
+        await run.clean_up(chat)
+
+
 EXAMPLES: list[tuple[str, Callable[[DemoRun, ExampleResult], Awaitable[None]]]] = [
     ("Basic Redis Chat Message Store", basic_store),
     ("User Session Management", user_sessions),
     ("Conversation Persistence Across Application Restarts", persistence_across_restarts),
     ("Thread Serialization with Redis", thread_serialization),
     ("Message Limits and Automatic Trimming", message_limits),
+    ("Long Conversations: windows and summaries kept in Redis", long_conversations),
 ]
 
 
 async def run_examples(run: DemoRun) -> list[ExampleResult]:
-    """Run the five examples in order; every one runs even if an earlier claim failed."""
+    """Run the examples in order; every one runs even if an earlier claim failed."""
     for number, (title, example) in enumerate(EXAMPLES, 1):
         run.console.print()
         run.console.print(Rule(f"[bold]Example {number}: {title}[/]", align="left"))

@@ -38,6 +38,10 @@ class LegacyChat:
         response = await self.agent.run(text, thread=self.thread)
         return response.text
 
+    async def settle(self) -> None:
+        """Wait for the thread's background compaction, if one is running."""
+        await self.store.wait_for_compaction()
+
     async def suspend(self) -> dict[str, Any]:
         """The thread's serialized state (``AgentThread.serialize()``)."""
         return await self.thread.serialize()
@@ -63,11 +67,21 @@ class LegacyChats:
         return self.client.create_agent(name=name, instructions=instructions, **kwargs)
 
     def open(
-        self, *, name: str, instructions: str, thread_id: str | None = None, max_messages: int | None = None
+        self,
+        *,
+        name: str,
+        instructions: str,
+        thread_id: str | None = None,
+        max_messages: int | None = None,
+        options: dict[str, Any] | None = None,
     ) -> LegacyChat:
         """``AgentThread(message_store=RedisChatMessageStore(...))``; a new thread id when None."""
         store = RedisChatMessageStore(
-            self.redis_url, thread_id=thread_id, key_prefix=self.key_prefix, max_messages=max_messages
+            self.redis_url,
+            thread_id=thread_id,
+            key_prefix=self.key_prefix,
+            max_messages=max_messages,
+            **dict(options or {}),
         )
         return LegacyChat(self._agent(name, instructions), AgentThread(message_store=store))
 

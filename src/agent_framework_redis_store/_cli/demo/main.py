@@ -1,4 +1,5 @@
-"""The work of ``redis-chat-store demo``: the seed notebook's five examples, end to end, on any machine.
+"""The work of ``redis-chat-store demo``: the seed notebook's five examples and one on long
+conversations, end to end, on any machine.
 
 It picks a Redis (``--redis-url`` / ``REDIS_URL``, else a local server on 6379, else a
 private embedded ``redis-server``) and a model (OpenAI or Azure OpenAI when a key is set,
@@ -43,7 +44,7 @@ from agent_framework_redis_store import (
 )
 from agent_framework_redis_store.testing import EmbeddedRedis, RedisBinaryNotFoundError
 
-from .examples import DemoRun, ExampleResult, run_examples
+from .examples import EXAMPLES, DemoRun, ExampleResult, run_examples
 
 __all__ = ["DemoSetupError", "choose_model", "choose_redis", "default_data_dir", "main"]
 
@@ -241,11 +242,19 @@ class DemoModel:
     offline: bool
 
 
-def choose_model(*, offline: bool) -> DemoModel:
-    """OpenAI or Azure OpenAI when a key is set (and not ``offline``), else the offline model."""
+def choose_model(*, offline: bool, required: bool = False) -> DemoModel:
+    """OpenAI or Azure OpenAI when a key is set (and not ``offline``), else the offline model.
+
+    ``required``: no key is a setup problem rather than a reason to go offline.
+    """
     env = os.environ
     endpoint = env.get("AZURE_OPENAI_ENDPOINT")
     api_key = (env.get("AZURE_OPENAI_API_KEY") or env.get("OPENAI_API_KEY")) if endpoint else env.get("OPENAI_API_KEY")
+    if required and not offline and not api_key:
+        raise DemoSetupError(
+            "no model to summarize with: OPENAI_API_KEY (or AZURE_OPENAI_API_KEY) is not set",
+            "set it (environment or .env), or pass --offline",
+        )
     if offline or not api_key:
         from agent_framework_redis_store.testing import (
             OfflineChatClient,  # imports the framework: only when the demo runs
@@ -352,10 +361,10 @@ def _summary(console: Console, results: list[ExampleResult], redis: DemoRedis, m
     console.print(f"Redis:     {escape(redis.description)}", highlight=False)
     console.print(f"Model:     {escape(model.description)}", highlight=False)
     failed = sum(not c.ok for r in results for c in r.claims)
-    if failed or len(results) < 5:
+    if failed or len(results) < len(EXAMPLES):
         console.print(f"[bold red]FAILED: {failed} claim(s) did not hold.[/]")
         return False
-    console.print("[bold green]All 5 examples passed: every claim held.[/]")
+    console.print(f"[bold green]All {len(EXAMPLES)} examples passed: every claim held.[/]")
     return True
 
 
