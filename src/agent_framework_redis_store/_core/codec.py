@@ -8,6 +8,7 @@ either spelling, so a thread written by one generation reads in the other.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .compat import framework_message_class, generation
@@ -17,7 +18,7 @@ from .errors import CorruptMessageError
 if TYPE_CHECKING:
     from .compat import FrameworkMessage
 
-__all__ = ["decode_entry", "encode_message", "encode_message_dict", "message_from_dict"]
+__all__ = ["OpenedEntry", "decode_entry", "encode_message", "encode_message_dict", "message_from_dict", "open_entry"]
 
 # What parsing a damaged entry can raise, from json and from the frameworks' from_dict.
 _DAMAGED = (ValueError, TypeError, KeyError, AttributeError, RecursionError)
@@ -33,6 +34,37 @@ def encode_message_dict(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedEntry:
+    """One stored entry, decrypted: its JSON ``text``, and where it was (``key``, ``index``) for errors."""
+
+    text: str
+    key: str
+    index: int
+
+    def decode(self) -> tuple[dict[str, Any], FrameworkMessage]:
+        """The message dict and framework message; ``CorruptMessageError`` naming key and index if it is not one."""
+        try:
+            data = json.loads(self.text)
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            return data, message_from_dict(data)
+        except _DAMAGED as err:
+            raise CorruptMessageError(self.key, self.index, f"{type(err).__name__}: {err}") from err
+
+
+def open_entry(entry: bytes | str, *, encryption: MessageEncryption | None, key: str, index: int) -> OpenedEntry:
+    """One stored entry, decrypted (``DecryptionError`` naming ``key`` and ``index`` if it cannot be)."""
+    opened = decrypt_entry(encryption, entry, key=key, index=index)
+    if isinstance(opened, bytes):
+        try:
+            # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.
+            opened = opened.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CorruptMessageError(key, index, f"UnicodeDecodeError: {err}") from err
+    return OpenedEntry(opened, key, index)
+
+
 def decode_entry(
     entry: bytes | str, *, encryption: MessageEncryption | None, key: str, index: int
 ) -> tuple[dict[str, Any], FrameworkMessage]:
@@ -41,15 +73,7 @@ def decode_entry(
     Raises ``CorruptMessageError`` (``DecryptionError`` when it cannot be decrypted) naming
     the list ``key`` and the entry's ``index``; nothing else is read or changed.
     """
-    opened = decrypt_entry(encryption, entry, key=key, index=index)
-    try:
-        # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.
-        data = json.loads(opened.decode("utf-8") if isinstance(opened, bytes) else opened)
-        if not isinstance(data, dict):
-            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-        return data, message_from_dict(data)
-    except _DAMAGED as err:
-        raise CorruptMessageError(key, index, f"{type(err).__name__}: {err}") from err
+    return open_entry(entry, encryption=encryption, key=key, index=index).decode()
 
 
 def message_from_dict(data: dict[str, Any]) -> FrameworkMessage:

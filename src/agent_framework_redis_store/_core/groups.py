@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CharacterEstimator", "MessageShape", "Tokenizer", "index_entry", "repair", "shape"]
+__all__ = ["CharacterEstimator", "MessageShape", "Tokenizer", "index_entry", "may_link", "repair", "shape"]
 
 # Content types that open a call, with the field that names it. Hosted calls (MCP, code
 # interpreter, ...) usually carry their result in the same message; a result in another
@@ -48,6 +48,17 @@ _NEEDS_RESULT = {"function_call"}
 _APPROVAL_REQUEST = "function_approval_request"
 _APPROVAL_RESPONSE = "function_approval_response"
 _REASONING = "text_reasoning"
+# Every content type that opens or answers something.
+_LINKED = frozenset({*_CALLS, *_RESULTS, _APPROVAL_REQUEST, _APPROVAL_RESPONSE})
+
+
+def may_link(text: str) -> bool:
+    """False when a message's stored JSON certainly holds no call, result or approval content.
+
+    A cheap test on the text, so a history without tool calls is never parsed twice: every
+    linking content type ends in ``_call``, ``_result``, ``_request`` or ``_response``.
+    """
+    return '_call"' in text or '_result"' in text or "approval_re" in text
 
 
 @runtime_checkable
@@ -159,6 +170,13 @@ def repair(messages: Sequence[dict[str, Any]]) -> list[int | dict[str, Any]]:
     on past their group (a pending call at the end of the history is kept: it may still
     be answered, e.g. an approval the user has yet to give).
     """
+    # Most histories have no tool calls at all: one cheap pass decides.
+    if not any(
+        isinstance(content, dict) and content.get("type") in _LINKED
+        for message in messages
+        for content in message.get("contents") or ()
+    ):
+        return list(range(len(messages)))
     opened_at: dict[str, int] = {}
     answered: set[str] = set()
     drop: dict[int, set[int]] = {}

@@ -125,8 +125,9 @@ class ScriptCall:
 # list from its newest end: the message's token count, negative when a cut just before it
 # would split a tool-call group (see groups.py). It may cover only the newest messages
 # (history written before it existed). Its newest entry carries "|" and a mark of the
-# newest message; a writer that appended without it (an older version of this library)
-# leaves the mark stale, and the index is then dropped and restarts with the next batch.
+# newest message (the caller marks the last entry it sends: ``newest_mark``); a writer that
+# appended without it (an older version of this library) leaves the mark stale, and the
+# index is then dropped and restarts with the next batch.
 APPEND_LIBRARY = """
 -- ARGV[1..8]: max_messages, ttl_ms, token, now_us, count, register ('1'/'0'), labels, member.
 -- A script's own arguments start at ARGV[FIRST_OWN_ARG].
@@ -152,55 +153,49 @@ local function entry_value(entry)
   return tonumber(string.match(entry, '^-?%d+'))
 end
 
--- The index if it still describes the message list (its newest entry marks the newest
--- message); otherwise it is deleted. Returns how many of the newest messages it covers.
+-- The index's newest entry if the index still describes the message list (that entry marks
+-- the newest message); otherwise the index is deleted and nil returned.
 local function checked_index(messages_key, index_key)
   local newest = redis.call('LINDEX', index_key, -1)
   if not newest then
-    return 0
+    return nil
   end
   local message = redis.call('LINDEX', messages_key, -1)
   if message and string.match(newest, '|(%x+)$') == mark(message) then
-    return redis.call('LLEN', index_key)
+    return newest
   end
   redis.call('DEL', index_key)
-  return 0
+  return nil
 end
 
 -- RPUSH ARGV[first..final] in chunks (unpack() is bounded by the Lua stack); the new length.
-local function push(messages_key, first, final)
+local function push(key, first, final)
   local length = nil
   for i = first, final, 1000 do
-    length = redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, final)))
+    length = redis.call('RPUSH', key, unpack(ARGV, i, math.min(i + 999, final)))
   end
-  return length or redis.call('LLEN', messages_key)
+  return length or redis.call('LLEN', key)
 end
 
--- Index the messages just pushed (ARGV[first..final] hold their entries); the newest gets the
--- mark of newest_payload, and the previous newest loses its mark.
-local function push_index(index_key, covered, first, final, newest_payload)
-  if covered > 0 then
-    redis.call('LSET', index_key, -1, string.match(redis.call('LINDEX', index_key, -1), '^-?%d+'))
+-- Index the messages just pushed: ARGV[first..final] hold their entries, the newest already
+-- marked by the caller; the previous newest entry (`newest`, if any) loses its mark. Returns
+-- the index's length: how many of the newest messages it covers.
+local function push_index(index_key, newest, first, final)
+  if newest then
+    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+'))
   end
-  local entries = {}
-  for i = first, final do
-    entries[#entries + 1] = ARGV[i]
-  end
-  entries[#entries] = entries[#entries] .. '|' .. mark(newest_payload)
-  for i = 1, #entries, 1000 do
-    redis.call('RPUSH', index_key, unpack(entries, i, math.min(i + 999, #entries)))
-  end
+  return push(index_key, first, final)
 end
 
 -- Keep at most max_messages (0: all), cutting only where a group starts: the first kept
 -- message may not continue a group whose start would be dropped, so the thread may keep
--- fewer. Messages the index does not cover count as group starts. The meta hash's 'first'
--- counts every message ever trimmed (absolute positions, for summaries). Returns the length.
-local function trim(messages_key, index_key, meta_key, max_messages, length)
+-- fewer. `covered`: how many of the newest messages the index covers; the others count as
+-- group starts. The meta hash's 'first' counts every message ever trimmed (absolute
+-- positions, for summaries). Returns the length.
+local function trim(messages_key, index_key, meta_key, max_messages, length, covered)
   if max_messages <= 0 or length <= max_messages then
     return length
   end
-  local covered = redis.call('LLEN', index_key)
   local offset = length - covered  -- the list position of the index's first entry
   local cut = length - max_messages
   while cut < length and cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
@@ -291,6 +286,17 @@ class AppendHeader:
         return [self.max_messages or 0, self.ttl_ms, self.token, self.now_us, count, *registered]
 
 
+def newest_mark(payload: str) -> str:
+    """The mark of the newest message the index's newest entry carries (what Lua's ``mark`` computes)."""
+    return hashlib.sha1(payload.encode("utf-8", "surrogatepass")).hexdigest()[:NEWEST_MARK_WIDTH]
+
+
+def _marked(index: Sequence[str], payloads: Sequence[str]) -> list[str]:
+    if not index:
+        return []
+    return [*index[:-1], f"{index[-1]}|{newest_mark(payloads[-1])}"]
+
+
 # Append a batch, trim to the newest max_messages (group-safe) and refresh the TTL, in one
 # round trip. A batch already applied is not applied again. The first `count` payloads (the
 # store's `messages=` seed) are written only if the thread does not exist yet. Returns the
@@ -315,10 +321,10 @@ end
 local final = FIRST_OWN_ARG + n - 1
 local length
 if first <= final then
-  local covered = checked_index(messages_key, index_key)
+  local newest = checked_index(messages_key, index_key)
   length = push(messages_key, first, final)
-  push_index(index_key, covered, first + n, final + n, ARGV[final])
-  length = trim(messages_key, index_key, meta_key, h.max_messages, length)
+  local covered = push_index(index_key, newest, first + n, final + n)
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered)
 else
   length = redis.call('LLEN', messages_key)
 end
@@ -337,7 +343,9 @@ def append_and_trim(
     one index entry per payload (``groups.index_entry``)."""
     if len(index) != len(payloads):
         raise ValueError("append_and_trim needs one index entry per payload")
-    return ScriptCall(APPEND_AND_TRIM, header.script_keys(), [*header.args(seed_count), *payloads, *index])
+    return ScriptCall(
+        APPEND_AND_TRIM, header.script_keys(), [*header.args(seed_count), *payloads, *_marked(index, payloads)]
+    )
 
 
 # APPEND_AND_TRIM for the 1.x history provider, which is handed whole turns (and sometimes
@@ -424,10 +432,10 @@ local length = redis.call('LLEN', messages_key)
 local appended = count - skip
 if appended > 0 then
   local final = first_payload + count - 1
-  local covered = checked_index(messages_key, index_key)
+  local newest = checked_index(messages_key, index_key)
   length = push(messages_key, first_payload + skip, final)
-  push_index(index_key, covered, first_entry + skip, first_entry + count - 1, ARGV[final])
-  length = trim(messages_key, index_key, meta_key, h.max_messages, length)
+  local covered = push_index(index_key, newest, first_entry + skip, first_entry + count - 1)
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered)
   local kept = FINGERPRINTS_KEPT
   if h.max_messages > 0 and h.max_messages < kept then
     kept = h.max_messages
@@ -460,7 +468,7 @@ def append_new_and_trim(
     return ScriptCall(
         APPEND_NEW_AND_TRIM,
         header.script_keys(header.keys.fingerprints),
-        [*header.args(len(payloads)), *fingerprints, *payloads, *index],
+        [*header.args(len(payloads)), *fingerprints, *payloads, *_marked(index, payloads)],
     )
 
 
@@ -474,7 +482,7 @@ def append_new_and_trim(
 # existed), `complete` is 0 and every message after the boundary (within max_count) is
 # returned, for the caller to count. Returns {absolute start, list start, complete, messages
 # after the boundary, their tokens (-1: unknown), summary entry or nil, summary boundary,
-# payloads...}.
+# {payloads}}.
 READ_CONTEXT = Script(
     "read_context",
     """
@@ -555,13 +563,11 @@ if want_since_tokens and after >= offset then
   end
 end
 
-local reply = {first + start, start, complete, length - after, since_tokens, meta[2] or false, boundary}
+local payloads = {}
 if start < length then
-  for _, payload in ipairs(redis.call('LRANGE', messages_key, start, -1)) do
-    reply[#reply + 1] = payload
-  end
+  payloads = redis.call('LRANGE', messages_key, start, -1)
 end
-return reply
+return {first + start, start, complete, length - after, since_tokens, meta[2] or false, boundary, payloads}
 """,
 )
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .cluster import RedisClient, is_cluster
-from .codec import decode_entry, encode_message_dict, message_from_dict
+from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
 from .fingerprints import fingerprint
-from .groups import index_entry, repair, shape
+from .groups import index_entry, may_link, repair, shape
 from .lua import (
     AppendHeader,
     Registration,
@@ -75,7 +75,7 @@ class _Window:
     boundary: int
     unsummarized: int
     unsummarized_tokens: int | None
-    entries: list[tuple[dict[str, Any], FrameworkMessage]]
+    entries: list[OpenedEntry]
 
 
 class ThreadStorage:
@@ -199,8 +199,12 @@ class ThreadStorage:
         entries = window.entries
         if options.context_tokens is not None:
             entries = self._fit(entries, options.context_tokens - self._tokens(window.summary))
-        kept = repair([data for data, _ in entries])
-        messages = [entries[k][1] if isinstance(k, int) else message_from_dict(k) for k in kept]
+        if any(may_link(entry.text) for entry in entries):
+            decoded = [entry.decode() for entry in entries]
+            kept = repair([data for data, _ in decoded])
+            messages = [decoded[k][1] if isinstance(k, int) else message_from_dict(k) for k in kept]
+        else:  # nothing to repair: no message dict is kept alive
+            messages = [entry.decode()[1] for entry in entries]
         if window.summary is not None:
             messages.insert(0, message_from_dict(window.summary))
         return messages
@@ -254,11 +258,11 @@ class ThreadStorage:
             window = await self._read_window(max_count=None, max_tokens=None, unsummarized_tokens=True)
             tokens = window.unsummarized_tokens
             if tokens is None:
-                tokens = sum(self._tokens(data) for data, _ in window.entries)
+                tokens = sum(self.options.tokenizer.count_tokens(entry.text) for entry in window.entries)
             self._unsummarized = (window.unsummarized, tokens)
             if not force and not compaction.due(window.unsummarized, tokens):
                 return CompactionResult(False, "not due", boundary=window.boundary)
-            dicts = [data for data, _ in window.entries]
+            dicts = [entry.decode()[0] for entry in window.entries]
             cut = len(dicts) - compaction.keep_last_messages
             # The kept messages start where a group starts: summarize fewer rather than split one.
             while cut > 0 and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues:
@@ -362,10 +366,13 @@ class ThreadStorage:
     async def _read_window(
         self, *, max_count: int | None, max_tokens: int | None, unsummarized_tokens: bool
     ) -> _Window:
-        call = read_context(self.keys, max_count=max_count, max_tokens=max_tokens, since_tokens=unsummarized_tokens)
-        with self.errors():
-            reply = await call.run(self.redis)
-        start, list_start, _complete, unsummarized, tokens, summary_entry, boundary, *payloads = reply
+        if max_count is None and max_tokens is None and not unsummarized_tokens:
+            reply = await self._read_all()
+        else:
+            call = read_context(self.keys, max_count=max_count, max_tokens=max_tokens, since_tokens=unsummarized_tokens)
+            with self.errors():
+                reply = await call.run(self.redis)
+        start, list_start, _complete, unsummarized, tokens, summary_entry, boundary, payloads = reply
         key, encryption = self.keys.messages, self.options.encryption
         summary = None
         if summary_entry is not None:
@@ -373,7 +380,7 @@ class ThreadStorage:
         # A whole list is addressed from its head, a window from its end (LINDEX key -n).
         offset = 0 if int(list_start) == 0 else -len(payloads)
         entries = [
-            decode_entry(payload, encryption=encryption, key=key, index=position + offset)
+            open_entry(payload, encryption=encryption, key=key, index=position + offset)
             for position, payload in enumerate(payloads)
         ]
         return _Window(
@@ -385,16 +392,30 @@ class ThreadStorage:
             entries=entries,
         )
 
+    async def _read_all(self) -> list[Any]:
+        """READ_CONTEXT's reply without a window: one pipelined round trip of plain commands.
+
+        Faster than the script for a whole thread (no copy of every entry inside Lua); the
+        messages before a summary's boundary are read too and dropped here.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self.keys.meta, ["first", "summary", "boundary"])
+        pipe.lrange(self.keys.messages, 0, -1)
+        with self.errors():
+            (first, summary, boundary), payloads = await pipe.execute()
+        first, boundary = int(first or 0), int(boundary or 0)
+        after = min(max(boundary - first, 0), len(payloads))
+        return [first + after, after, 1, len(payloads) - after, -1, summary, boundary, payloads[after:]]
+
     def _tokens(self, data: dict[str, Any] | None) -> int:
         return 0 if data is None else self.options.tokenizer.count_tokens(encode_message_dict(data))
 
-    def _fit(
-        self, entries: list[tuple[dict[str, Any], FrameworkMessage]], budget: int
-    ) -> list[tuple[dict[str, Any], FrameworkMessage]]:
-        """The newest entries whose tokens (by this store's tokenizer) fit ``budget``."""
+    def _fit(self, entries: list[OpenedEntry], budget: int) -> list[OpenedEntry]:
+        """The newest entries whose tokens (by this store's tokenizer, on the stored JSON) fit ``budget``."""
+        count_tokens = self.options.tokenizer.count_tokens
         start = len(entries)
         while start > 0:
-            cost = self._tokens(entries[start - 1][0])
+            cost = max(1, count_tokens(entries[start - 1].text))
             if cost > budget:
                 break
             budget -= cost
