@@ -27,6 +27,8 @@ from langchain_core.messages import (
 
 from agent_framework_redis_store.langchain import (
     LANGCHAIN_PROPERTY,
+    RedisChatMessageHistory,
+    RedisChatMessageHistoryFactory,
     from_langchain_dict,
     to_langchain_dicts,
 )
@@ -256,12 +258,20 @@ def test_the_conversion_imports_without_langchain_core() -> None:
         "sys.modules['langchain_core'] = None\n"
         "from agent_framework_redis_store.langchain import from_langchain_dict\n"
         "print(from_langchain_dict({'type': 'human', 'data': {'content': 'hi'}})['role'])\n"
+        "try:\n"
+        "    from agent_framework_redis_store.langchain import RedisChatMessageHistory\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["user"]
+    assert done.stdout.splitlines() == [
+        "user",
+        "RedisChatMessageHistory needs the [langchain] extra: pip install 'agent-framework-redis-store[langchain]' "
+        "(missing: langchain_core)",
+    ]
 
 
 def test_public_names_are_shown_as_the_langchain_module_s() -> None:
-    for obj in (from_langchain_dict, to_langchain_dicts):
+    for obj in (RedisChatMessageHistory, RedisChatMessageHistoryFactory, from_langchain_dict, to_langchain_dicts):
         assert obj.__module__ == "agent_framework_redis_store.langchain"
