@@ -11,11 +11,13 @@ What was migrated is read back through this package's store (legacy) and provide
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
+import sys
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -732,3 +734,88 @@ async def test_arguments_are_checked_before_anything_is_read(
         await migrate_langchain(raw, registry, concurrency=0)
     with pytest.raises(ValueError, match="source_key_prefix"):
         await migrate_langchain(raw, registry, source_key_prefix="")
+
+
+# -- the command --------------------------------------------------------------------------------
+
+
+def cli(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR")}
+    env.update({"COLUMNS": "200", "NO_COLOR": "1"})
+    if url is not None:
+        env["REDIS_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "agent_framework_redis_store", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.fixture
+def password_server() -> Iterator[EmbeddedRedis]:
+    """A server that needs a password: the command must never print it."""
+    server = EmbeddedRedis(extra_args=["--requirepass", "s3cret-pw"]).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_command_copies_across_servers_and_a_second_run_adds_nothing(
+    redis_url: str, password_server: EmbeddedRedis
+) -> None:
+    target_url = password_server.url.replace("redis://", "redis://:s3cret-pw@")
+    langchain_history(redis_url, "s1").add_messages(langchain_conversation())
+
+    dry = cli(
+        "migrate", "--key-prefix", TARGET, "langchain", "--source-url", redis_url, "--dry-run", "--json", url=target_url
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["migrated"] == 1
+
+    done = cli(
+        "migrate", "langchain", "--source-url", redis_url, "--key-prefix", TARGET, "--label", "from=lc", url=target_url
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"copied 1 thread (8 messages) from langchain at {redis_url} to key prefix 'ours'; 0 already there; "
+        "0 conflicts; 0 differing; 0 failed"
+    )
+    again = cli("migrate", "langchain", "--source-url", redis_url, "--key-prefix", TARGET, "--json", url=target_url)
+    assert again.returncode == 0, again.stderr
+    assert {k: v for k, v in json.loads(again.stdout).items() if k in ("migrated", "skipped")} == {
+        "migrated": 0,
+        "skipped": 1,
+    }
+
+    async def labels() -> dict[str, str]:
+        async with RedisThreadRegistry(target_url, key_prefix=TARGET) as target:
+            return (await target.info("s1")).labels
+
+    assert asyncio.run(labels()) == {"from": "lc"}
+    assert "s3cret-pw" not in dry.stdout + dry.stderr + done.stdout + done.stderr
+
+
+def test_the_command_reports_conflicts_and_exits_1(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    for key, entries in fixture(CURRENT)["keys"].items():
+        client.rpush(key, *entries)
+    client.close()
+
+    done = cli("migrate", "agent-framework-redis", "--key-prefix", TARGET, url=redis_url)
+    assert done.returncode == 1
+    assert done.stdout.startswith("copied 4 threads (20 messages) from agent-framework-redis")
+    assert "1 conflict; 0 differing; 1 failed" in done.stdout
+    assert (
+        "conflict: 'sess-1' from 'chat_messages|v2|~none|myapp|~none|redis_memory|sess-1', "
+        "'chat_messages|v2|~none|other|~none|redis_memory|sess-1': 2 source keys name thread 'sess-1'"
+    ) in done.stderr
+
+    bad = cli("migrate", "langchain", "--source-url", "redis://user:s3cret-pw@127.0.0.1:1/0", url=redis_url)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: Redis at 127.0.0.1:1/0 (the source) is unreachable")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "s3cret-pw" not in bad.stderr
