@@ -651,6 +651,35 @@ async def test_a_target_server_killed_mid_run_then_restarted_resumes_exactly(
     await assert_copied(own_server.url, source)
 
 
+async def test_a_source_written_to_while_it_is_copied_is_not_deleted(
+    raw: redis.asyncio.Redis, own_server: EmbeddedRedis
+) -> None:
+    await many_legacy_threads(raw, 1)
+    await raw.config_resetstat()
+    async with RedisThreadRegistry(own_server.url, key_prefix=TARGET, socket_timeout=120) as target:
+        own_server.pause()  # the copy waits for the target after reading the source
+        try:
+            run = asyncio.create_task(migrate_agent_framework_redis(raw, target, delete_source=True))
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (await raw.info("commandstats")).get("cmdstat_lrange"):
+                assert asyncio.get_running_loop().time() < deadline, "the migration never read the source"
+                await asyncio.sleep(0.01)
+            await raw.rpush("chat_messages:t00", json.dumps({"type": "message", "role": "user", "contents": []}))
+        finally:
+            own_server.resume()
+        report = await run
+        assert [(t.outcome, t.source_deleted) for t in report.threads] == [("migrated", False)]
+        assert report.threads[0].detail == "the source changed after it was read: kept"
+        assert await raw.llen("chat_messages:t00") == 3
+
+        again = await migrate_agent_framework_redis(raw, target, delete_source=True)
+        assert outcomes(again) == {"t00": "differs"}
+        assert "the source 3" in again.threads[0].detail
+        replaced = await migrate_agent_framework_redis(raw, target, delete_source=True, replace=True)
+        assert [(t.outcome, t.source_deleted) for t in replaced.threads] == [("replaced", True)]
+        assert await raw.exists("chat_messages:t00") == 0
+
+
 async def test_a_thread_that_differs_is_reported_and_left_alone_unless_replace(
     redis_url: str, raw: redis.asyncio.Redis, registry: RedisThreadRegistry
 ) -> None:
