@@ -6,7 +6,7 @@ resumes, for both Agent Framework generations from one Redis layout.
 Every public name is exported here; the modules behind them are private and may move.
 Layers (see docs/ARCHITECTURE.md): ``_core`` (keys, scripts, encoding, connections,
 encryption, one thread's storage), ``_adapters`` (the framework generations), ``_ops``
-(registry, rekey), ``_cli`` (the ``redis-chat-store`` command, extra ``[cli]``).
+(registry, rekey, migrate), ``_cli`` (the ``redis-chat-store`` command, extra ``[cli]``).
 Helpers for tests and notebooks live in ``agent_framework_redis_store.testing``.
 """
 
@@ -34,6 +34,13 @@ from ._core.groups import CharacterEstimator, Tokenizer
 from ._core.keyspace import Keyspace, ThreadKeys
 from ._core.meta import ThreadInfo, ThreadSummary
 from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
+from ._ops.migrate import (
+    MigrationProgress,
+    MigrationReport,
+    ThreadMigration,
+    migrate_agent_framework_redis,
+    migrate_langchain,
+)
 from ._ops.registry import PurgeResult, RedisThreadRegistry, RegistryStats, ThreadPage, ThreadRecord
 from ._ops.rekey import RekeyProgress, rekey_prefix
 
@@ -62,6 +69,8 @@ __all__ = [
     "DecryptionError",
     "Keyspace",
     "MessageEncryption",
+    "MigrationProgress",
+    "MigrationReport",
     "PurgeResult",
     "RedisChatHistoryProvider",
     "RedisChatMessageStore",
@@ -80,6 +89,7 @@ __all__ = [
     "SummaryCompaction",
     "ThreadInfo",
     "ThreadKeys",
+    "ThreadMigration",
     "ThreadNotFoundError",
     "ThreadOptions",
     "ThreadPage",
@@ -89,6 +99,8 @@ __all__ = [
     "Tokenizer",
     "__version__",
     "default_retry",
+    "migrate_agent_framework_redis",
+    "migrate_langchain",
     "redact_url",
     "rekey_prefix",
     "thread_key",

@@ -11,6 +11,7 @@ import typer
 from agent_framework_redis_store import __version__
 
 from .demo import demo
+from .migrate import register as register_migrate
 from .threads import register as register_threads
 
 app = typer.Typer(
@@ -42,4 +43,5 @@ def main(
 
 
 register_threads(app)
+register_migrate(app)
 app.command("demo")(demo)

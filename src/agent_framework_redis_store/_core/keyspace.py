@@ -44,7 +44,14 @@ from urllib.parse import quote, unquote
 if TYPE_CHECKING:
     from .connection import RedisClient
 
-__all__ = ["DEFAULT_KEY_PREFIX", "Keyspace", "ThreadKeys", "validate_key_prefix", "validate_thread_id"]
+__all__ = [
+    "COMPANION_SUFFIXES",
+    "DEFAULT_KEY_PREFIX",
+    "Keyspace",
+    "ThreadKeys",
+    "validate_key_prefix",
+    "validate_thread_id",
+]
 
 DEFAULT_KEY_PREFIX = "chat_messages"
 
@@ -74,6 +81,11 @@ def validate_key_prefix(key_prefix: object, *, name: str = "key_prefix") -> str:
     return key_prefix
 
 
+# What follows ``{key_prefix}:{<id>}`` in the name of each companion key of a thread: the
+# properties below and every tool that must recognise a thread's keys (migrate) use these.
+COMPANION_SUFFIXES = ("meta", "batches", "fingerprints", "index", "compacting", "session")
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadKeys:
     """Every Redis key one thread owns. All share the thread's hash tag (one Cluster slot)."""
@@ -85,27 +97,27 @@ class ThreadKeys:
     @property
     def batches(self) -> str:
         """Sorted set: recent batch tokens (a retried append is applied once)."""
-        return self.messages + ":batches"
+        return self._companion("batches")
 
     @property
     def fingerprints(self) -> str:
         """List: fingerprints of the newest messages (repeat detection of the 1.x provider)."""
-        return self.messages + ":fingerprints"
+        return self._companion("fingerprints")
 
     @property
     def meta(self) -> str:
         """Hash: created, active, count, ttl and labels, for the registry."""
-        return self.messages + ":meta"
+        return self._companion("meta")
 
     @property
     def session(self) -> str:
         """String: the JSON snapshot of a whole 1.x ``AgentSession``."""
-        return self.messages + ":session"
+        return self._companion("session")
 
     @property
     def index(self) -> str:
         """List: per message its tokens, negative when it continues a tool-call group."""
-        return self.messages + ":index"
+        return self._companion("index")
 
     @property
     def summary(self) -> str:
@@ -120,20 +132,15 @@ class ThreadKeys:
     @property
     def compacting(self) -> str:
         """String: the lease of the instance summarizing the thread right now."""
-        return self.messages + ":compacting"
+        return self._companion("compacting")
 
     @property
     def owned(self) -> tuple[str, ...]:
         """Every key of the thread, messages and meta first (scripts rely on that order)."""
-        return (
-            self.messages,
-            self.meta,
-            self.batches,
-            self.fingerprints,
-            self.index,
-            self.compacting,
-            self.session,
-        )
+        return (self.messages, *(self._companion(suffix) for suffix in COMPANION_SUFFIXES))
+
+    def _companion(self, suffix: str) -> str:
+        return f"{self.messages}:{suffix}"
 
     @property
     def hash_tag(self) -> str:

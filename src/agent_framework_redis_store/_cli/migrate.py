@@ -1,0 +1,266 @@
+"""``redis-chat-store migrate ...``: bring threads from other Redis chat stores into this store's layout.
+
+A client of the package's public API only (``migrate_agent_framework_redis``,
+``migrate_langchain``, ``RedisThreadRegistry``, ``ConnectionSettings``). Prints a summary
+(or ``--json``), lists what needs attention on stderr, and exits 1 when a thread was left
+behind (a conflict, a difference, a failure) so that scripts notice; errors are one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import redis.asyncio
+import typer
+
+from agent_framework_redis_store import (
+    ConnectionSettings,
+    MigrationProgress,
+    MigrationReport,
+    RedisThreadRegistry,
+    migrate_agent_framework_redis,
+    migrate_langchain,
+    redact_url,
+)
+
+from .threads import (
+    AsJson,
+    KeyPrefix,
+    RedisUrl,
+    _cluster_flag,
+    _emit_json,
+    _fail,
+    _label_option,
+    _progress,
+    _run,
+    err,
+    out,
+)
+
+__all__ = ["migrate_app", "register"]
+
+migrate_app = typer.Typer(
+    name="migrate",
+    help="Copy threads from Microsoft's agent-framework-redis or LangChain's Redis history into this store.",
+    no_args_is_help=True,
+)
+
+# Problems listed on stderr before "--json lists every thread" takes over.
+_SHOWN = 20
+
+SourceUrl = Annotated[
+    str | None,
+    typer.Option("--source-url", help="Redis holding the threads to copy (default: --redis-url).", show_default=False),
+]
+Labels = Annotated[
+    list[str] | None, typer.Option("--label", help="Add this label (KEY=VALUE) to every thread copied; repeatable.")
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Write nothing; report what would be copied.")]
+Replace = Annotated[
+    bool, typer.Option("--replace", help="Overwrite target threads that hold other messages (default: report them).")
+]
+DeleteSource = Annotated[
+    bool,
+    typer.Option("--delete-source", help="Delete each source key once its copy is read back and found equal."),
+]
+Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Threads copied at once.")]
+
+
+@migrate_app.callback()
+def migrate_main(ctx: typer.Context, redis_url: RedisUrl = None, key_prefix: KeyPrefix = None) -> None:
+    """Copy threads from another Redis chat store into this store's layout (safe to run again)."""
+    ctx.obj = {"redis_url": redis_url, "key_prefix": key_prefix}
+
+
+Migrate = Callable[
+    [redis.asyncio.Redis, RedisThreadRegistry, Callable[[MigrationProgress], None]], Awaitable[MigrationReport]
+]
+
+
+def _migrate(
+    ctx: typer.Context,
+    redis_url: str | None,
+    key_prefix: str | None,
+    source_url: str | None,
+    as_json: bool,
+    migrate: Migrate,
+) -> MigrationReport:
+    group = ctx.obj if isinstance(ctx.obj, dict) else {}
+    source = source_url or redis_url or group.get("redis_url")
+    if not source:
+        _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
+    if source_url is None and _cluster_flag(ctx):
+        _fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+
+    async def work(registry: RedisThreadRegistry) -> MigrationReport:
+        # Its own client (the stores' connection defaults); the URL is checked and redacted in errors.
+        client = ConnectionSettings(redis_url=source).create_client()
+        assert isinstance(client, redis.asyncio.Redis)
+        try:
+            with _progress("migrating", None, as_json) as update:
+                return await migrate(client, registry, lambda p: update(p.done, p.total))
+        finally:
+            await client.aclose()
+
+    return _run(ctx, redis_url, key_prefix, work)
+
+
+def _finish(report: MigrationReport, source: str, target_prefix: str, as_json: bool) -> None:
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        _print_problems(report)
+        out.print(_summary(report, source, target_prefix), soft_wrap=True, markup=False)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+def _print_problems(report: MigrationReport) -> None:
+    problems = [t for t in report.threads if t.outcome in ("conflict", "differs", "failed")]
+    for thread in problems[:_SHOWN]:
+        name = repr(thread.thread_id) if thread.thread_id is not None else "(no thread id)"
+        err.print(
+            f"{thread.outcome}: {name} from {', '.join(map(repr, thread.source_keys))}: {thread.detail}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if len(problems) > _SHOWN:
+        err.print(f"... and {len(problems) - _SHOWN} more (--json lists every thread)")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _summary(report: MigrationReport, source: str, target_prefix: str) -> str:
+    dry = report.dry_run
+    parts = [
+        f"{'would copy' if dry else 'copied'} {_plural(report.migrated, 'thread')} "
+        f"({_plural(report.messages, 'message')}) from {report.source} at {source} to key prefix {target_prefix!r}",
+        f"{report.skipped:,} already there",
+    ]
+    if report.replaced:
+        parts.append(f"{report.replaced:,} {'would replace' if dry else 'replaced'}")
+    parts.append(_plural(report.conflicts, "conflict"))
+    parts.append(f"{report.differing:,} differing")
+    parts.append(f"{report.failed:,} failed")
+    if report.sources_deleted:
+        parts.append(f"{_plural(report.sources_deleted, 'source key')} {'to delete' if dry else 'deleted'}")
+    return "; ".join(parts)
+
+
+def _source_text(ctx: typer.Context, redis_url: str | None, source_url: str | None) -> str:
+    group = ctx.obj if isinstance(ctx.obj, dict) else {}
+    url = source_url or redis_url or group.get("redis_url") or ""
+    return redact_url(url)
+
+
+def _target_prefix(ctx: typer.Context, key_prefix: str | None) -> str:
+    group = ctx.obj if isinstance(ctx.obj, dict) else {}
+    return key_prefix or group.get("key_prefix") or "chat_messages"
+
+
+@migrate_app.command("agent-framework-redis")
+def agent_framework_redis(
+    ctx: typer.Context,
+    source_url: SourceUrl = None,
+    source_key_prefix: Annotated[
+        str, typer.Option("--source-key-prefix", help="key_prefix of Microsoft's store or provider.")
+    ] = "chat_messages",
+    source_id: Annotated[
+        str | None, typer.Option("--source-id", help="Only the 1.x provider's scoped keys of this source_id.")
+    ] = None,
+    thread_id_template: Annotated[
+        str | None,
+        typer.Option(
+            "--thread-id-template",
+            help="Thread ids of scoped keys, e.g. '{application}:{session_id}' "
+            "(fields: tenant, application, agent, source_id, session_id).",
+        ),
+    ] = None,
+    label: Labels = None,
+    dry_run: DryRun = False,
+    replace: Replace = False,
+    delete_source: DeleteSource = False,
+    concurrency: Concurrency = 8,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Copy the threads of Microsoft's agent-framework-redis stores, legacy and 1.x.
+
+    Finds the legacy RedisChatMessageStore's keys and the 1.x RedisHistoryProvider's (scoped, and
+    key_format="legacy"). The thread id is the thread or session id; tenant, application and agent
+    become labels. Two keys with one session id are a conflict, and neither is copied:
+    --thread-id-template names them apart. Safe to run again.
+    """
+    labels = _label_option(label)
+
+    def migrate(
+        source: redis.asyncio.Redis, target: RedisThreadRegistry, progress: Callable[[MigrationProgress], None]
+    ) -> Awaitable[MigrationReport]:
+        return migrate_agent_framework_redis(
+            source,
+            target,
+            source_key_prefix=source_key_prefix,
+            source_id=source_id,
+            thread_id_template=thread_id_template,
+            labels=labels,
+            dry_run=dry_run,
+            replace=replace,
+            delete_source=delete_source,
+            on_progress=progress,
+            concurrency=concurrency,
+        )
+
+    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
+    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+
+
+@migrate_app.command("langchain")
+def langchain(
+    ctx: typer.Context,
+    source_url: SourceUrl = None,
+    source_key_prefix: Annotated[
+        str, typer.Option("--source-key-prefix", help="key_prefix of LangChain's RedisChatMessageHistory.")
+    ] = "message_store:",
+    label: Labels = None,
+    dry_run: DryRun = False,
+    replace: Replace = False,
+    delete_source: DeleteSource = False,
+    concurrency: Concurrency = 8,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+) -> None:
+    """Copy LangChain's community RedisChatMessageHistory histories.
+
+    Each session becomes the thread of the same id, oldest message first, as framework messages:
+    human/ai/system/tool become user/assistant/system/tool, with tool calls and their ids. Safe to
+    run again.
+    """
+    labels = _label_option(label)
+
+    def migrate(
+        source: redis.asyncio.Redis, target: RedisThreadRegistry, progress: Callable[[MigrationProgress], None]
+    ) -> Awaitable[MigrationReport]:
+        return migrate_langchain(
+            source,
+            target,
+            source_key_prefix=source_key_prefix,
+            labels=labels,
+            dry_run=dry_run,
+            replace=replace,
+            delete_source=delete_source,
+            on_progress=progress,
+            concurrency=concurrency,
+        )
+
+    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
+    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``migrate`` to the ``redis-chat-store`` app."""
+    app.add_typer(migrate_app, name="migrate")

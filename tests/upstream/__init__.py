@@ -1,0 +1,1 @@
+"""What Microsoft's own Redis stores write, recorded byte for byte (see ``record.py``)."""
