@@ -32,7 +32,9 @@ __all__ = [
 STATE_TYPE = "redis_chat_message_store_state"
 THREAD_REFERENCE_PROPERTY = "agent_framework_redis_store.thread"
 STATE_VERSION = 1
-_FOREIGN_STATE_TYPES = {STATE_TYPE, "chat_message_store_state"}
+# A state of agent-framework-redis's store ("redis_store_state") names its thread the same way;
+# its redis_url is never used (connections, and their credentials, come from the caller).
+_FOREIGN_STATE_TYPES = {STATE_TYPE, "chat_message_store_state", "redis_store_state"}
 
 
 def reference_message_dict(reference: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,7 +83,8 @@ def parse_state(state: object) -> tuple[dict[str, Any] | None, list[FrameworkMes
     state_type = state.get("type", STATE_TYPE)
     if state_type not in _FOREIGN_STATE_TYPES:
         raise StoreStateError(
-            f"serialized_store_state['type'] is {state_type!r}; expected {STATE_TYPE!r} or 'chat_message_store_state'"
+            f"serialized_store_state['type'] is {state_type!r}; expected {STATE_TYPE!r}, 'chat_message_store_state' "
+            "or 'redis_store_state'"
         )
     reference = _parse_reference(state, "serialized_store_state") if "thread_id" in state else None
     raw_messages = state.get("messages") or []

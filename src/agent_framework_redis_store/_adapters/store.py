@@ -45,6 +45,12 @@ def _new_thread_id() -> str:
     return f"thread_{uuid.uuid4()}"
 
 
+def _check_index(index: object) -> int:
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"index must be an int, got {type(index).__name__}")
+    return index
+
+
 def _check_last(last: object) -> int | None:
     if last is not None:
         if isinstance(last, bool) or not isinstance(last, int):
@@ -356,6 +362,70 @@ class RedisChatMessageStore(ClientOwner):
     ) -> RedisStoreFactory:
         """A zero-argument callable for ``chat_message_store_factory=``; all its stores share one pool."""
         return RedisStoreFactory(redis_url, thread_id=thread_id, redis_client=redis_client, **options)
+
+    # -- kept for compatibility with agent-framework-redis's RedisChatMessageStore -----------------
+    #
+    # Code written for Microsoft's store runs unchanged. Each call is one atomic step against
+    # concurrent appends and trims; the preferred call is named beside each.
+
+    async def append(self, item: FrameworkMessage) -> None:
+        """Append one message (kept for compatibility; prefer ``add_messages([item])``)."""
+        await self.add_messages([item])
+
+    async def extend(self, items: Sequence[FrameworkMessage]) -> None:
+        """Append messages (kept for compatibility; prefer ``add_messages(items)``)."""
+        await self.add_messages(items)
+
+    async def getitem(self, index: int) -> FrameworkMessage:
+        """The stored message at ``index`` (negative: from the newest); ``IndexError`` if there is none.
+
+        Kept for compatibility; prefer ``transcript()`` (or ``list_messages()``, what the model gets).
+        """
+        thread = await self._ready()
+        message = await thread.entry_at(_check_index(index))
+        if message is None:
+            raise IndexError("list index out of range")
+        return message
+
+    async def setitem(self, index: int, item: FrameworkMessage) -> None:
+        """Replace the stored message at ``index`` (negative: from the newest); ``IndexError`` if there is none.
+
+        Kept for compatibility. One script resolves ``index`` when it runs, so a concurrent
+        append or trim never makes it overwrite another message than the one then at ``index``.
+        """
+        _check_batch([item])
+        thread = await self._ready()
+        if not await thread.replace_at(_check_index(index), item):
+            raise IndexError("list index out of range")
+
+    async def index(self, item: FrameworkMessage) -> int:
+        """The position of the first stored message equal to ``item``; ``ValueError`` if there is none.
+
+        Kept for compatibility; prefer searching ``transcript()``. Equal means the same
+        ``to_dict()``, whichever generation wrote the entry.
+        """
+        thread = await self._ready()
+        found = await thread.find(item)
+        if found is None:
+            raise ValueError(f"{type(item).__name__} not found in store")
+        return found[0]
+
+    async def remove(self, item: FrameworkMessage) -> None:
+        """Remove the first stored message equal to ``item``; ``ValueError`` if there is none.
+
+        Kept for compatibility. Removed in one script by its stored value, wherever concurrent
+        appends and trims have moved it.
+        """
+        thread = await self._ready()
+        if not await thread.remove(item):
+            raise ValueError(f"{type(item).__name__} not found in store")
+
+    async def __len__(self) -> int:  # type: ignore[override]
+        """How many messages are stored: ``await store.__len__()`` (kept for compatibility; prefer ``count()``).
+
+        Like agent-framework-redis's, it is a coroutine, so ``len(store)`` cannot work.
+        """
+        return await self.count()
 
     # -- internals -------------------------------------------------------------------------
 

@@ -257,5 +257,10 @@ def open_client(
     else:
         # A connect timeout not given follows the socket timeout (one knob for most users).
         given.setdefault("socket_connect_timeout", given.get("socket_timeout", 5.0))
+        if given.get("credential_provider") is not None and given.get("host") is not None and redis_url is None:
+            # As agent-framework-redis does: a credential provider with a host is Azure Cache for
+            # Redis (Entra ID), which listens with TLS on 6380.
+            given.setdefault("port", 6380)
+            given.setdefault("ssl", True)
         settings = ConnectionSettings(redis_url=redis_url, **given)
     return settings, settings.create_client()

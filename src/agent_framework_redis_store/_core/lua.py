@@ -36,8 +36,10 @@ __all__ = [
     "READ_CONTEXT",
     "REGISTRY_AFTER",
     "RELEASE_LEASE",
+    "REMOVE_ENTRY",
     "REPLACE_UNCHANGED",
     "REPLACE_VALUE_UNCHANGED",
+    "SET_ENTRY",
     "AppendHeader",
     "Registration",
     "Script",
@@ -832,6 +834,120 @@ return 1
 def replace_value_unchanged(key: str, expected: str | bytes, replacement: str, *, field: str = "") -> ScriptCall:
     """The call of ``REPLACE_VALUE_UNCHANGED`` (``field``: a hash field; '' for a string key)."""
     return ScriptCall(REPLACE_VALUE_UNCHANGED, [key], [field, expected, replacement])
+
+
+# -- one entry at a time (the list-like methods kept for agent-framework-redis compatibility) --
+
+# What both single-entry scripts share: whether the index still describes the list, and how
+# a thread's bookkeeping follows an entry changed in place or removed.
+ENTRY_LIBRARY = """
+-- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale.
+local function trusted_index(messages_key, index_key)
+  local newest = redis.call('LINDEX', index_key, -1)
+  if not newest then
+    return 0
+  end
+  local message = redis.call('LINDEX', messages_key, -1)
+  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
+    return redis.call('LLEN', index_key)
+  end
+  redis.call('DEL', index_key)
+  return 0
+end
+
+-- Mark the index's newest entry with the list's newest message (after that message changed).
+local function remark(messages_key, index_key)
+  local newest = redis.call('LINDEX', index_key, -1)
+  local message = redis.call('LINDEX', messages_key, -1)
+  if newest and message then
+    local mark = string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH)
+    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+') .. '|' .. mark)
+  end
+end
+"""
+
+# Replace the entry at `position` (negative: from the end), resolved when the script runs, so a
+# concurrent append or trim never makes it replace another entry than the one named then. Its
+# index entry follows; the 1.x repeat detection restarts (its fingerprints describe the old
+# entry). Returns the position replaced, or -1 when there is none (out of range).
+SET_ENTRY = Script(
+    "set_entry",
+    """
+local messages_key, index_key, fingerprints_key = KEYS[1], KEYS[2], KEYS[3]
+local position, payload, entry = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+
+local length = redis.call('LLEN', messages_key)
+if position < 0 then
+  position = length + position
+end
+if position < 0 or position >= length then
+  return -1
+end
+local covered = trusted_index(messages_key, index_key)
+redis.call('LSET', messages_key, position, payload)
+local offset = length - covered
+if position >= offset then
+  redis.call('LSET', index_key, position - offset, entry)
+end
+if covered > 0 and position == length - 1 then
+  remark(messages_key, index_key)
+end
+redis.call('DEL', fingerprints_key)
+return position
+""",
+    uses=(ENTRY_LIBRARY,),
+)
+
+
+def set_entry(keys: ThreadKeys, *, position: int, payload: str, entry: str) -> ScriptCall:
+    """The call of ``SET_ENTRY``: ``entry`` is the message's index entry (``groups.index_entry``)."""
+    return ScriptCall(SET_ENTRY, [keys.messages, keys.index, keys.fingerprints], [position, payload, entry])
+
+
+# Remove the first entry equal to `stored` (the exact bytes the caller read), wherever concurrent
+# appends and trims have moved it meanwhile; its index entry goes with it, and a summary that
+# covered it covers one message less. Returns the position removed, or -1 when the entry is gone.
+REMOVE_ENTRY = Script(
+    "remove_entry",
+    """
+local messages_key, index_key, fingerprints_key, meta_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stored = ARGV[1]
+-- Never a stored entry: message JSON starts with '{', a sealed entry with a scheme name.
+local TOMBSTONE = '\0removed'
+
+local position = redis.call('LPOS', messages_key, stored)
+if not position then
+  return -1
+end
+local length = redis.call('LLEN', messages_key)
+local covered = trusted_index(messages_key, index_key)
+redis.call('LSET', messages_key, position, TOMBSTONE)
+redis.call('LREM', messages_key, 1, TOMBSTONE)
+local offset = length - covered
+if position >= offset then
+  redis.call('LSET', index_key, position - offset, TOMBSTONE)
+  redis.call('LREM', index_key, 1, TOMBSTONE)
+  if position == length - 1 then
+    remark(messages_key, index_key)
+  end
+end
+local meta = redis.call('HMGET', meta_key, 'first', 'boundary', 'count')
+if meta[2] and position + tonumber(meta[1] or '0') < tonumber(meta[2]) then
+  redis.call('HINCRBY', meta_key, 'boundary', -1)
+end
+if meta[3] then
+  redis.call('HSET', meta_key, 'count', length - 1)
+end
+redis.call('DEL', fingerprints_key)
+return position
+""",
+    uses=(ENTRY_LIBRARY,),
+)
+
+
+def remove_entry(keys: ThreadKeys, *, stored: str | bytes) -> ScriptCall:
+    """The call of ``REMOVE_ENTRY``."""
+    return ScriptCall(REMOVE_ENTRY, [keys.messages, keys.index, keys.fingerprints, keys.meta], [stored])
 
 
 # -- the registry ------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from .lua import (
     commit_summary,
     read_context,
     release_lease,
+    remove_entry,
     replace_unchanged,
     replace_value_unchanged,
+    set_entry,
 )
 from .meta import ThreadInfo, read_thread_info
 from .options import ThreadOptions
@@ -228,6 +230,59 @@ class ThreadStorage:
         if entry is None:
             return None
         return decode_entry(entry, encryption=self.options.encryption, key=self.keys.summary, index=0)[1]
+
+    # -- one entry at a time ---------------------------------------------------------------
+
+    async def entry_at(self, position: int) -> FrameworkMessage | None:
+        """The stored message at ``position`` (negative: from the end), or None when there is none."""
+        key = self.keys.messages
+        with self.errors():
+            entry = await self.redis.lindex(key, position)  # type: ignore[misc]
+        if entry is None:
+            return None
+        return decode_entry(entry, encryption=self.options.encryption, key=key, index=position)[1]
+
+    async def replace_at(self, position: int, message: FrameworkMessage) -> bool:
+        """Replace the stored message at ``position`` (negative: from the end), atomically; False if out of range."""
+        batch = self.encode([message])
+        if not batch:
+            raise ValueError("a summary message cannot be stored as a message")
+        call = set_entry(self.keys, position=position, payload=self._sealed(batch.payloads)[0], entry=batch.index[0])
+        with self.errors():
+            return int(await call.run(self.redis)) >= 0
+
+    async def find(self, message: FrameworkMessage) -> tuple[int, bytes | str] | None:
+        """The position of the first stored message equal to ``message`` and its stored entry, or None.
+
+        Equal: the same ``to_dict()``, whichever generation's spelling the entry was written in.
+        """
+        wanted = message.to_dict(exclude_none=True)
+        key = self.keys.messages
+        with self.errors():
+            entries = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
+        encryption = self.options.encryption
+        for position, entry in enumerate(entries):
+            opened = open_entry(entry, encryption=encryption, key=key, index=position)
+            if opened.decode()[1].to_dict(exclude_none=True) == wanted:
+                return position, entry
+        return None
+
+    async def remove(self, message: FrameworkMessage, *, attempts: int = 5) -> bool:
+        """Remove the first stored message equal to ``message``, atomically; False if there is none.
+
+        The entry is found, then removed by its stored value wherever concurrent appends and
+        trims moved it; should another writer remove or change it in between, it is looked up again.
+        """
+        for _ in range(attempts):
+            found = await self.find(message)
+            if found is None:
+                return False
+            with self.errors():
+                if int(await remove_entry(self.keys, stored=found[1]).run(self.redis)) >= 0:
+                    return True
+        raise RedisStoreError(
+            f"could not remove the message from Redis list {self.keys.messages!r}: other writers kept changing it"
+        )
 
     async def count(self) -> int:
         """How many messages the thread holds."""
