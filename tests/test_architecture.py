@@ -45,7 +45,9 @@ async def _assert_only_other_thread_left(raw: redis.asyncio.Redis, gone: str, ke
     assert await raw.exists(*keys.owned) == 0
     assert await raw.zrange(Keyspace().registry, 0, -1) == [kept.encode()]
     left = {key.decode() if isinstance(key, bytes) else key for key in await raw.keys("*")}
-    assert left == {*Keyspace().thread(kept).owned, Keyspace().registry}
+    alice = Keyspace().label_index("user", "alice")
+    assert left == {*Keyspace().thread(kept).owned, Keyspace().registry, Keyspace().labels_complete, alice}
+    assert await raw.zrange(alice, 0, -1) == [kept.encode()]  # gone from its label's index too
 
 
 async def test_store_clear_leaves_no_key_of_the_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:

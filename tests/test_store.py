@@ -113,7 +113,8 @@ async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.
             Keyspace("chat_messages").thread("other").index,
             Keyspace("chat_messages").thread("other").meta,
         ]
-        assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, Keyspace("chat_messages").registry]])
+        prefix_keys = [Keyspace("chat_messages").registry, Keyspace("chat_messages").labels_complete]
+        assert sorted(await raw.keys("*")) == sorted([k.encode() for k in [*left, *prefix_keys]])
         assert await raw.zrange(Keyspace("chat_messages").registry, 0, -1) == [b"other"]
 
 
@@ -185,8 +186,9 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
     for thread_id in TRICKY_IDS:
         store = RedisChatMessageStore(redis_client=raw, thread_id=thread_id)
         assert texts(await store.list_messages()) == [thread_id]
-    # Per thread: messages, batch tokens, index, registry metadata; plus the prefix's registry.
-    assert len(await raw.keys("chat_messages:*")) == 4 * len(TRICKY_IDS) + 1
+    # Per thread: messages, batch tokens, index, registry metadata; plus the prefix's registry
+    # and its marker that the (here unused) label indexes are complete.
+    assert len(await raw.keys("chat_messages:*")) == 4 * len(TRICKY_IDS) + 2
     registered = await raw.zrange(Keyspace("chat_messages").registry, 0, -1)
     assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 

@@ -41,8 +41,8 @@ from .scripted import user_message
 # What a store needs on its own prefix (README: "TLS and ACLs"); no other command, no other key.
 STORE_COMMANDS = [
     "+rpush", "+lrange", "+llen", "+ltrim", "+lindex", "+lset", "+zscore", "+zadd", "+zremrangebyrank",
-    "+zrem", "+exists", "+pexpire", "+pttl", "+del", "+hset", "+hsetnx", "+hincrby", "+hmget", "+multi", "+exec",
-    "+evalsha", "+script|load", "+ping",
+    "+zrem", "+zcard", "+exists", "+pexpire", "+pttl", "+del", "+set", "+hset", "+hsetnx", "+hincrby", "+hmget",
+    "+multi", "+exec", "+evalsha", "+script|load", "+ping",
 ]  # fmt: skip
 APP_PASSWORD = "app-secret-pw"
 

@@ -34,6 +34,7 @@ from ._core.groups import CharacterEstimator, Tokenizer
 from ._core.keyspace import Keyspace, ThreadKeys
 from ._core.meta import ThreadInfo, ThreadSummary
 from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
+from ._core.records import ThreadRecord
 from ._ops.migrate import (
     MigrationProgress,
     MigrationReport,
@@ -41,7 +42,7 @@ from ._ops.migrate import (
     migrate_agent_framework_redis,
     migrate_langchain,
 )
-from ._ops.registry import PurgeResult, RedisThreadRegistry, RegistryStats, ThreadPage, ThreadRecord
+from ._ops.registry import ErasureReceipt, PurgeResult, RedisThreadRegistry, RegistryStats, ThreadPage
 from ._ops.rekey import RekeyProgress, rekey_prefix
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ __all__ = [
     "CorruptMessageError",
     "CorruptSessionError",
     "DecryptionError",
+    "ErasureReceipt",
     "Keyspace",
     "MessageEncryption",
     "MigrationProgress",

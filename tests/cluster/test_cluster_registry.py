@@ -133,3 +133,45 @@ async def test_encrypted_threads_on_every_node_are_rekeyed_by_one_prefix_walk(
         for thread_id in ids:
             store = RedisChatMessageStore(thread_id=thread_id, redis_client=factory.redis_client, encryption=only_new)
             assert [m.text for m in await store.list_messages()] == [f"{thread_id} card 4111"]
+
+
+async def test_label_indexes_erasure_and_fork_across_slots(cluster_url: str, cluster_raw: RedisCluster) -> None:
+    keyspace = Keyspace("chat_messages")
+    factory = RedisChatMessageStore.factory(cluster_url, cluster=True)
+    for n in range(6):  # threads on every node
+        store = factory.store(f"t{n}")
+        store_labels = {"user": "alice" if n % 2 else "bob"}
+        async with RedisChatMessageStore(cluster_url, cluster=True, thread_id=f"t{n}", labels=store_labels) as labelled:
+            await labelled.add_messages([user_message(f"m{n}")])
+        await store.aclose()
+    await factory.aclose()
+    async with RedisThreadRegistry(cluster_url, cluster=True) as registry:
+        # The first thread of the prefix marked its label indexes complete: a page reads the index.
+        assert await cluster_raw.exists(keyspace.labels_complete)
+        page = await registry.list_threads(labels={"user": "alice"})
+        assert [t.thread_id for t in page.threads] == ["t5", "t3", "t1"]
+
+        # Relabel on the cluster: the thread moves between indexes beside its script.
+        async with RedisChatMessageStore(cluster_url, cluster=True, thread_id="t1", labels={"user": "bob"}) as moved:
+            await moved.add_messages([user_message("now bob's")])
+        assert [t.thread_id for t in (await registry.list_threads(labels={"user": "alice"})).threads] == ["t5", "t3"]
+        assert await cluster_raw.zscore(keyspace.label_index("user", "alice"), "t1") is None
+
+        copy = await registry.fork("t3", "t3-copy")
+        assert [t.thread_id for t in (await registry.list_threads(labels={"user": "alice"})).threads] == [
+            copy,
+            "t5",
+            "t3",
+        ]
+        receipt = await registry.erase(labels={"user": "alice"})
+        assert sorted(receipt.thread_ids) == ["t3", "t3-copy", "t5"]
+        assert receipt.messages_deleted == 3
+        for thread_id in receipt.thread_ids:
+            assert await cluster_raw.exists(*keyspace.thread(thread_id).owned) == 0
+        assert await cluster_raw.zcard(keyspace.label_index("user", "alice")) == 0
+        assert sorted(t.thread_id for t in (await registry.list_threads(labels={"user": "bob"})).threads) == [
+            "t0",
+            "t1",
+            "t2",
+            "t4",
+        ]

@@ -23,6 +23,7 @@ from .._core.fingerprints import batch_token
 from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
 from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.records import fork_thread
 from .._core.thread import EncodedBatch, ThreadStorage
 from .state import (
     STATE_TYPE,
@@ -324,6 +325,27 @@ class RedisChatMessageStore(ClientOwner):
         """
         return await self._thread.rekey(encrypt_plaintext=encrypt_plaintext)
 
+    async def fork(self, new_thread_id: str | None = None, *, upto: int | None = None) -> str:
+        """Copy this thread into a new one and return its id (generated when None).
+
+        The copy holds the same messages (all, or the first ``upto``), labels, TTL and summary
+        state (a summary is kept when the copied messages reach past what it covers), and is
+        recorded in the registry with ``forked_from``; later writes to either never show in the
+        other. One read and one atomic write, however long the thread; with encryption the
+        copy is re-encrypted for its own thread. ``ThreadNotFoundError`` if this thread holds
+        nothing; ``ValueError`` if ``new_thread_id`` exists.
+        """
+        thread = await self._ready()
+        return await fork_thread(
+            self._redis,
+            self._options.keyspace,
+            thread.thread_id,
+            new_thread_id,
+            upto=upto,
+            encryption=self._options.encryption,
+            where=self._where(),
+        )
+
     async def clear(self) -> None:
         """Delete every key of the thread (messages, summary, session snapshot, bookkeeping) and its registry entry."""
         self._pending_seed = None
@@ -419,6 +441,10 @@ class RedisChatMessageStore(ClientOwner):
         thread = await self._ready()
         if not await thread.remove(item):
             raise ValueError(f"{type(item).__name__} not found in store")
+
+    def __bool__(self) -> bool:
+        """Always True: a store is a store, however many messages it holds (``__len__`` is a coroutine)."""
+        return True
 
     async def __len__(self) -> int:  # type: ignore[override]
         """How many messages are stored: ``await store.__len__()`` (kept for compatibility; prefer ``count()``).

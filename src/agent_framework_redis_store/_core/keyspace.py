@@ -18,9 +18,11 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
   persisted summary (``summary``, the message, and ``boundary``, the position of the first
   message after it); it expires with the thread.
 
-One key per prefix is not a thread's: ``{key_prefix}:registry``, a sorted set of thread
-ids scored by last activity (milliseconds), the index the registry pages through. It
-holds no brace and no thread key ends like it, so it never collides with a thread.
+Per prefix, not a thread's: ``{key_prefix}:registry``, a sorted set of thread ids scored by
+last activity (milliseconds), the index the registry pages through, and for each label
+``name=value`` in use, ``{key_prefix}:label:<name>=<value>`` (percent-encoded), the same for
+the threads carrying that label. They hold no brace and no thread key ends like them, so
+they never collide with a thread.
 
 The encoded id is wrapped in braces, a Redis Cluster hash tag: every key of one thread
 lands in one slot, so each per-thread operation is a single-slot script. The id is
@@ -29,20 +31,16 @@ and removes ``:``, ``{``, ``}`` and whitespace: no thread id can address another
 thread's keys. A key prefix may not contain braces, so it never captures the hash tag.
 
 A new per-thread key is added to ``ThreadKeys`` and nowhere else: deleting, purging,
-importing and expiring a thread all go through ``ThreadKeys.owned``.
+importing, expiring, forking and erasing a thread all go through ``ThreadKeys.owned``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
-
-if TYPE_CHECKING:
-    from .connection import RedisClient
 
 __all__ = [
     "COMPANION_SUFFIXES",
@@ -170,6 +168,26 @@ class Keyspace:
         """Sorted set: thread ids by last activity in milliseconds (its own hash slot)."""
         return self.prefix + ":registry"
 
+    def label_index(self, name: str, value: str) -> str:
+        """Sorted set: the ids of the threads labelled ``name=value``, by last activity (ms).
+
+        Both parts are percent-encoded as thread ids are (the scripts encode alike), so no
+        label can address another label's index, nor a thread's keys.
+        """
+        return f"{self.prefix}:label:{quote(name, safe='')}={quote(value, safe='')}"
+
+    @property
+    def labels_complete(self) -> str:
+        """String: present when every registered thread of the prefix is in its label indexes.
+
+        Set by the first thread of a new prefix, or by ``RedisThreadRegistry.reindex``.
+        """
+        return self.prefix + ":label-index"
+
+    def label_indexes(self, labels: Mapping[str, str] | None) -> list[str]:
+        """The label index keys of ``labels``."""
+        return [self.label_index(name, value) for name, value in (labels or {}).items()]
+
     def thread(self, thread_id: str) -> ThreadKeys:
         """The keys of ``thread_id`` (validated)."""
         validate_thread_id(thread_id)
@@ -191,26 +209,3 @@ class Keyspace:
     def thread_scan_pattern(self) -> str:
         """A SCAN ``MATCH`` pattern for the message lists of this prefix (and a few other keys)."""
         return re.sub(r"([*?\[\]\\])", r"\\\1", f"{self.prefix}:{{") + "*}"
-
-    async def delete(self, redis: RedisClient, thread_ids: Sequence[str]) -> int:
-        """Delete every key of each thread and its registry entry; returns how many threads had any key.
-
-        Standalone Redis: one MULTI/EXEC, so no append slips between a thread's DEL and its
-        ZREM. Redis Cluster: the registry is in another slot, so the entries go first; an
-        append that recreates a thread meanwhile enters it again.
-        """
-        from .cluster import is_cluster
-
-        if not thread_ids:
-            return 0
-        keys = [self.thread(thread_id) for thread_id in thread_ids]
-        clustered = is_cluster(redis)
-        if clustered:
-            await redis.zrem(self.registry, *thread_ids)
-        pipe = redis.pipeline(transaction=not clustered)
-        for thread in keys:
-            pipe.delete(*thread.owned)
-        if not clustered:
-            pipe.zrem(self.registry, *thread_ids)
-        replies = await pipe.execute()
-        return sum(1 for reply in replies[: len(keys)] if reply)

@@ -28,9 +28,11 @@ __all__ = [
     "APPEND_NEW_AND_TRIM",
     "BATCH_TOKENS_KEPT",
     "COMMIT_SUMMARY",
+    "DELETE_THREAD",
     "FINGERPRINTS_KEPT",
     "FINGERPRINT_WIDTH",
     "IMPORT_THREAD",
+    "LABELS_LIBRARY",
     "PRUNE_REGISTRY",
     "PURGE_THREAD",
     "READ_CONTEXT",
@@ -115,6 +117,83 @@ class ScriptCall:
         """Run it on ``redis``."""
         return await self.script.run(redis, self.keys, self.args)
 
+
+# -- labels ------------------------------------------------------------------------------
+
+# The per-label indexes of a key prefix: for each label (``user=alice``) a sorted set of the
+# ids of the threads that carry it, scored by last activity, beside the prefix's registry.
+# Their names are ``Keyspace.label_index``'s; on standalone Redis the scripts that change a
+# thread's registry entry keep them too (they are in other slots on a Cluster, where the
+# caller updates them beside the script, as it does the registry).
+LABELS_LIBRARY = """
+-- urllib.parse.quote(s, safe=''): RFC 3986 unreserved characters stay, every other byte is %XX.
+local function quote(s)
+  return (string.gsub(s, '[^%w%-%._~]', function(c) return string.format('%%%02X', string.byte(c)) end))
+end
+
+-- The key prefix of a prefix's registry key ('<prefix>:registry').
+local function prefix_of(registry_key)
+  return string.sub(registry_key, 1, -(#':registry' + 1))
+end
+
+-- The label index keys of a thread's labels (the meta hash's JSON; '' or nil: none).
+local function label_keys(prefix, labels)
+  local keys = {}
+  if not labels or labels == '' then
+    return keys
+  end
+  local ok, decoded = pcall(cjson.decode, labels)
+  if not ok or type(decoded) ~= 'table' then
+    return keys
+  end
+  for name, value in pairs(decoded) do
+    keys[#keys + 1] = prefix .. ':label:' .. quote(name) .. '=' .. quote(tostring(value))
+  end
+  return keys
+end
+
+-- Index `member` by `score` under its labels `new`, out of the indexes of `old` it left.
+local function index_labels(prefix, member, old, new, score)
+  local keys = label_keys(prefix, new)
+  if old and old ~= new then
+    local kept = {}
+    for _, key in ipairs(keys) do
+      kept[key] = true
+    end
+    for _, key in ipairs(label_keys(prefix, old)) do
+      if not kept[key] then
+        redis.call('ZREM', key, member)
+      end
+    end
+  end
+  for _, key in ipairs(keys) do
+    redis.call('ZADD', key, score, member)
+  end
+end
+
+-- After a thread entered the registry: a registry that was empty until now belongs to a prefix
+-- whose every thread is written with its labels indexed, so the label indexes are complete
+-- (a prefix with threads from before the label indexes needs a reindex instead).
+local function mark_labels_complete(registry_key, added)
+  if added == 1 and redis.call('ZCARD', registry_key) == 1 then
+    redis.call('SET', prefix_of(registry_key) .. ':label-index', 'complete')
+  end
+end
+
+-- An empty registry leaves nothing of the prefix behind (a new first thread marks it again).
+local function forget_empty_registry(registry_key)
+  if redis.call('EXISTS', registry_key) == 0 then
+    redis.call('DEL', prefix_of(registry_key) .. ':label-index')
+  end
+end
+
+-- Take `member` out of the indexes of its labels.
+local function unindex_labels(prefix, member, labels)
+  for _, key in ipairs(label_keys(prefix, labels)) do
+    redis.call('ZREM', key, member)
+  end
+end
+"""
 
 # -- appending ---------------------------------------------------------------------------
 
@@ -215,7 +294,8 @@ end
 -- Then the batch token is recorded (the oldest forgotten) and the registry updated:
 -- created/active (milliseconds of the writer's clock, taken from now_us as a string, exact
 -- whatever Lua's number formatting does), count, ttl and labels ('' keeps the stored ones)
--- in the meta hash, and, when registry_key is given (standalone Redis), the prefix's registry.
+-- in the meta hash, and, when registry_key is given (standalone Redis), the prefix's registry
+-- and its label indexes.
 local function finish_append(h, messages_key, batches_key, meta_key, registry_key, length, companions)
   local expire_ms = h.ttl_ms
   if h.ttl_ms > 0 then
@@ -229,6 +309,8 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
   end
   if h.register then
     local now_ms = string.sub(h.now_us, 1, -4)
+    -- HMGET, not HGET: one command fewer for the store's ACL user to need
+    local stored_labels = registry_key and redis.call('HMGET', meta_key, 'labels')[1]
     redis.call('HSETNX', meta_key, 'created', now_ms)
     if h.labels ~= '' then
       redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms, 'labels', h.labels)
@@ -236,7 +318,9 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
       redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms)
     end
     if registry_key then
-      redis.call('ZADD', registry_key, now_ms, h.member)
+      mark_labels_complete(registry_key, redis.call('ZADD', registry_key, now_ms, h.member))
+      local labels = h.labels ~= '' and h.labels or stored_labels
+      index_labels(prefix_of(registry_key), h.member, stored_labels, labels, now_ms)
     end
   end
   if expire_ms > 0 then
@@ -334,7 +418,7 @@ finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
   {batches_key, meta_key, index_key})
 return length
 """,
-    uses=(APPEND_LIBRARY,),
+    uses=(LABELS_LIBRARY, APPEND_LIBRARY),
 )
 
 
@@ -457,7 +541,7 @@ finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
   {batches_key, meta_key, index_key, fingerprints_key})
 return appended
 """,
-    uses=(APPEND_LIBRARY,),
+    uses=(LABELS_LIBRARY, APPEND_LIBRARY),
 )
 
 
@@ -652,7 +736,7 @@ PURGE_THREAD = Script(
     "purge_thread",
     """
 local messages_key, meta_key = KEYS[1], KEYS[2]  -- then every other key of the thread
-local cutoff_ms = tonumber(ARGV[1])
+local cutoff_ms, member, prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]  -- prefix '': labels kept by the caller
 
 local active = redis.call('HGET', meta_key, 'active')
 if not active then
@@ -662,15 +746,20 @@ if not active then
 elseif tonumber(active) > cutoff_ms then
   return 0
 end
+if prefix ~= '' then
+  unindex_labels(prefix, member, redis.call('HGET', meta_key, 'labels'))
+end
 redis.call('DEL', unpack(KEYS))
 return 1
 """,
+    uses=(LABELS_LIBRARY,),
 )
 
 
-def purge_thread(keys: ThreadKeys, *, cutoff_ms: int) -> ScriptCall:
-    """The call of ``PURGE_THREAD`` for one thread (all of its keys)."""
-    return ScriptCall(PURGE_THREAD, list(keys.owned), [cutoff_ms])
+def purge_thread(keys: ThreadKeys, *, cutoff_ms: int, prefix: str | None) -> ScriptCall:
+    """The call of ``PURGE_THREAD`` for one thread (all of its keys); ``prefix`` None: the caller
+    removes the thread from its label indexes (Redis Cluster)."""
+    return ScriptCall(PURGE_THREAD, list(keys.owned), [cutoff_ms, keys.thread_id, prefix or ""])
 
 
 # Write a whole exported thread: messages in order with their index entries, its summary
@@ -685,8 +774,8 @@ local messages_key, meta_key, index_key = KEYS[1], KEYS[2], KEYS[3]
 local member, replace = ARGV[1], ARGV[2] == '1'
 local created_ms, active_ms, ttl_ms, expire_ms, labels = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local has_registry, n = ARGV[8] == '1', tonumber(ARGV[9])
-local summary, summary_boundary = ARGV[10], ARGV[11]
-local first = 12  -- n payloads, then their n index entries
+local summary, summary_boundary, forked_from = ARGV[10], ARGV[11], ARGV[12]
+local first = 13  -- n payloads, then their n index entries
 local owned = #KEYS
 local registry_key = nil
 if has_registry then
@@ -697,6 +786,7 @@ end
 if not replace and redis.call('EXISTS', messages_key) == 1 then
   return 0
 end
+local old_labels = redis.call('HGET', meta_key, 'labels')
 redis.call('DEL', unpack(KEYS, 1, owned))
 local final = first + n - 1
 for i = first, final, 1000 do
@@ -709,16 +799,21 @@ redis.call('HSET', meta_key, 'created', created_ms, 'active', active_ms, 'count'
 if summary ~= '' then
   redis.call('HSET', meta_key, 'summary', summary, 'boundary', summary_boundary, 'summarized', active_ms)
 end
+if forked_from ~= '' then
+  redis.call('HSET', meta_key, 'forked_from', forked_from)
+end
 if expire_ms > 0 then
   for _, key in ipairs({messages_key, meta_key, index_key}) do
     redis.call('PEXPIRE', key, expire_ms)
   end
 end
 if registry_key then
-  redis.call('ZADD', registry_key, active_ms, member)
+  mark_labels_complete(registry_key, redis.call('ZADD', registry_key, active_ms, member))
+  index_labels(prefix_of(registry_key), member, old_labels, labels, active_ms)
 end
 return 1
 """,
+    uses=(LABELS_LIBRARY,),
 )
 
 
@@ -736,8 +831,10 @@ def import_thread(
     index: Sequence[str],
     summary: str | None = None,
     summary_boundary: int = 0,
+    forked_from: str | None = None,
 ) -> ScriptCall:
-    """The call of ``IMPORT_THREAD``. ``registry_key`` None: the caller enters the thread (Redis Cluster)."""
+    """The call of ``IMPORT_THREAD``. ``registry_key`` None: the caller enters the thread and its labels
+    in their indexes (Redis Cluster)."""
     if not payloads or len(index) != len(payloads):
         raise ValueError("import_thread needs messages, and one index entry per message")
     head = [keys.messages, keys.meta, keys.index]
@@ -757,6 +854,7 @@ def import_thread(
             len(payloads),
             summary or "",
             summary_boundary,
+            forked_from or "",
             *payloads,
             *index,
         ],
@@ -948,6 +1046,34 @@ return position
 def remove_entry(keys: ThreadKeys, *, stored: str | bytes) -> ScriptCall:
     """The call of ``REMOVE_ENTRY``."""
     return ScriptCall(REMOVE_ENTRY, [keys.messages, keys.index, keys.fingerprints, keys.meta], [stored])
+
+
+# -- deleting ----------------------------------------------------------------------------
+
+# Delete every key of a thread, its registry entry and its label index entries, atomically:
+# no append can slip in between. Returns {keys that existed, messages they held}. The last
+# thread of a prefix takes the prefix's label index marker with it.
+DELETE_THREAD = Script(
+    "delete_thread",
+    """
+local messages_key, meta_key = KEYS[1], KEYS[2]  -- then every other key of the thread, then the registry
+local registry_key = KEYS[#KEYS]
+local member = ARGV[1]
+
+local messages = redis.call('LLEN', messages_key)
+unindex_labels(prefix_of(registry_key), member, redis.call('HMGET', meta_key, 'labels')[1])
+local existed = redis.call('DEL', unpack(KEYS, 1, #KEYS - 1))
+redis.call('ZREM', registry_key, member)
+forget_empty_registry(registry_key)
+return {existed, messages}
+""",
+    uses=(LABELS_LIBRARY,),
+)
+
+
+def delete_thread(keys: ThreadKeys, *, registry_key: str) -> ScriptCall:
+    """The call of ``DELETE_THREAD`` (standalone Redis: the registry shares the script)."""
+    return ScriptCall(DELETE_THREAD, [*keys.owned, registry_key], [keys.thread_id])
 
 
 # -- the registry ------------------------------------------------------------------------

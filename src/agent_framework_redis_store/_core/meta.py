@@ -15,7 +15,16 @@ from typing import Any, Self
 from .cluster import RedisClient
 from .keyspace import ThreadKeys
 
-__all__ = ["ThreadInfo", "ThreadMeta", "ThreadSummary", "from_ms", "iso", "read_thread_info", "to_ms"]
+__all__ = [
+    "ThreadInfo",
+    "ThreadMeta",
+    "ThreadSummary",
+    "decode_labels",
+    "from_ms",
+    "iso",
+    "read_thread_info",
+    "to_ms",
+]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -46,6 +55,17 @@ def seconds_from_ms(ms: object) -> float | None:
     return value / 1000 if value > 0 else None
 
 
+def decode_labels(raw: bytes | str | None) -> dict[str, str]:
+    """The labels a meta hash stores as JSON ({} when absent or unreadable)."""
+    if not raw:
+        return {}
+    try:
+        labels = json.loads(raw)
+    except ValueError:
+        return {}
+    return labels if isinstance(labels, dict) else {}
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
@@ -66,6 +86,7 @@ class ThreadMeta:
     """The stored summary message (JSON, or sealed), if the thread has one."""
     boundary: int = 0
     """The position of the first message after the summary."""
+    forked_from: str | None = None
 
     # The fields a listing reads (HMGET: fewer reply elements to parse than HGETALL).
     FIELDS = ("count", "created", "active", "ttl", "labels")
@@ -75,10 +96,6 @@ class ThreadMeta:
         """From HGETALL (a mapping) or HMGET of ``FIELDS`` (a list)."""
         pairs = raw.items() if isinstance(raw, Mapping) else zip(cls.FIELDS, raw, strict=True)
         meta = {_text(k): _text(v) for k, v in pairs if v is not None}
-        try:
-            labels = json.loads(meta.get("labels") or "{}")
-        except ValueError:
-            labels = {}
         return cls(
             # A trim records 'first' even for a thread kept out of the registry.
             present="active" in meta,
@@ -86,10 +103,11 @@ class ThreadMeta:
             created_at=from_ms(meta.get("created")),
             last_active=from_ms(meta.get("active")),
             ttl=seconds_from_ms(meta.get("ttl")),
-            labels=labels if isinstance(labels, dict) else {},
+            labels=decode_labels(meta.get("labels")),
             first=int(meta.get("first") or 0),
             summary=meta.get("summary"),
             boundary=int(meta.get("boundary") or 0),
+            forked_from=meta.get("forked_from"),
         )
 
 
@@ -143,6 +161,8 @@ class ThreadInfo:
     """Messages trimmed from the front over the thread's life (positions count from the first ever)."""
     summary_boundary: int | None = None
     """With a summary: the position of the first message after it (it stands for every one before)."""
+    forked_from: str | None = None
+    """The thread this one was forked from, if it was."""
 
     @property
     def exists(self) -> bool:
@@ -163,6 +183,7 @@ class ThreadInfo:
             "approximate_bytes": self.approximate_bytes,
             "trimmed": self.trimmed,
             "summary_boundary": self.summary_boundary,
+            "forked_from": self.forked_from,
         }
 
     @property
@@ -199,4 +220,5 @@ async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys
         approximate_bytes=sum(int(s or 0) for s in sizes) if len(sizes) == len(usage) else None,
         trimmed=meta.first,
         summary_boundary=meta.boundary if meta.summary is not None else None,
+        forked_from=meta.forked_from,
     )

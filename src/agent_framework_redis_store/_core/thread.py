@@ -38,8 +38,9 @@ from .lua import (
     replace_value_unchanged,
     set_entry,
 )
-from .meta import ThreadInfo, read_thread_info
+from .meta import ThreadInfo, decode_labels, read_thread_info
 from .options import ThreadOptions
+from .removal import delete_threads
 
 if TYPE_CHECKING:
     from .compat import FrameworkMessage
@@ -87,7 +88,17 @@ class ThreadStorage:
     owner's set of background compactions, which its ``aclose`` waits for.
     """
 
-    __slots__ = ("_cluster", "_registration", "_tasks", "_unsummarized", "keys", "options", "redis", "where")
+    __slots__ = (
+        "_cluster",
+        "_labels_indexed",
+        "_registration",
+        "_tasks",
+        "_unsummarized",
+        "keys",
+        "options",
+        "redis",
+        "where",
+    )
 
     def __init__(
         self,
@@ -113,6 +124,8 @@ class ThreadStorage:
         # Messages (and tokens, if known) after the summary, as last read plus what was appended
         # since: tells a compaction when it is due without a round trip.
         self._unsummarized: tuple[int, int | None] | None = None
+        # Redis Cluster: the labels this thread is indexed under, as last written (None: not read yet).
+        self._labels_indexed: dict[str, str] | None = None
 
     @property
     def thread_id(self) -> str:
@@ -177,8 +190,9 @@ class ThreadStorage:
     async def clear(self) -> None:
         """Delete every key of the thread and its registry entry."""
         self._unsummarized = None
+        self._labels_indexed = None
         with self.errors():
-            await self.options.keyspace.delete(self.redis, [self.thread_id])
+            await delete_threads(self.redis, self.options.keyspace, [self.thread_id], count_messages=False)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -521,20 +535,32 @@ class ThreadStorage:
                 raise
 
     async def _run_beside_index(self, call: ScriptCall, now_ms: int) -> Any:
-        """Redis Cluster: the registry ``ZADD`` goes to its own node at the same time as the script.
+        """Redis Cluster: the registry and label index updates go to their nodes at the same time as the script.
 
-        No script of the thread may touch the prefix-wide registry (another slot). If the
-        ``ZADD`` fails the call fails, and its retry (same idempotency token) adds it.
+        No script of the thread may touch them (other slots). If an update fails the call
+        fails, and its retry (same idempotency token) makes it.
         """
-        index_update = asyncio.ensure_future(
-            self.redis.zadd(self.options.keyspace.registry, {self.thread_id: now_ms})  # type: ignore[arg-type]
-        )
+        keyspace, member = self.options.keyspace, self.thread_id
+        if self._labels_indexed is None:
+            self._labels_indexed = decode_labels(await self.redis.hget(self.keys.meta, "labels"))  # type: ignore[misc]
+        labels = self.options.labels if self.options.labels is not None else self._labels_indexed
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(keyspace.registry, {member: now_ms})
+        for index in keyspace.label_indexes(labels):
+            pipe.zadd(index, {member: now_ms})
+        for index in set(keyspace.label_indexes(self._labels_indexed)) - set(keyspace.label_indexes(labels)):
+            pipe.zrem(index, member)  # relabelled
+        index_update = asyncio.ensure_future(pipe.execute())
         try:
             applied = await call.run(self.redis)
         except BaseException:
             index_update.cancel()
             raise
-        await index_update
+        added, *_ = await index_update
+        self._labels_indexed = dict(labels)
+        if added and await self.redis.zcard(keyspace.registry) == 1:  # type: ignore[misc]
+            # The first thread of a new prefix: its label indexes are complete (as the scripts mark it).
+            await self.redis.set(keyspace.labels_complete, "complete")
         return applied
 
 

@@ -13,33 +13,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Self, Unpack
 
 from .._core.cluster import RedisClient, is_cluster
-from .._core.codec import decode_entry, encode_message_dict, message_from_dict
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
-from .._core.errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
-from .._core.groups import CharacterEstimator, index_entry, shape
+from .._core.errors import ThreadNotFoundError, translate_redis_errors
 from .._core.keyspace import Keyspace, validate_thread_id
-from .._core.lua import PURGE_THREAD, import_thread, prune_registry, purge_thread, registry_after
+from .._core.lua import PURGE_THREAD, prune_registry, purge_thread, registry_after
 from .._core.meta import (
     EPOCH,
     ThreadInfo,
     ThreadMeta,
     ThreadSummary,
+    decode_labels,
     from_ms,
     iso,
     read_thread_info,
     to_ms,
 )
-from .._core.options import RegistryOptions, labels_json, parse_options, validate_labels
+from .._core.options import RegistryOptions, parse_options, validate_labels
+from .._core.records import ThreadRecord, fork_thread, read_record, write_record
+from .._core.removal import Deleted, delete_threads
 
 __all__ = [
+    "ErasureReceipt",
     "PurgeResult",
     "RedisThreadRegistry",
     "RegistryStats",
@@ -52,6 +54,8 @@ __all__ = [
 RECORD_VERSION = 1
 # Registry entries read per round trip: bounds memory, amortises latency.
 _BATCH = 500
+# How often erase looks again for threads written while it ran.
+_ERASE_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,38 @@ class PurgeResult:
             "purged": self.purged,
             "expired": self.expired,
             "kept": self.kept,
+        }
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """What ``erase`` deleted (or, with ``dry_run``, would delete): a record for a deletion request."""
+
+    labels: dict[str, str]
+    dry_run: bool
+    thread_ids: tuple[str, ...]
+    """Every thread erased, those written during the erasure included."""
+    written_during: tuple[str, ...]
+    """Threads of these labels that appeared while the erasure ran (erased too)."""
+    keys_deleted: int
+    messages_deleted: int
+    started_at: datetime
+    finished_at: datetime
+    complete: bool
+    """False only if threads of these labels kept appearing for every round: run it again."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (timestamps as ISO 8601 UTC)."""
+        return {
+            "labels": self.labels,
+            "dry_run": self.dry_run,
+            "thread_ids": list(self.thread_ids),
+            "written_during": list(self.written_during),
+            "keys_deleted": self.keys_deleted,
+            "messages_deleted": self.messages_deleted,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "complete": self.complete,
         }
 
 
@@ -120,118 +156,6 @@ def _length_bucket(length: int) -> str:
     while length > upper:
         upper *= 10
     return f"{upper // 10 + 1}-{upper}"
-
-
-@dataclass(frozen=True)
-class ThreadRecord:
-    """One exported thread: one line of an export file (JSON Lines).
-
-    Messages are the stored JSON objects, unchanged; importing a record reproduces the
-    thread's messages and their order, its labels, timestamps and TTL, and its summary
-    (``summary``: the summary message, standing for the first ``summary_covers`` messages).
-    """
-
-    thread_id: str
-    messages: list[dict[str, Any]]
-    labels: dict[str, str]
-    created_at: datetime | None
-    last_active: datetime | None
-    ttl: float | None
-    ttl_remaining: float | None
-    summary: dict[str, Any] | None = None
-    summary_covers: int = 0
-
-    def to_json(self) -> str:
-        """The record as one line of compact JSON (no trailing newline)."""
-        record = {
-            "version": RECORD_VERSION,
-            "thread_id": self.thread_id,
-            "labels": self.labels,
-            "created_at": iso(self.created_at),
-            "last_active": iso(self.last_active),
-            "ttl": self.ttl,
-            "ttl_remaining": self.ttl_remaining,
-            "messages": self.messages,
-        }
-        if self.summary is not None:
-            record["summary"] = {"message": self.summary, "covers": self.summary_covers}
-        return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, line: str | bytes) -> Self:
-        """Parse and check one line; raises ``ThreadRecordError`` naming the bad field."""
-        try:
-            data = json.loads(line)
-        except ValueError as err:
-            raise ThreadRecordError(f"not JSON ({err})") from err
-        if not isinstance(data, dict):
-            raise ThreadRecordError(f"expected a JSON object, got {type(data).__name__}")
-        if data.get("version", RECORD_VERSION) != RECORD_VERSION:
-            raise ThreadRecordError(f"'version' is {data.get('version')!r}; this version reads {RECORD_VERSION}")
-        try:
-            thread_id = validate_thread_id(data.get("thread_id"))
-            labels = validate_labels(data.get("labels") or {}) or {}
-        except (TypeError, ValueError) as err:
-            raise ThreadRecordError(str(err)) from err
-        messages = data.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ThreadRecordError("'messages' must be a non-empty list of message objects")
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict):
-                raise ThreadRecordError(f"messages[{index}] must be an object, got {type(message).__name__}")
-            try:
-                message_from_dict(message)
-            except (TypeError, ValueError, KeyError, AttributeError) as err:
-                raise ThreadRecordError(f"messages[{index}] is not a message: {err}") from err
-        summary, covers = _parse_summary(data.get("summary"), len(messages))
-        return cls(
-            thread_id=thread_id,
-            messages=messages,
-            labels=labels,
-            created_at=_parse_time(data.get("created_at"), "created_at"),
-            last_active=_parse_time(data.get("last_active"), "last_active"),
-            ttl=_parse_seconds(data.get("ttl"), "ttl"),
-            ttl_remaining=_parse_seconds(data.get("ttl_remaining"), "ttl_remaining"),
-            summary=summary,
-            summary_covers=covers,
-        )
-
-
-def _parse_summary(value: object, count: int) -> tuple[dict[str, Any] | None, int]:
-    if value is None:
-        return None, 0
-    if not isinstance(value, dict) or not isinstance(value.get("message"), dict):
-        raise ThreadRecordError("'summary' must be an object with a 'message' object and 'covers'")
-    covers = value.get("covers")
-    if isinstance(covers, bool) or not isinstance(covers, int) or not 0 <= covers <= count:
-        raise ThreadRecordError(f"'summary.covers' must be an int from 0 to {count} (the messages), got {covers!r}")
-    try:
-        message_from_dict(value["message"])
-    except (TypeError, ValueError, KeyError, AttributeError) as err:
-        raise ThreadRecordError(f"'summary.message' is not a message: {err}") from err
-    return value["message"], covers
-
-
-def _parse_time(value: object, name: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ThreadRecordError(f"'{name}' must be an ISO 8601 time string or null, got {type(value).__name__}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as err:
-        raise ThreadRecordError(f"'{name}' is not an ISO 8601 time: {value!r}") from err
-    if moment.tzinfo is None:
-        raise ThreadRecordError(f"'{name}' must carry a timezone (e.g. 'Z'): {value!r}")
-    return moment
-
-
-def _parse_seconds(value: object, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ThreadRecordError(f"'{name}' must be a positive number of seconds or null, got {value!r}")
-    return float(value)
 
 
 # -- paging through the registry ------------------------------------------------------------
@@ -349,7 +273,7 @@ def _as_cutoff_ms(now_ms: int, older_than: timedelta | float) -> int:
 
 
 class RedisThreadRegistry(ClientOwner):
-    """Lists, inspects, exports, imports, deletes and purges the threads of one key prefix.
+    """Lists, inspects, exports, imports, forks, deletes, erases and purges the threads of one key prefix.
 
     Args:
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL (else ``REDIS_URL``).
@@ -415,21 +339,26 @@ class RedisThreadRegistry(ClientOwner):
     ) -> ThreadPage:
         """Threads by last activity, newest first, a page at a time.
 
-        ``labels`` keeps threads carrying all those labels; ``active_since`` (a time, or a
-        duration back from now) keeps recently active ones. Expired threads are skipped and
-        their registry entries removed.
+        ``labels`` keeps threads carrying all those labels, read from the label indexes (see
+        ``reindex`` for threads written before them); ``active_since`` (a time, or a duration
+        back from now) keeps recently active ones. Expired threads are skipped and their
+        entries removed.
         """
         filters = validate_labels(labels, name="labels") or {}
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         after = _Position.decode(cursor) if cursor is not None else None
         low = await self._since_ms(active_since)
-        walk = self._walk(newest_first=True, low=low, high=float("inf"), after=after)
+        # With labels, page through the smallest of their indexes: the cost of a page does not
+        # depend on how many threads the prefix has. (A cursor names a position, whichever key.)
+        key = await self._label_index_for(filters)
+        walk = self._walk(newest_first=True, low=low, high=float("inf"), after=after, key=key)
         found: list[ThreadSummary] = []
-        # Unfiltered, one extra entry tells whether another page exists.
-        size = _BATCH if filters else min(_BATCH, limit + 1)
+        # Unless entries are filtered out on the way, one extra entry tells whether another page exists.
+        filtered = len(filters) > (1 if key != self._index else 0)
+        size = _BATCH if filtered else min(_BATCH, limit + 1)
         while not walk.done:
-            described = await self._described(await walk.batch(size))
+            described = await self._described(await walk.batch(size), key)
             for index, (entry, summary) in enumerate(described):
                 if all(summary.labels.get(k) == v for k, v in filters.items()):
                     found.append(summary)
@@ -523,38 +452,11 @@ class RedisThreadRegistry(ClientOwner):
     async def export_thread(self, thread_id: str) -> ThreadRecord:
         """A consistent snapshot of one thread; raises ``ThreadNotFoundError`` if absent."""
         keys = self._keyspace.thread(thread_id)
-        if is_cluster(self._redis):
-            # redis-py queues a cluster transaction's commands on a throwaway event loop: the
-            # client must know the topology already, or it opens its connections there.
-            await self._redis.initialize()
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.lrange(keys.messages, 0, -1)
-        pipe.hgetall(keys.meta)
-        pipe.pttl(keys.messages)
         with self._errors(keys.messages):
-            payloads, raw_meta, pttl = await pipe.execute()
-        if not payloads:
+            record = await read_record(self._redis, keys, encryption=self._encryption)
+        if record is None:
             raise ThreadNotFoundError(thread_id, self._key_prefix)
-        meta = ThreadMeta.decode(raw_meta)
-        summary = None
-        if meta.summary is not None:
-            summary = decode_entry(meta.summary, encryption=self._encryption, key=keys.summary, index=0)[0]
-        return ThreadRecord(
-            thread_id=thread_id,
-            # Decoded into messages too: an export that import would refuse is found out now.
-            messages=[
-                decode_entry(payload, encryption=self._encryption, key=keys.messages, index=index)[0]
-                for index, payload in enumerate(payloads)
-            ],
-            labels=meta.labels,
-            created_at=meta.created_at,
-            last_active=meta.last_active,
-            ttl=meta.ttl,
-            ttl_remaining=pttl / 1000 if pttl > 0 else None,
-            summary=summary,
-            # Positions count from the thread's first message ever; the record's from its first kept.
-            summary_covers=min(max(meta.boundary - meta.first, 0), len(payloads)) if summary else 0,
-        )
+        return record
 
     # -- writing -------------------------------------------------------------------------
 
@@ -565,50 +467,18 @@ class RedisThreadRegistry(ClientOwner):
         replaced.
         """
         now_ms = to_ms(await self.now()) if record.created_at is None or record.last_active is None else 0
-        created = to_ms(record.created_at) if record.created_at else now_ms
-        active = to_ms(record.last_active) if record.last_active else now_ms
-        ttl_ms = int(record.ttl * 1000) if record.ttl else 0
-        keys = self._keyspace.thread(record.thread_id)
-        payloads = [encode_message_dict(m) for m in record.messages]
-        tokenizer = CharacterEstimator()
-        index = [
-            index_entry(shape(m, p, tokenizer, previous=record.messages[i - 1] if i else None))
-            for i, (m, p) in enumerate(zip(record.messages, payloads, strict=True))
-        ]
-        summary = None if record.summary is None else encode_message_dict(record.summary)
-        if self._encryption is not None:
-            payloads = [self._encryption.encrypt(p, context=keys.messages) for p in payloads]
-            if summary is not None:
-                summary = self._encryption.encrypt(summary, context=keys.summary)
-        clustered = is_cluster(self._redis)
-        call = import_thread(
-            keys,
-            # On a Cluster the registry is in another slot: the thread first, then its entry.
-            registry_key=None if clustered else self._index,
-            replace=replace,
-            created_ms=created,
-            active_ms=active,
-            ttl_ms=ttl_ms,
-            expire_ms=int(record.ttl_remaining * 1000) if record.ttl_remaining else ttl_ms,
-            labels=labels_json(record.labels),
-            payloads=payloads,
-            index=index,
-            summary=summary,
-            summary_boundary=record.summary_covers,
-        )
-        with self._errors(keys.messages):
-            imported = bool(await call.run(self._redis))
-            if imported and clustered:
-                await self._redis.zadd(self._index, {record.thread_id: active})
-        return imported
+        with self._errors(self._keyspace.thread(record.thread_id).messages):
+            return await write_record(
+                self._redis, self._keyspace, record, encryption=self._encryption, replace=replace, now_ms=now_ms
+            )
 
     async def delete(self, thread_ids: Sequence[str]) -> int:
-        """Delete every key of each thread and its registry entry; returns how many existed."""
+        """Delete every key of each thread, its registry entry and its label index entries; returns how many existed."""
         ids = [validate_thread_id(t) for t in thread_ids]
         deleted = 0
         for start in range(0, len(ids), _BATCH):
             with self._errors():
-                deleted += await self._keyspace.delete(self._redis, ids[start : start + _BATCH])
+                deleted += (await delete_threads(self._redis, self._keyspace, ids[start : start + _BATCH])).threads
         return deleted
 
     async def purge(
@@ -642,17 +512,25 @@ class RedisThreadRegistry(ClientOwner):
                     # Nothing changes, so nothing to do atomically: does the thread still exist?
                     pipe.exists(self._keyspace.thread(entry.thread_id).meta)
                 elif not is_cluster(self._redis):
-                    purge_call = purge_thread(self._keyspace.thread(entry.thread_id), cutoff_ms=cutoff_ms)
+                    purge_call = purge_thread(
+                        self._keyspace.thread(entry.thread_id), cutoff_ms=cutoff_ms, prefix=self._key_prefix
+                    )
                     purge_call.script.queue(pipe, purge_call.keys, purge_call.args)
             with self._errors():
                 if dry_run or not is_cluster(self._redis):
                     replies = await pipe.execute()
                 else:  # Redis Cluster runs no script in a pipeline: one per thread, all at once
+                    labels = await self._labels_of(entries)
                     replies = await asyncio.gather(
                         *(
-                            purge_thread(self._keyspace.thread(e.thread_id), cutoff_ms=cutoff_ms).run(self._redis)
+                            purge_thread(self._keyspace.thread(e.thread_id), cutoff_ms=cutoff_ms, prefix=None).run(
+                                self._redis
+                            )
                             for e in entries
                         )
+                    )
+                    await self._unindex(
+                        [(e.thread_id, lab) for e, lab, reply in zip(entries, labels, replies, strict=True) if reply]
                     )
             outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
@@ -680,17 +558,133 @@ class RedisThreadRegistry(ClientOwner):
             done += len(entries)
             if on_progress is not None:
                 on_progress(done, total)
+        if not dry_run:
+            with self._errors():
+                if not await self._redis.exists(self._index):
+                    await self._redis.delete(self._keyspace.labels_complete)  # nothing of the prefix is left
         return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept)
+
+    async def reindex(self, *, on_progress: Callable[[int, int], None] | None = None) -> int:
+        """Enter every registered thread in the indexes of its labels; returns how many threads it read.
+
+        For threads written before label indexes existed (writers keep them since). Safe while
+        the application runs and safe to repeat; when it is done, ``list_threads(labels=...)``
+        and ``erase`` read the indexes instead of every registry entry.
+        """
+        total = await self.count()
+        done = 0
+        walk = self._walk(newest_first=False, low=float("-inf"), high=float("inf"))
+        while not walk.done:
+            described = await self._described(await walk.batch())
+            pipe = self._redis.pipeline(transaction=False)
+            for entry, summary in described:
+                for key in self._keyspace.label_indexes(summary.labels):
+                    # GT: never move an entry a writer has just made newer back in time.
+                    pipe.zadd(key, {entry.thread_id: entry.score}, gt=True)
+            with self._errors():
+                await pipe.execute()
+            done += len(described)
+            if on_progress is not None:
+                on_progress(done, total)
+        with self._errors():
+            await self._redis.set(self._keyspace.labels_complete, "complete")
+        return done
+
+    async def erase(
+        self,
+        *,
+        labels: Mapping[str, str],
+        dry_run: bool = False,
+        on_progress: Callable[[int], Awaitable[None] | None] | None = None,
+    ) -> ErasureReceipt:
+        """Delete every thread carrying all of ``labels`` (e.g. one user's), with a receipt of what was erased.
+
+        Every key of each thread (messages, summary, session snapshot, bookkeeping) and every
+        registry and label index entry naming it. A thread of those labels written while the
+        erasure runs is erased too, and listed in ``written_during``; running it again finds
+        nothing. ``dry_run``: nothing is deleted and the receipt says what would be.
+        ``on_progress(erased so far)`` (a function or a coroutine function) runs after each batch.
+        """
+        filters = validate_labels(labels, name="labels")
+        if not filters:
+            raise ValueError("labels must name at least one label: erase never deletes a whole prefix")
+        started = await self.now()
+        erased: list[str] = []
+        during: list[str] = []
+        keys = messages = 0
+        complete = False
+        for round_ in range(_ERASE_ROUNDS):
+            found = [t.thread_id async for t in self.iter_threads(labels=filters) if t.thread_id not in erased]
+            if not found:
+                complete = True
+                break
+            if round_:
+                during += found
+            erased += found
+            for start in range(0, len(found), _BATCH):
+                chunk = found[start : start + _BATCH]
+                with self._errors():
+                    counted = await (
+                        self._count_keys(chunk) if dry_run else delete_threads(self._redis, self._keyspace, chunk)
+                    )
+                keys += counted.keys
+                messages += counted.messages
+                if on_progress is not None:
+                    reported = on_progress(len(erased) - len(found) + start + len(chunk))
+                    if isinstance(reported, Awaitable):
+                        await reported
+            if dry_run:
+                complete = True
+                break
+        return ErasureReceipt(
+            labels=filters,
+            dry_run=dry_run,
+            thread_ids=tuple(erased),
+            written_during=tuple(during),
+            keys_deleted=keys,
+            messages_deleted=messages,
+            started_at=started,
+            finished_at=await self.now(),
+            complete=complete,
+        )
+
+    async def fork(self, thread_id: str, new_thread_id: str | None = None, *, upto: int | None = None) -> str:
+        """Copy a thread (all its messages, or the first ``upto``) into a new one; returns the new id.
+
+        See ``RedisChatMessageStore.fork``.
+        """
+        return await fork_thread(
+            self._redis,
+            self._keyspace,
+            thread_id,
+            new_thread_id,
+            upto=upto,
+            encryption=self._encryption,
+            where=self._where(),
+        )
+
+    async def _count_keys(self, thread_ids: Sequence[str]) -> Deleted:
+        """What deleting these threads would delete (for a dry run)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for thread_id in thread_ids:
+            keys = self._keyspace.thread(thread_id)
+            pipe.exists(*keys.owned)
+            pipe.llen(keys.messages)
+        replies = await pipe.execute()
+        existing = replies[::2]
+        return Deleted(sum(1 for n in existing if n), sum(existing), sum(replies[1::2]))
 
     # -- internals -----------------------------------------------------------------------
 
     def _errors(self, key: str | None = None) -> AbstractContextManager[None]:
         return _redis_errors(self._where(), key or self._index)
 
-    def _walk(self, *, newest_first: bool, low: float, high: float, after: _Position | None = None) -> _Walk:
+    def _walk(
+        self, *, newest_first: bool, low: float, high: float, after: _Position | None = None, key: str | None = None
+    ) -> _Walk:
         return _Walk(
             self._redis,
-            self._index,
+            key or self._index,
             newest_first=newest_first,
             low=low,
             high=high,
@@ -707,8 +701,11 @@ class RedisThreadRegistry(ClientOwner):
             return to_ms(active_since)
         raise TypeError(f"active_since must be a datetime, a timedelta or None, got {type(active_since).__name__}")
 
-    async def _described(self, entries: list[_Entry]) -> list[tuple[_Entry, ThreadSummary]]:
-        """The entries whose thread still exists, with its summary; stale entries are removed."""
+    async def _described(self, entries: list[_Entry], key: str | None = None) -> list[tuple[_Entry, ThreadSummary]]:
+        """The entries (of ``key``, default the registry) whose thread still exists, with its summary.
+
+        Stale entries (threads expired by TTL) are removed from ``key``.
+        """
         if not entries:
             return []
         pipe = self._redis.pipeline(transaction=False)
@@ -724,13 +721,45 @@ class RedisThreadRegistry(ClientOwner):
                 described.append((entry, ThreadSummary.from_meta(entry.thread_id, meta)))
             else:
                 stale.append(entry)
-        await self._remove_entries(stale)
+        await self._remove_entries(stale, key)
         return described
 
-    async def _remove_entries(self, entries: list[_Entry]) -> None:
-        """Remove registry entries, each only if its score is still the one read."""
+    async def _remove_entries(self, entries: list[_Entry], key: str | None = None) -> None:
+        """Remove entries of ``key`` (default the registry), each only if its score is still the one read."""
         if not entries:
             return
-        call = prune_registry(self._index, [(entry.member, entry.score) for entry in entries])
+        call = prune_registry(key or self._index, [(entry.member, entry.score) for entry in entries])
         with self._errors():
             await call.run(self._redis)
+
+    async def _label_index_for(self, labels: Mapping[str, str]) -> str:
+        """The smallest index of ``labels`` to page through, or the registry (no labels, or the
+        label indexes are not complete yet: ``reindex``)."""
+        if not labels:
+            return self._index
+        keys = self._keyspace.label_indexes(labels)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(self._keyspace.labels_complete)
+        for key in keys:
+            pipe.zcard(key)
+        with self._errors():
+            complete, *sizes = await pipe.execute()
+        if not complete:
+            return self._index
+        return min(zip(sizes, keys, strict=True))[1]
+
+    async def _labels_of(self, entries: Sequence[_Entry]) -> list[dict[str, str]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for entry in entries:
+            pipe.hget(self._keyspace.thread(entry.thread_id).meta, "labels")
+        with self._errors():
+            return [decode_labels(raw) for raw in await pipe.execute()]
+
+    async def _unindex(self, threads: Sequence[tuple[str, Mapping[str, str]]]) -> None:
+        """Redis Cluster: take threads out of their label indexes (other slots than their keys)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for thread_id, labels in threads:
+            for key in self._keyspace.label_indexes(labels):
+                pipe.zrem(key, thread_id)
+        with self._errors():
+            await pipe.execute()
