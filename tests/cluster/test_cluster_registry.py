@@ -137,14 +137,10 @@ async def test_encrypted_threads_on_every_node_are_rekeyed_by_one_prefix_walk(
 
 async def test_label_indexes_erasure_and_fork_across_slots(cluster_url: str, cluster_raw: RedisCluster) -> None:
     keyspace = Keyspace("chat_messages")
-    factory = RedisChatMessageStore.factory(cluster_url, cluster=True)
     for n in range(6):  # threads on every node
-        store = factory.store(f"t{n}")
-        store_labels = {"user": "alice" if n % 2 else "bob"}
-        async with RedisChatMessageStore(cluster_url, cluster=True, thread_id=f"t{n}", labels=store_labels) as labelled:
-            await labelled.add_messages([user_message(f"m{n}")])
-        await store.aclose()
-    await factory.aclose()
+        labels = {"user": "alice" if n % 2 else "bob"}
+        async with RedisChatMessageStore(cluster_url, cluster=True, thread_id=f"t{n}", labels=labels) as store:
+            await store.add_messages([user_message(f"m{n}")])
     async with RedisThreadRegistry(cluster_url, cluster=True) as registry:
         # The first thread of the prefix marked its label indexes complete: a page reads the index.
         assert await cluster_raw.exists(keyspace.labels_complete)
