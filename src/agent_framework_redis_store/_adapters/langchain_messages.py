@@ -70,11 +70,11 @@ _CHUNK_TYPES = {
 _CHUNK_ONLY = frozenset({"tool_call_chunks", "chunk_position"})
 # Fields every type converts; each type adds its own (_convert).
 _CONVERTED = frozenset({"content", "type", "id", "name"})
-# Under additional_properties["langchain"], what is not a field to restore as it is: the
-# original type or role (a message the role alone would show as another type), and the call
-# id made for an ``additional_kwargs.function_call`` (not a LangChain field: the call is
-# shown through ``additional_kwargs``, not as a tool call).
+# The call id made for an AI message's additional_kwargs.function_call, kept beside its fields
+# (not a LangChain field): the way back shows that call through additional_kwargs, not as a tool call.
 _FUNCTION_CALL_ID = "function_call_id"
+# Kept entries the way back restores each in its own way (type and role: a chat or function
+# message the role alone would show as another type); any other goes back into "data" as it is.
 _RESTORED_APART = frozenset(
     {
         "content",
