@@ -38,11 +38,7 @@ from agent_framework_redis_store import (
     migrate_langchain,
 )
 from agent_framework_redis_store._core.codec import message_from_dict
-from agent_framework_redis_store._ops.migrate_sources import (
-    AgentFrameworkRedisLayout,
-    langchain_to_messages,
-    storage_key_segment,
-)
+from agent_framework_redis_store._ops.migrate_sources import AgentFrameworkRedisLayout, storage_key_segment
 from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .upstream import record
@@ -466,58 +462,32 @@ async def test_a_langchain_ttl_carries_over(
     assert (await registry.info("kept")).ttl_remaining is None
 
 
-def test_older_langchain_records_and_content_blocks_convert() -> None:
-    def item(kind: str, **data: Any) -> dict[str, Any]:
-        return {"type": kind, "data": {"type": kind, "additional_kwargs": {}, "response_metadata": {}, **data}}
+async def test_function_call_ids_stay_the_same_when_the_history_grows(
+    redis_url: str, raw: redis.asyncio.Redis, registry: RedisThreadRegistry
+) -> None:
+    from langchain_core.messages import AIMessage, FunctionMessage, HumanMessage
 
-    converted = langchain_to_messages(
-        list(
-            enumerate(
-                [
-                    # OpenAI tool calls only in additional_kwargs (LangChain before tool_calls).
-                    item(
-                        "ai",
-                        content="",
-                        additional_kwargs={
-                            "tool_calls": [
-                                {"id": "c9", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
-                            ]
-                        },
-                        example=False,
-                    ),
-                    item("tool", content=[{"type": "text", "text": "do"}, "ne"], tool_call_id="c9"),
-                    # OpenAI's function calling, before tools: no call ids at all.
-                    item("ai", content="", additional_kwargs={"function_call": {"name": "calc", "arguments": "{}"}}),
-                    item("function", content="42", name="calc"),
-                    item(
-                        "AIMessageChunk",
-                        content=[
-                            {"type": "thinking", "thinking": "hmm"},
-                            {"type": "text", "text": "ok"},
-                            {"type": "tool_use", "id": "t1", "name": "g", "input": {}},
-                        ],
-                        tool_calls=[{"name": "g", "args": {}, "id": "t1", "type": "tool_call"}],
-                    ),
-                    item("human", content=[{"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}]),
-                    item("human", content=[{"type": "custom", "x": 1}]),
-                ]
-            )
-        )
+    history = langchain_history(redis_url, "old-openai")
+    history.add_messages(
+        [
+            HumanMessage("2 + 2?"),
+            AIMessage("", additional_kwargs={"function_call": {"name": "calc", "arguments": '{"q": "2 + 2"}'}}),
+            FunctionMessage(content="4", name="calc"),
+        ]
     )
-    assert [shape(m) for m in converted] == [
-        ("assistant", None, ("call", "c9", "f", '{"a": 1}')),
-        ("tool", None, ("result", "c9", "done")),
-        ("assistant", None, ("call", "langchain-function-call-2", "calc", "{}")),
-        ("tool", None, ("result", "langchain-function-call-2", "42")),
-        ("assistant", None, ("text_reasoning", None, None), ("text", "ok"), ("call", "t1", "g", {})),
-        ("user", None, ("data", "data:image/png;base64,iVBORw0KGgo=", "image/png")),
-        ("user", None),
+    await migrate_langchain(raw, registry)
+    first = await read_back(redis_url, "old-openai")
+    assert [(c["type"], c["call_id"]) for m in first[1:] for c in m["contents"]] == [
+        ("function_call", "langchain-function-call-1"),
+        ("function_result", "langchain-function-call-1"),
     ]
-    assert "additional_properties" not in converted[0]  # the defaults and the converted calls add nothing
-    # A block with no framework content is kept, not dropped.
-    assert converted[6]["additional_properties"]["langchain"]["content"] == [{"type": "custom", "x": 1}]
-    for message in converted:
-        message_from_dict(message)  # the installed generation reads each one
+    # The application goes on in LangChain: LPUSH moves every older entry's LINDEX, not its call id.
+    history.add_messages([AIMessage("It is 4.")])
+    again = await migrate_langchain(raw, registry)
+    assert outcomes(again) == {"old-openai": "differs"}
+    assert "the target thread holds 3 message(s), the source 4; they differ from index 3" in again.threads[0].detail
+    await migrate_langchain(raw, registry, replace=True)
+    assert (await read_back(redis_url, "old-openai"))[:3] == first
 
 
 async def test_unreadable_entries_fail_their_thread_only(
@@ -534,7 +504,7 @@ async def test_unreadable_entries_fail_their_thread_only(
     assert outcomes(report) == {"good": "migrated", "broken": "failed", "removal": "failed"}
     details = {t.thread_id: t.detail for t in report.threads}
     assert details["broken"].startswith("'message_store:broken' entry 1: not JSON")
-    assert "'remove' has no framework equivalent" in details["removal"]
+    assert details["removal"].startswith("'message_store:removal' entry 0: LangChain message type 'remove' has no")
 
     microsoft = await migrate_agent_framework_redis(raw, registry)
     assert outcomes(microsoft) == {"bad": "failed"}

@@ -9,15 +9,21 @@ agent continue the same conversation, tool calls included::
     history = RedisChatMessageHistory("user_42", "redis://localhost:6379", ttl=86400)
     chain = RunnableWithMessageHistory(model, RedisChatMessageHistory.factory("redis://localhost:6379"))
 
-``from_langchain_dict`` and ``to_langchain_dicts`` convert between LangChain's
-``message_to_dict`` dicts and framework message dicts; they need neither langchain-core
-nor a connection, and importing them does not import langchain-core.
+``from_langchain_dict`` (one message), ``from_langchain_dicts`` (a conversation) and
+``to_langchain_dicts`` convert between LangChain's ``message_to_dict`` dicts and framework
+message dicts; they need neither langchain-core nor a connection, and importing them does
+not import langchain-core.
 """
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._adapters.langchain_messages import LANGCHAIN_PROPERTY, from_langchain_dict, to_langchain_dicts
+from ._adapters.langchain_messages import (
+    LANGCHAIN_PROPERTY,
+    from_langchain_dict,
+    from_langchain_dicts,
+    to_langchain_dicts,
+)
 
 if TYPE_CHECKING:
     from ._adapters.langchain import RedisChatMessageHistory, RedisChatMessageHistoryFactory
@@ -27,10 +33,11 @@ __all__ = [
     "RedisChatMessageHistory",
     "RedisChatMessageHistoryFactory",
     "from_langchain_dict",
+    "from_langchain_dicts",
     "to_langchain_dicts",
 ]
 
-for _function in (from_langchain_dict, to_langchain_dicts):
+for _function in (from_langchain_dict, from_langchain_dicts, to_langchain_dicts):
     _function.__module__ = __name__
 
 # The history classes subclass langchain-core's: load them (and it) on first use.

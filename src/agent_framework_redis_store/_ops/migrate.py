@@ -230,7 +230,9 @@ async def migrate_langchain(
     """Copy LangChain's community ``RedisChatMessageHistory`` histories into ``target``.
 
     Each ``{source_key_prefix}{session_id}`` list (newest first) becomes the thread
-    ``session_id``, oldest first, as framework messages: human/ai/system/tool become
+    ``session_id``, oldest first, as framework messages, converted as
+    ``agent_framework_redis_store.langchain.from_langchain_dicts`` converts them (and as
+    ``RedisChatMessageHistory`` reads them back): human/ai/system/tool become
     user/assistant/system/tool, tool calls and tool call ids are kept (``function_call`` /
     ``function_result`` contents), and LangChain metadata without a framework field is kept
     under ``additional_properties["langchain"]``. The other arguments are those of

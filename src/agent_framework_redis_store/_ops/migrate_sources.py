@@ -17,7 +17,9 @@ LangChain's community ``RedisChatMessageHistory`` (``langchain_community/chat_me
 ``json.dumps(message_to_dict(m))`` per message, so newest first.
 
 Nothing here touches Redis: a layout turns keys into threads and list entries into the
-message dicts this package stores (``_ops/migrate.py`` runs the migration).
+message dicts this package stores (``_ops/migrate.py`` runs the migration). LangChain's
+messages are converted as the LangChain history converts them, one conversation at a time
+(``_adapters/langchain_messages.py``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ import base64
 import binascii
 import hashlib
 import json
-import mimetypes
 import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._adapters.langchain_messages import LangChainConversation
 from .._core.keyspace import COMPANION_SUFFIXES
 
 __all__ = [
@@ -41,7 +43,6 @@ __all__ = [
     "LangChainLayout",
     "SourceLayout",
     "SourceThread",
-    "langchain_to_messages",
     "storage_key_segment",
 ]
 
@@ -290,226 +291,13 @@ class LangChainLayout:
         return SourceThread(key, session_id)
 
     def messages(self, entries: Sequence[str]) -> list[dict[str, Any]]:
-        newest_last = len(entries) - 1
         # LPUSH keeps the newest first; the store and the framework want the oldest first.
-        items = [(newest_last - i, _json_object(entry, newest_last - i)) for i, entry in enumerate(reversed(entries))]
-        return langchain_to_messages(items)
-
-
-# LangChain message types (message_to_dict's "type") and the framework role of each.
-_LANGCHAIN_KINDS = {
-    "human": "human",
-    "HumanMessageChunk": "human",
-    "ai": "ai",
-    "AIMessageChunk": "ai",
-    "system": "system",
-    "SystemMessageChunk": "system",
-    "tool": "tool",
-    "ToolMessageChunk": "tool",
-    "function": "function",
-    "FunctionMessageChunk": "function",
-    "chat": "chat",
-    "ChatMessageChunk": "chat",
-}
-_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool"}
-_CHAT_ROLES = {"human": "user", "ai": "assistant"}
-# Fields of a LangChain message that become framework fields; the rest is kept as metadata.
-_CONVERTED = {"content", "type", "id", "name", "tool_calls", "tool_call_id", "role"}
-_MEDIA_DEFAULTS = {"image": "image/*", "image_url": "image/*", "audio": "audio/*", "video": "video/*"}
-
-
-def _empty(name: str, value: Any) -> bool:
-    # Defaults LangChain writes on every message: keeping them would only add noise.
-    return value in (None, "", {}, []) or (name == "status" and value == "success") or (name == "example" and not value)
-
-
-def langchain_to_messages(items: Sequence[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """``message_to_dict`` records, oldest first with their source index, as framework message dicts.
-
-    human/ai/system/tool become user/assistant/system/tool; an AI message's ``tool_calls`` become
-    ``function_call`` contents (``call_id``, ``name``, ``arguments``) and a tool message a
-    ``function_result`` with its ``tool_call_id``. Older OpenAI ``function_call`` /
-    ``function`` pairs get a call id of their own. What has no framework field (response and
-    usage metadata, unconverted content blocks, artifacts) is kept under
-    ``additional_properties["langchain"]``.
-    """
-    pending_functions: dict[str, list[str]] = {}
-    return [_langchain_message(index, item, pending_functions) for index, item in items]
-
-
-def _langchain_message(index: int, item: dict[str, Any], pending_functions: dict[str, list[str]]) -> dict[str, Any]:
-    kind_name = item.get("type")
-    data = item.get("data")
-    if not isinstance(kind_name, str) or not isinstance(data, dict):
-        raise EntryError(index, "expected LangChain's message_to_dict form {'type': ..., 'data': {...}}")
-    kind = _LANGCHAIN_KINDS.get(kind_name)
-    if kind is None:
-        raise EntryError(index, f"LangChain message type {kind_name!r} has no framework equivalent")
-    metadata = {k: v for k, v in data.items() if k not in _CONVERTED and not _empty(k, v)}
-    if kind == "chat":
-        role = data.get("role")
-        if not isinstance(role, str) or not role:
-            raise EntryError(index, f"a LangChain chat message needs a role, got {role!r}")
-        role = _CHAT_ROLES.get(role, role)
-    else:
-        role = _ROLES[kind]
-    try:
-        if kind in ("tool", "function"):
-            contents = [_function_result(index, kind, data, pending_functions)]
-            if data.get("name") is not None:
-                metadata["name"] = data["name"]
-        else:
-            calls = _function_calls(index, data, metadata, pending_functions) if kind == "ai" else []
-            contents, lossless = _content(data.get("content", ""), {call["call_id"] for call in calls})
-            if not lossless:
-                metadata["content"] = data.get("content")
-            contents += calls
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise EntryError(index, f"LangChain {kind_name} message: {type(err).__name__}: {err}") from err
-    message: dict[str, Any] = {"type": "message", "role": role, "contents": contents}
-    if isinstance(data.get("id"), str) and data["id"]:
-        message["message_id"] = data["id"]
-    if kind not in ("tool", "function") and isinstance(data.get("name"), str) and data["name"]:
-        message["author_name"] = data["name"]
-    if metadata:
-        message["additional_properties"] = {"langchain": metadata}
-    return message
-
-
-def _content(content: Any, call_ids: set[str]) -> tuple[list[dict[str, Any]], bool]:
-    """Framework contents of a LangChain ``content``, and whether nothing was left out.
-
-    ``call_ids`` are the message's tool calls: a block repeating one of them (Anthropic's
-    ``tool_use``) is represented by its ``function_call`` content.
-    """
-    if isinstance(content, str):
-        return ([{"type": "text", "text": content}] if content else []), True
-    if not isinstance(content, list):
-        raise TypeError(f"content must be a str or a list of blocks, got {type(content).__name__}")
-    contents: list[dict[str, Any]] = []
-    lossless = True
-    for block in content:
-        if isinstance(block, str):
-            contents.append({"type": "text", "text": block})
-            continue
-        if not isinstance(block, dict):
-            lossless = False
-            continue
-        if block.get("type") in _CALL_BLOCKS and block.get("id") in call_ids:
-            continue
-        converted, complete = _block(block)
-        if converted is not None:
-            contents.append(converted)
-        lossless = lossless and complete
-    return contents, lossless
-
-
-# Content blocks that repeat a tool call of the message (Anthropic, LangChain's standard blocks).
-_CALL_BLOCKS = {"tool_use", "tool_call", "function_call", "server_tool_use"}
-# The keys of each block kind that the framework content holds in full.
-_BLOCK_KEYS = {
-    "text": {"type", "text"},
-    "reasoning": {"type", "reasoning"},
-    "thinking": {"type", "thinking"},
-    "image_url": {"type", "image_url"},
-    "media": {"type", "url", "base64", "data", "mime_type", "source_type"},
-}
-
-
-def _block(block: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
-    """One content block as a framework content (or None), and whether it says everything the block does."""
-    kind = block.get("type")
-    converted: dict[str, Any] | None = None
-    if kind == "text" and isinstance(block.get("text"), str):
-        converted = {"type": "text", "text": block["text"]}
-    elif kind in ("reasoning", "thinking") and isinstance(block.get(kind), str):
-        converted = {"type": "text_reasoning", "text": block[kind]}
-    elif kind == "image_url":
-        image = block.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        if isinstance(url, str):
-            converted = _media(url, None, kind)
-        if isinstance(image, dict) and set(image) - {"url"}:
-            return converted, False  # e.g. OpenAI's "detail"
-    elif kind in ("image", "audio", "video", "file"):
-        mime = block.get("mime_type") if isinstance(block.get("mime_type"), str) else None
-        data = block.get("base64") or (block.get("data") if block.get("source_type") == "base64" else None)
-        url = block.get("url")
-        if isinstance(data, str):
-            converted = _media(f"data:{mime or 'application/octet-stream'};base64,{data}", mime, kind)
-        elif isinstance(url, str):
-            converted = _media(url, mime, kind)
-        kind = "media"
-    complete = converted is not None and not set(block) - _BLOCK_KEYS.get(str(kind), set())
-    return converted, complete
-
-
-def _media(url: str, mime: str | None, kind: str) -> dict[str, Any]:
-    if url.startswith("data:"):
-        declared = url[5:].split(",", 1)[0].split(";", 1)[0]
-        return {"type": "data", "uri": url, "media_type": mime or declared or "application/octet-stream"}
-    guessed = mimetypes.guess_type(url.split("?", 1)[0])[0]
-    # The legacy framework requires a media type on a URI; a client reads its top-level type.
-    media_type = mime or guessed or _MEDIA_DEFAULTS.get(kind, "application/octet-stream")
-    return {"type": "uri", "uri": url, "media_type": media_type}
-
-
-def _function_calls(
-    index: int, data: dict[str, Any], metadata: dict[str, Any], pending_functions: dict[str, list[str]]
-) -> list[dict[str, Any]]:
-    kwargs = dict(metadata.get("additional_kwargs") or {})
-    calls: list[dict[str, Any]] = []
-    tool_calls = data.get("tool_calls") or []
-    if tool_calls:
-        for position, call in enumerate(tool_calls):
-            calls.append(_call(call.get("id") or f"langchain-call-{index}-{position}", call["name"], call.get("args")))
-        kwargs.pop("tool_calls", None)  # the provider's raw copy of the same calls
-    elif kwargs.get("tool_calls"):
-        # Older LangChain kept only OpenAI's raw form.
-        for position, call in enumerate(kwargs.pop("tool_calls")):
-            function = call["function"]
-            calls.append(
-                _call(
-                    call.get("id") or f"langchain-call-{index}-{position}", function["name"], function.get("arguments")
-                )
-            )
-    if isinstance(kwargs.get("function_call"), dict):
-        # OpenAI's pre-tools function calling has no call id: one is made, and the next
-        # function message of that name answers it.
-        function = kwargs.pop("function_call")
-        call_id = f"langchain-function-call-{index}"
-        pending_functions.setdefault(function["name"], []).append(call_id)
-        calls.append(_call(call_id, function["name"], function.get("arguments")))
-    if kwargs:
-        metadata["additional_kwargs"] = kwargs
-    else:
-        metadata.pop("additional_kwargs", None)
-    return calls
-
-
-def _call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
-    # LangChain parses arguments into a dict; OpenAI's raw form keeps the JSON text. Both read.
-    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments or {}}
-
-
-def _text_only(content: list[Any]) -> bool:
-    return all(
-        isinstance(b, str) or (isinstance(b, dict) and b.keys() == {"type", "text"} and b["type"] == "text")
-        for b in content
-    )
-
-
-def _function_result(
-    index: int, kind: str, data: dict[str, Any], pending_functions: dict[str, list[str]]
-) -> dict[str, Any]:
-    content = data.get("content", "")
-    if isinstance(content, list) and _text_only(content):
-        content = "".join(b if isinstance(b, str) else b["text"] for b in content)
-    if kind == "tool":
-        call_id = data.get("tool_call_id")
-        if not isinstance(call_id, str) or not call_id:
-            raise ValueError("a tool message needs its tool_call_id")
-    else:
-        waiting = pending_functions.get(data.get("name") or "", [])
-        call_id = waiting.pop(0) if waiting else f"langchain-function-result-{index}"
-    return {"type": "function_result", "call_id": call_id, "result": content}
+        conversation = LangChainConversation()
+        messages: list[dict[str, Any]] = []
+        for index in range(len(entries) - 1, -1, -1):
+            data = _json_object(entries[index], index)
+            try:
+                messages.append(conversation.convert(data))
+            except (TypeError, ValueError) as err:
+                raise EntryError(index, str(err)) from err
+        return messages
