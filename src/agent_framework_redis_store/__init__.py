@@ -34,6 +34,7 @@ from ._core.groups import CharacterEstimator, Tokenizer
 from ._core.keyspace import Keyspace, ThreadKeys
 from ._core.meta import ThreadInfo, ThreadSummary
 from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
+from ._core.telemetry import configure_telemetry
 from ._ops.migrate import (
     MigrationProgress,
     MigrationReport,
@@ -98,6 +99,7 @@ __all__ = [
     "ThreadSummary",
     "Tokenizer",
     "__version__",
+    "configure_telemetry",
     "default_retry",
     "migrate_agent_framework_redis",
     "migrate_langchain",

@@ -23,6 +23,7 @@ from .._core.fingerprints import batch_token
 from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
 from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.telemetry import traced
 from .._core.thread import EncodedBatch, ThreadStorage
 from .state import (
     STATE_TYPE,
@@ -192,6 +193,7 @@ class RedisChatMessageStore(ClientOwner):
 
     # -- ChatMessageStoreProtocol ----------------------------------------------------------
 
+    @traced("save")
     async def add_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None, **kwargs: Any
     ) -> None:
@@ -213,6 +215,7 @@ class RedisChatMessageStore(ClientOwner):
         if batch or self._pending_seed:
             await self._append(batch, idempotency_key or batch_token(messages))
 
+    @traced("save")
     async def add_new_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None
     ) -> int:
@@ -234,6 +237,7 @@ class RedisChatMessageStore(ClientOwner):
         thread.schedule_compaction()
         return appended
 
+    @traced("load")
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """What the model gets, oldest first: the summary (if any), then the newest messages after it.
 
@@ -245,6 +249,7 @@ class RedisChatMessageStore(ClientOwner):
         thread = await self._ready()
         return await thread.context(last=_check_last(last))
 
+    @traced("transcript")
     async def transcript(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """Every stored message, oldest first, summarized or not (``last=N``: the newest N).
 
