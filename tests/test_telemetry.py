@@ -7,12 +7,14 @@ in a child process.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +32,7 @@ from agent_framework_redis_store import (
     CorruptMessageError,
     RedisChatMessageStore,
     RedisStoreError,
+    RedisThreadRegistry,
     SummaryCompaction,
     configure_telemetry,
 )
@@ -378,6 +381,85 @@ async def test_a_1x_agent_turn_loads_then_saves(redis_url: str, recorded: Record
     assert (attrs(second_save)["batch.messages"], attrs(second_save)["messages.written"]) == (2, 2)
 
 
+# -- the registry ---------------------------------------------------------------------------
+
+
+async def test_registry_operations(redis_url: str, recorded: Recorded) -> None:
+    async with RedisThreadRegistry(redis_url, key_prefix="reg") as registry:
+        for name in ("a", "b", "c"):
+            labels = {"user": SECRET_LABEL} if name != "c" else {"user": "bob"}
+            async with RedisChatMessageStore(redis_url, key_prefix="reg", thread_id=name, labels=labels) as store:
+                await store.add_messages(chat(1))
+        recorded.clear()
+        page = await registry.list_threads(labels={"user": SECRET_LABEL}, limit=1)
+        record = await registry.export_thread("a")
+        old = datetime.now(UTC) - timedelta(days=60)
+        assert await registry.import_thread(dataclasses.replace(record, thread_id="old", last_active=old))
+        assert not await registry.import_thread(dataclasses.replace(record, thread_id="old"))
+        stats = await registry.stats()
+        assert await registry.delete(["b", "nope"]) == 1
+        dry = await registry.purge(older_than=timedelta(days=30), dry_run=True)
+        await registry.purge(older_than=3600 * 24 * 30)
+
+    assert len(page.threads) == 1
+    assert page.next_cursor is not None
+    assert attrs(recorded.one("registry.list")) == {
+        **common("registry.list", "RedisThreadRegistry.list_threads"),
+        "key_prefix": "reg",
+        "registry.limit": 1,
+        "registry.label_filters": 1,
+        "registry.active_since": False,
+        "registry.continued": False,
+        "threads.returned": 1,
+        "registry.more": True,
+    }
+    assert attrs(recorded.one("registry.export")) == {
+        **common("registry.export", "RedisThreadRegistry.export_thread"),
+        "key_prefix": "reg",
+        "messages.read": 2,
+        "summary": False,
+    }
+    imported, refused = recorded.spans("registry.import")
+    assert attrs(imported) == {
+        **common("registry.import", "RedisThreadRegistry.import_thread"),
+        "key_prefix": "reg",
+        "registry.replace": False,
+        "batch.messages": 2,
+        "summary": False,
+        "encrypted": False,
+        "registry.imported": True,
+        "messages.written": 2,
+    }
+    assert (attrs(refused)["registry.imported"], attrs(refused)["messages.written"]) == (False, 0)
+    assert (stats.threads, stats.messages) == (4, 8)
+    assert attrs(recorded.one("registry.stats")) == {
+        **common("registry.stats", "RedisThreadRegistry.stats"),
+        "key_prefix": "reg",
+        "threads.total": 4,
+        "messages.total": 8,
+        "threads.expired": 0,
+    }
+    assert attrs(recorded.one("registry.delete")) == {
+        **common("registry.delete", "RedisThreadRegistry.delete"),
+        "key_prefix": "reg",
+        "threads.requested": 2,
+        "threads.deleted": 1,
+    }
+    assert dry.purged == 1
+    dry_span, purge = recorded.spans("registry.purge")
+    assert attrs(dry_span) == {
+        **common("registry.purge", "RedisThreadRegistry.purge"),
+        "key_prefix": "reg",
+        "registry.dry_run": True,
+        "registry.older_than_seconds": 30 * 24 * 3600.0,
+        "threads.purged": 1,
+        "threads.expired": 0,
+        "threads.kept": 0,
+    }
+    assert (attrs(purge)["registry.dry_run"], attrs(purge)["threads.purged"]) == (False, 1)
+    assert all("round_trips" not in attrs(s) for s in recorded.spans())  # counted for one thread's operations only
+
+
 # -- what is never recorded -----------------------------------------------------------------
 
 
@@ -414,6 +496,14 @@ async def test_no_message_text_label_value_password_or_thread_id_is_recorded(
             await store.list_messages()
             await store.transcript()
             await store.compact(force=True)
+        async with RedisThreadRegistry(url) as registry:
+            await registry.list_threads(labels={"email": SECRET_LABEL})
+            record = await registry.export_thread(thread_id)
+            await registry.import_thread(record, replace=True)
+            await registry.stats()
+            await registry.purge(older_than=timedelta(days=1))
+            await registry.delete([thread_id])
+
         # Failures whose messages hold data: a summarizer quoting the conversation, a corrupt entry
         # (named by its key, which holds the thread id), credentials Redis rejects.
         failing = SummaryCompaction(
@@ -437,7 +527,7 @@ async def test_no_message_text_label_value_password_or_thread_id_is_recorded(
         await raw.execute_command("ACL", "DELUSER", "telemetry")
 
     seen = everything_recorded(recorded)
-    assert len(recorded.spans()) >= 9
+    assert len(recorded.spans()) >= 15
     for secret in (SECRET_TEXT, "4111", SECRET_LABEL, PASSWORD, thread_id, "user-4711", "telemetry:"):
         leaks = [value for value in seen if secret in value]
         assert not leaks, f"{secret!r} recorded: {leaks}"
@@ -472,15 +562,19 @@ async def test_thread_ids_are_omitted_hashed_or_plain(redis_url: str, recorded: 
     providers = {"tracer_provider": recorded.tracer_provider, "meter_provider": recorded.meter_provider}
     key = b"0123456789abcdef-telemetry"
     digest = hmac.new(key, b"user-42", hashlib.sha256).hexdigest()[:32]
-    async with RedisChatMessageStore(redis_url, thread_id="user-42") as store:
+    async with (
+        RedisChatMessageStore(redis_url, thread_id="user-42") as store,
+        RedisThreadRegistry(redis_client=store.redis_client) as registry,
+    ):
         await store.add_messages([message("user", "hi")])
         configure_telemetry(thread_ids="hmac", thread_id_key=key, **providers)
         await store.add_messages([message("user", "hi")])
+        await registry.export_thread("user-42")
         configure_telemetry(thread_ids="plain", **providers)
         await store.list_messages()
     omitted, hashed = recorded.spans("save")
     assert not {"thread_id", "thread_id.hmac"} & attrs(omitted).keys()
-    assert attrs(hashed)["thread_id.hmac"] == digest
+    assert attrs(hashed)["thread_id.hmac"] == attrs(recorded.one("registry.export"))["thread_id.hmac"] == digest
     assert attrs(recorded.one("load"))["thread_id"] == "user-42"
     for point in recorded.durations():  # never in a metric: one series per thread would be unbounded
         assert set(point.attributes or {}) == {"db.system.name", "db.operation.name"}

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
@@ -60,7 +61,7 @@ DURATION_METRIC = f"{NAMESPACE}.operation.duration"
 
 # OpenTelemetry semantic conventions.
 DB_SYSTEM = "db.system.name"  # always "redis"
-DB_OPERATION = "db.operation.name"  # the operation: save, load, transcript, compact, summarize
+DB_OPERATION = "db.operation.name"  # the operation: save, load, ..., registry.purge
 CODE_FUNCTION = "code.function.name"  # the method called: agent_framework_redis_store.<Class>.<method>
 ERROR_TYPE = "error.type"  # the exception's class, never its message
 
@@ -94,9 +95,27 @@ COMPACTION_REASON = f"{NAMESPACE}.compaction.reason"  # CompactionResult.reason:
 COMPACTION_TRIGGER_MESSAGES = f"{NAMESPACE}.compaction.trigger_messages"
 COMPACTION_TRIGGER_TOKENS = f"{NAMESPACE}.compaction.trigger_tokens"
 COMPACTION_KEEP_LAST = f"{NAMESPACE}.compaction.keep_last_messages"
+REGISTRY_LIMIT = f"{NAMESPACE}.registry.limit"
+REGISTRY_LABEL_FILTERS = f"{NAMESPACE}.registry.label_filters"  # how many; never their keys or values
+REGISTRY_ACTIVE_SINCE = f"{NAMESPACE}.registry.active_since"  # a time filter was given
+REGISTRY_CONTINUED = f"{NAMESPACE}.registry.continued"  # a cursor was given
+REGISTRY_MORE = f"{NAMESPACE}.registry.more"  # another page follows
+REGISTRY_DRY_RUN = f"{NAMESPACE}.registry.dry_run"
+REGISTRY_OLDER_THAN = f"{NAMESPACE}.registry.older_than_seconds"
+REGISTRY_REPLACE = f"{NAMESPACE}.registry.replace"
+REGISTRY_IMPORTED = f"{NAMESPACE}.registry.imported"
+THREADS_RETURNED = f"{NAMESPACE}.threads.returned"
+THREADS_REQUESTED = f"{NAMESPACE}.threads.requested"
+THREADS_DELETED = f"{NAMESPACE}.threads.deleted"
+THREADS_PURGED = f"{NAMESPACE}.threads.purged"
+THREADS_EXPIRED = f"{NAMESPACE}.threads.expired"  # registry entries of threads gone by TTL
+THREADS_KEPT = f"{NAMESPACE}.threads.kept"
+THREADS_TOTAL = f"{NAMESPACE}.threads.total"  # stats
+MESSAGES_TOTAL = f"{NAMESPACE}.messages.total"  # stats
+
 AttributeValue = str | bool | int | float
 
-# Operations on one thread count their round trips.
+# Operations on one thread count their round trips (the registry's walk many threads).
 _THREAD_OPERATIONS = frozenset({"save", "load", "transcript", "compact"})
 
 # Seconds: a local round trip is ~0.1 ms, a summarizer call many seconds.
@@ -400,7 +419,7 @@ def traced(operation: str) -> Callable[[F], F]:
 # -- what each operation records of its arguments and result -----------------------------------
 #
 # The operations on one thread (save, load, transcript) are described by ThreadStorage as it
-# works; these describe compaction from its arguments (result _PENDING) and results.
+# works; these describe the others from their arguments (result _PENDING) and results.
 
 
 def _describe_compact(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
@@ -424,7 +443,77 @@ def _describe_summarize(op: Operation, arguments: Mapping[str, Any], result: Any
         op.set(SUMMARY_PREVIOUS, arguments.get("previous") is not None)
 
 
+def _describe_list(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is _PENDING:
+        limit, labels = arguments.get("limit"), arguments.get("labels")
+        if isinstance(limit, int):
+            op.set(REGISTRY_LIMIT, limit)
+        op.set(REGISTRY_LABEL_FILTERS, len(labels) if isinstance(labels, Mapping) else 0)
+        op.set(REGISTRY_ACTIVE_SINCE, arguments.get("active_since") is not None)
+        op.set(REGISTRY_CONTINUED, arguments.get("cursor") is not None)
+        return
+    op.set(THREADS_RETURNED, len(result.threads))
+    op.set(REGISTRY_MORE, result.next_cursor is not None)
+
+
+def _describe_purge(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is _PENDING:
+        op.set(REGISTRY_DRY_RUN, bool(arguments.get("dry_run")))
+        older_than = arguments.get("older_than")
+        if isinstance(older_than, timedelta):
+            older_than = older_than.total_seconds()
+        if isinstance(older_than, int | float) and not isinstance(older_than, bool):
+            op.set(REGISTRY_OLDER_THAN, float(older_than))
+        return
+    op.set(THREADS_PURGED, result.purged)
+    op.set(THREADS_EXPIRED, result.expired)
+    op.set(THREADS_KEPT, result.kept)
+
+
+def _describe_export(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is _PENDING:
+        op.thread_id(arguments.get("thread_id"))
+        return
+    op.set(MESSAGES_READ, len(result.messages))
+    op.set(SUMMARY, result.summary is not None)
+
+
+def _describe_import(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    record = arguments["record"]
+    if result is _PENDING:
+        op.thread_id(record.thread_id)
+        op.set(REGISTRY_REPLACE, bool(arguments.get("replace")))
+        op.set(BATCH_MESSAGES, len(record.messages))
+        op.set(SUMMARY, record.summary is not None)
+        op.set(ENCRYPTED, arguments["self"].encryption is not None)
+        return
+    op.set(REGISTRY_IMPORTED, bool(result))
+    op.set(MESSAGES_WRITTEN, len(record.messages) if result else 0)
+
+
+def _describe_delete(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is _PENDING:
+        thread_ids = arguments.get("thread_ids")
+        if isinstance(thread_ids, Sequence):
+            op.set(THREADS_REQUESTED, len(thread_ids))
+        return
+    op.set(THREADS_DELETED, int(result))
+
+
+def _describe_stats(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is not _PENDING:
+        op.set(THREADS_TOTAL, result.threads)
+        op.set(MESSAGES_TOTAL, result.messages)
+        op.set(THREADS_EXPIRED, result.expired_removed)
+
+
 _DESCRIBERS: dict[str, Describer] = {
     "compact": _describe_compact,
     "summarize": _describe_summarize,
+    "registry.list": _describe_list,
+    "registry.purge": _describe_purge,
+    "registry.export": _describe_export,
+    "registry.import": _describe_import,
+    "registry.delete": _describe_delete,
+    "registry.stats": _describe_stats,
 }

@@ -38,6 +38,7 @@ from .._core.meta import (
     to_ms,
 )
 from .._core.options import RegistryOptions, labels_json, parse_options, validate_labels
+from .._core.telemetry import traced
 
 __all__ = [
     "PurgeResult",
@@ -405,6 +406,7 @@ class RedisThreadRegistry(ClientOwner):
             seconds, micros = await self._redis.time()
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
+    @traced("registry.list")
     async def list_threads(
         self,
         *,
@@ -479,6 +481,7 @@ class RedisThreadRegistry(ClientOwner):
             absent.extend(t for t, present in zip(chunk, found, strict=True) if not present)
         return absent
 
+    @traced("registry.stats")
     async def stats(self) -> RegistryStats:
         """Threads, messages, approximate bytes and thread-length distribution of the prefix."""
         threads = messages = total_bytes = expired = 0
@@ -520,6 +523,7 @@ class RedisThreadRegistry(ClientOwner):
             expired_removed=expired,
         )
 
+    @traced("registry.export")
     async def export_thread(self, thread_id: str) -> ThreadRecord:
         """A consistent snapshot of one thread; raises ``ThreadNotFoundError`` if absent."""
         keys = self._keyspace.thread(thread_id)
@@ -558,6 +562,7 @@ class RedisThreadRegistry(ClientOwner):
 
     # -- writing -------------------------------------------------------------------------
 
+    @traced("registry.import")
     async def import_thread(self, record: ThreadRecord, *, replace: bool = False) -> bool:
         """Write an exported thread in one atomic step; False if it exists and not ``replace``.
 
@@ -602,6 +607,7 @@ class RedisThreadRegistry(ClientOwner):
                 await self._redis.zadd(self._index, {record.thread_id: active})
         return imported
 
+    @traced("registry.delete")
     async def delete(self, thread_ids: Sequence[str]) -> int:
         """Delete every key of each thread and its registry entry; returns how many existed."""
         ids = [validate_thread_id(t) for t in thread_ids]
@@ -611,6 +617,7 @@ class RedisThreadRegistry(ClientOwner):
                 deleted += await self._keyspace.delete(self._redis, ids[start : start + _BATCH])
         return deleted
 
+    @traced("registry.purge")
     async def purge(
         self,
         *,
