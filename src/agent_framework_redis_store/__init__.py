@@ -35,6 +35,7 @@ from ._core.keyspace import Keyspace, ThreadKeys
 from ._core.meta import ThreadInfo, ThreadSummary
 from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
 from ._core.records import ThreadRecord
+from ._core.telemetry import configure_telemetry
 from ._ops.migrate import (
     MigrationProgress,
     MigrationReport,
@@ -100,6 +101,7 @@ __all__ = [
     "ThreadSummary",
     "Tokenizer",
     "__version__",
+    "configure_telemetry",
     "default_retry",
     "migrate_agent_framework_redis",
     "migrate_langchain",

@@ -21,6 +21,7 @@ from .._core.compaction import CompactionResult
 from .._core.connection import ClientOwner, RedisClient
 from .._core.keyspace import validate_thread_id
 from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.telemetry import traced
 from .._core.thread import ThreadStorage
 from .store import RedisChatMessageStore, wait_for
 
@@ -124,6 +125,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
             self._recent.move_to_end(session_id)
         return thread
 
+    @traced("load")
     async def get_messages(
         self, session_id: str | None, *, state: dict[str, Any] | None = None, **kwargs: Any
     ) -> list[Message]:
@@ -134,6 +136,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         """
         return await self._thread(session_id).context()
 
+    @traced("save")
     async def save_messages(
         self,
         session_id: str | None,

@@ -24,6 +24,7 @@ from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
 from .._core.options import StoreOptions, ThreadOptions, parse_options
 from .._core.records import fork_thread
+from .._core.telemetry import traced
 from .._core.thread import EncodedBatch, ThreadStorage
 from .state import (
     STATE_TYPE,
@@ -193,6 +194,7 @@ class RedisChatMessageStore(ClientOwner):
 
     # -- ChatMessageStoreProtocol ----------------------------------------------------------
 
+    @traced("save")
     async def add_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None, **kwargs: Any
     ) -> None:
@@ -214,6 +216,7 @@ class RedisChatMessageStore(ClientOwner):
         if batch or self._pending_seed:
             await self._append(batch, idempotency_key or batch_token(messages))
 
+    @traced("save")
     async def add_new_messages(
         self, messages: Sequence[FrameworkMessage], *, idempotency_key: str | None = None
     ) -> int:
@@ -235,6 +238,7 @@ class RedisChatMessageStore(ClientOwner):
         thread.schedule_compaction()
         return appended
 
+    @traced("load")
     async def list_messages(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """What the model gets, oldest first: the summary (if any), then the newest messages after it.
 
@@ -246,6 +250,7 @@ class RedisChatMessageStore(ClientOwner):
         thread = await self._ready()
         return await thread.context(last=_check_last(last))
 
+    @traced("transcript")
     async def transcript(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """Every stored message, oldest first, summarized or not (``last=N``: the newest N).
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from .codec import message_from_dict
 from .groups import transcript_line
 from .keyspace import ThreadKeys
+from .telemetry import traced
 
 __all__ = ["DEFAULT_INSTRUCTIONS", "SUMMARY_PROPERTY", "CompactionResult", "SummaryCompaction"]
 
@@ -146,6 +147,7 @@ class SummaryCompaction:
             return True
         return self.trigger_tokens is not None and tokens is not None and tokens > self.trigger_tokens
 
+    @traced("summarize")
     async def summarize(self, previous: str | None, messages: Sequence[dict[str, Any]]) -> str:
         """One summarizer call: the previous summary and ``messages`` (stored dicts) in, the new summary out."""
         lines = "\n".join(transcript_line(message) for message in messages)

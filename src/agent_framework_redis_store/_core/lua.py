@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from .cluster import RedisClient
 from .keyspace import ThreadKeys
+from .telemetry import count_round_trips
 
 __all__ = [
     "APPEND_AND_TRIM",
@@ -90,14 +91,17 @@ class Script:
 
         EVALSHA and SCRIPT LOAD are the only scripting commands the store's ACL user needs.
         """
+        count_round_trips()
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
         except NoScriptError:
             await self.load(redis)
+            count_round_trips()
             return await redis.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
 
     async def load(self, redis: RedisClient) -> None:
         """SCRIPT LOAD on the server (on a Redis Cluster, redis-py loads it on every primary)."""
+        count_round_trips()
         await redis.script_load(self.source)  # type: ignore[misc]
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Any]) -> None:

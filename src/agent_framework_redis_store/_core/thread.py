@@ -41,6 +41,25 @@ from .lua import (
 from .meta import ThreadInfo, decode_labels, read_thread_info
 from .options import ThreadOptions
 from .removal import delete_threads
+from .telemetry import (
+    BATCH_ALREADY_APPLIED,
+    BATCH_MESSAGES,
+    DEDUPE,
+    MAX_MESSAGES,
+    MESSAGES_RETURNED,
+    MESSAGES_SKIPPED,
+    MESSAGES_UNSUMMARIZED,
+    MESSAGES_WRITTEN,
+    SEED_MESSAGES,
+    SUMMARY,
+    THREAD_MESSAGES,
+    WINDOW_MAX_MESSAGES,
+    WINDOW_MAX_TOKENS,
+    Operation,
+    count_round_trips,
+    current_operation,
+    traced,
+)
 
 if TYPE_CHECKING:
     from .compat import FrameworkMessage
@@ -164,15 +183,22 @@ class ThreadStorage:
         """
         whole = batch if seed is None else seed + batch
         header = self._header(token)
-        call = append_and_trim(
-            header,
-            seed_count=0 if seed is None else len(seed),
-            payloads=self._sealed(whole.payloads),
-            index=whole.index,
-        )
+        payloads = self._sealed(whole.payloads)
+        seed_count = 0 if seed is None else len(seed)
+        call = append_and_trim(header, seed_count=seed_count, payloads=payloads, index=whole.index)
+        if (op := self._operation()) is not None:
+            self._describe_save(op, len(batch), payloads, dedupe=False)
+            if seed_count:
+                op.set(SEED_MESSAGES, seed_count)
         length = int(await self._run(call, header.now_us))
         if length >= 0:
             self._appended(len(batch), batch.tokens)
+        if op is not None:
+            op.set(BATCH_ALREADY_APPLIED, length < 0)
+            op.set(MESSAGES_WRITTEN, len(whole) if length >= 0 else 0)
+            op.set(MESSAGES_SKIPPED, 0 if length >= 0 else len(batch))
+            if length >= 0:
+                op.set(THREAD_MESSAGES, length)
         return length
 
     async def append_new(self, batch: EncodedBatch, *, token: str) -> int:
@@ -180,11 +206,15 @@ class ThreadStorage:
         if not batch:
             return 0
         header = self._header(token)
-        call = append_new_and_trim(
-            header, fingerprints=batch.fingerprints, payloads=self._sealed(batch.payloads), index=batch.index
-        )
+        payloads = self._sealed(batch.payloads)
+        call = append_new_and_trim(header, fingerprints=batch.fingerprints, payloads=payloads, index=batch.index)
+        if (op := self._operation()) is not None:
+            self._describe_save(op, len(batch), payloads, dedupe=True)
         appended = int(await self._run(call, header.now_us))
         self._appended(appended, batch.tokens[len(batch) - appended :])
+        if op is not None:
+            op.set(MESSAGES_WRITTEN, appended)
+            op.set(MESSAGES_SKIPPED, len(batch) - appended)
         return appended
 
     async def clear(self) -> None:
@@ -223,15 +253,27 @@ class ThreadStorage:
             messages = [entry.decode()[1] for entry in entries]
         if window.summary is not None:
             messages.insert(0, message_from_dict(window.summary))
+        if (op := self._operation()) is not None:
+            if limits:
+                op.set(WINDOW_MAX_MESSAGES, min(limits))
+            if options.context_tokens is not None:
+                op.set(WINDOW_MAX_TOKENS, options.context_tokens)
+            op.set(MESSAGES_RETURNED, len(messages))
         return messages
 
     async def transcript(self, *, last: int | None = None) -> list[FrameworkMessage]:
         """Every stored message, oldest first (``last=N``: the newest N), summarized or not, unrepaired."""
         key = self.keys.messages
+        count_round_trips()
         with self.errors():
             raw = await self.redis.lrange(key, 0 if last is None else -last, -1)  # type: ignore[misc]
         offset = 0 if last is None else -len(raw)  # negative indexes address entries from the end
         encryption = self.options.encryption
+        if (op := self._operation()) is not None:
+            op.received(raw)
+            op.set(MESSAGES_RETURNED, len(raw))
+            if last is not None:
+                op.set(WINDOW_MAX_MESSAGES, last)
         return [
             decode_entry(entry, encryption=encryption, key=key, index=position + offset)[1]
             for position, entry in enumerate(raw)
@@ -310,6 +352,7 @@ class ThreadStorage:
 
     # -- summaries -------------------------------------------------------------------------
 
+    @traced("compact")
     async def compact(self, compaction: SummaryCompaction, *, force: bool = False) -> CompactionResult:
         """Summarize the older messages now if a trigger is exceeded (or ``force``).
 
@@ -317,6 +360,8 @@ class ThreadStorage:
         summary is committed only if the boundary has not moved.
         """
         lease = os.urandom(12).hex()
+        self._operation()
+        count_round_trips()
         with self.errors():
             acquired = await self.redis.set(
                 self.keys.compacting, lease, nx=True, px=int((compaction.timeout + 30) * 1000)
@@ -442,6 +487,10 @@ class ThreadStorage:
             with self.errors():
                 reply = await call.run(self.redis)
         start, list_start, _complete, unsummarized, tokens, summary_entry, boundary, payloads = reply
+        if (op := self._operation()) is not None:
+            op.received(payloads if summary_entry is None else [summary_entry, *payloads])
+            op.set(SUMMARY, summary_entry is not None)
+            op.set(MESSAGES_UNSUMMARIZED, int(unsummarized))
         key, encryption = self.keys.messages, self.options.encryption
         summary = None
         if summary_entry is not None:
@@ -470,6 +519,7 @@ class ThreadStorage:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(self.keys.meta, ["first", "summary", "boundary"])
         pipe.lrange(self.keys.messages, 0, -1)
+        count_round_trips()
         with self.errors():
             (first, summary, boundary), payloads = await pipe.execute()
         first, boundary = int(first or 0), int(boundary or 0)
@@ -490,6 +540,20 @@ class ThreadStorage:
             budget -= cost
             start -= 1
         return entries[start:]
+
+    def _operation(self) -> Operation | None:
+        """The telemetry operation recording in this task, told which thread this is (None: nothing records)."""
+        op = current_operation()
+        if op is not None:
+            op.thread(self.options.key_prefix, self.thread_id, encrypted=self.options.encryption is not None)
+        return op
+
+    def _describe_save(self, op: Operation, messages: int, payloads: Sequence[str], *, dedupe: bool) -> None:
+        op.set(DEDUPE, dedupe)
+        op.set(BATCH_MESSAGES, messages)
+        op.sent(payloads)
+        if self.options.max_messages is not None:
+            op.set(MAX_MESSAGES, self.options.max_messages)
 
     def _appended(self, count: int, tokens: Sequence[int]) -> None:
         known = self._unsummarized
@@ -542,6 +606,7 @@ class ThreadStorage:
         """
         keyspace, member = self.options.keyspace, self.thread_id
         if self._labels_indexed is None:
+            count_round_trips()  # the HGET of the labels, once per store
             self._labels_indexed = decode_labels(await self.redis.hget(self.keys.meta, "labels"))  # type: ignore[misc]
         labels = self.options.labels if self.options.labels is not None else self._labels_indexed
         pipe = self.redis.pipeline(transaction=False)
@@ -550,6 +615,7 @@ class ThreadStorage:
             pipe.zadd(index, {member: now_ms})
         for index in set(keyspace.label_indexes(self._labels_indexed)) - set(keyspace.label_indexes(labels)):
             pipe.zrem(index, member)  # relabelled
+        count_round_trips()  # the pipeline; the script counts its own
         index_update = asyncio.ensure_future(pipe.execute())
         try:
             applied = await call.run(self.redis)

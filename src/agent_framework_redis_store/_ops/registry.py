@@ -39,6 +39,7 @@ from .._core.meta import (
 from .._core.options import RegistryOptions, parse_options, validate_labels
 from .._core.records import ThreadRecord, fork_thread, read_record, write_record
 from .._core.removal import Deleted, delete_threads
+from .._core.telemetry import traced
 
 __all__ = [
     "ErasureReceipt",
@@ -329,6 +330,7 @@ class RedisThreadRegistry(ClientOwner):
             seconds, micros = await self._redis.time()
         return EPOCH + timedelta(seconds=seconds, microseconds=micros)
 
+    @traced("registry.list")
     async def list_threads(
         self,
         *,
@@ -408,6 +410,7 @@ class RedisThreadRegistry(ClientOwner):
             absent.extend(t for t, present in zip(chunk, found, strict=True) if not present)
         return absent
 
+    @traced("registry.stats")
     async def stats(self) -> RegistryStats:
         """Threads, messages, approximate bytes and thread-length distribution of the prefix."""
         threads = messages = total_bytes = expired = 0
@@ -449,6 +452,7 @@ class RedisThreadRegistry(ClientOwner):
             expired_removed=expired,
         )
 
+    @traced("registry.export")
     async def export_thread(self, thread_id: str) -> ThreadRecord:
         """A consistent snapshot of one thread; raises ``ThreadNotFoundError`` if absent."""
         keys = self._keyspace.thread(thread_id)
@@ -460,6 +464,7 @@ class RedisThreadRegistry(ClientOwner):
 
     # -- writing -------------------------------------------------------------------------
 
+    @traced("registry.import")
     async def import_thread(self, record: ThreadRecord, *, replace: bool = False) -> bool:
         """Write an exported thread in one atomic step; False if it exists and not ``replace``.
 
@@ -472,6 +477,7 @@ class RedisThreadRegistry(ClientOwner):
                 self._redis, self._keyspace, record, encryption=self._encryption, replace=replace, now_ms=now_ms
             )
 
+    @traced("registry.delete")
     async def delete(self, thread_ids: Sequence[str]) -> int:
         """Delete every key of each thread, its registry entry and its label index entries; returns how many existed."""
         ids = [validate_thread_id(t) for t in thread_ids]
@@ -481,6 +487,7 @@ class RedisThreadRegistry(ClientOwner):
                 deleted += (await delete_threads(self._redis, self._keyspace, ids[start : start + _BATCH])).threads
         return deleted
 
+    @traced("registry.purge")
     async def purge(
         self,
         *,
