@@ -11,7 +11,8 @@ machine hits all alike; figures are medians of per-call latencies. The target is
 round trip and at most 1.10x the baseline.
 
 Scale: for each size N, N threads are written through real stores (10 of them labelled
-``user=alice``, the others spread over 997 users), then the script times a first page
+``user=alice``, the others spread over 997 users; one server per size, alice's page timed
+at all sizes in interleaved rounds), then the script times a first page
 (``limit=50``), alice's page (``list_threads(labels={"user": "alice"}, limit=20)``, read from
 the label index, and the same page with the index's marker removed, which walks the whole
 registry as 0.1 did), a full listing (``iter_threads``), ``stats()``,
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
@@ -109,10 +111,25 @@ async def _timed(operation: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+async def measure_user_pages(urls: dict[int, str], rounds: int = 20, per_round: int = 10) -> dict[int, float]:
+    """Median ms of alice's page at each size, timed in interleaved rounds (one server per size)."""
+    clients = {size: redis.asyncio.Redis.from_url(url) for size, url in urls.items()}
+    registries = {size: RedisThreadRegistry(redis_client=c, key_prefix=f"bench{size}") for size, c in clients.items()}
+    samples: dict[int, list[float]] = {size: [] for size in urls}
+    for _ in range(rounds):
+        for size, registry in registries.items():
+            for _ in range(per_round):
+                elapsed, page = await _timed(lambda r=registry: r.list_threads(labels={"user": "alice"}, limit=20))
+                assert len(page.threads) == 10
+                samples[size].append(elapsed)
+    for client in clients.values():
+        await client.aclose()
+    return {size: statistics.median(values) * 1000 for size, values in samples.items()}
+
+
 async def measure_scale(url: str, size: int) -> dict[str, float]:
     prefix = f"bench{size}"
     client = redis.asyncio.Redis.from_url(url)
-    populate_s, _ = await _timed(lambda: _populate(url, prefix, size))
     registry = RedisThreadRegistry(redis_client=client, key_prefix=prefix)
 
     firsts = []
@@ -138,11 +155,6 @@ async def measure_scale(url: str, size: int) -> dict[str, float]:
     async def alice_page() -> int:
         return len((await registry.list_threads(labels={"user": "alice"}, limit=20)).threads)
 
-    pages = []
-    for _ in range(50):
-        elapsed, alice = await _timed(alice_page)
-        assert alice == 10
-        pages.append(elapsed)
     # The same page without the label index (as before it existed): a walk of the whole registry.
     marker = registry.keyspace.labels_complete
     await client.delete(marker)
@@ -165,10 +177,8 @@ async def measure_scale(url: str, size: int) -> dict[str, float]:
     assert await client.zcard(f"{prefix}:registry") == 0
     await client.aclose()
     return {
-        "populate_s": populate_s,
         "first_page_ms": statistics.median(firsts) * 1000,
         "list_s": list_s,
-        "user_page_ms": statistics.median(pages) * 1000,
         "user_page_scan_ms": statistics.median(walks) * 1000,
         "scan_s": scan_s,
         "stats_s": stats_s,
@@ -182,9 +192,19 @@ async def measure_scale(url: str, size: int) -> dict[str, float]:
 async def main(sizes: list[int], turns: int) -> dict[str, Any]:
     import agent_framework_redis_store as package
 
-    with EmbeddedRedis() as server:
-        append = await measure_append(server.url, turns)
-        scale = {size: await measure_scale(server.url, size) for size in sizes}
+    with contextlib.ExitStack() as stack:
+        append = await measure_append(stack.enter_context(EmbeddedRedis()).url, turns)
+        # One server per size, all populated first, so that a user's page is timed at every size
+        # in interleaved rounds: drift on a busy machine hits all sizes alike.
+        urls = {size: stack.enter_context(EmbeddedRedis()).url for size in sizes}
+        populate_s: dict[int, float] = {}
+        for size, url in urls.items():
+            populate_s[size], _ = await _timed(lambda u=url, n=size: _populate(u, f"bench{n}", n))
+        pages = await measure_user_pages(urls)
+        scale = {
+            size: await measure_scale(url, size) | {"populate_s": populate_s[size], "user_page_ms": pages[size]}
+            for size, url in urls.items()
+        }
 
     print(f"\nadd_messages per turn (2 messages, trim to 100, sliding TTL), {package.GENERATION} generation,")
     print(f"median of {turns} turns per variant, interleaved; every append is one EVALSHA (checked)\n")
