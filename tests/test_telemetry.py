@@ -460,6 +460,48 @@ async def test_registry_operations(redis_url: str, recorded: Recorded) -> None:
     assert all("round_trips" not in attrs(s) for s in recorded.spans())  # counted for one thread's operations only
 
 
+async def test_erase_reindex_and_fork(redis_url: str, recorded: Recorded) -> None:
+    for thread_id in ("a", "b"):
+        async with RedisChatMessageStore(
+            redis_url=redis_url, thread_id=thread_id, key_prefix="era", labels={"user": "ann"}
+        ) as store:
+            await store.add_messages(chat(2))
+    async with RedisChatMessageStore(redis_url=redis_url, thread_id="a", key_prefix="era") as store:
+        await store.fork("a2", upto=3)
+    async with RedisThreadRegistry(redis_url, key_prefix="era") as registry:
+        assert await registry.reindex() == 3
+        await registry.fork("b", "b2")
+        receipt = await registry.erase(labels={"user": "ann"})
+
+    assert attrs(recorded.one("fork")) == {
+        **common("fork", "RedisChatMessageStore.fork"),
+        "key_prefix": "era",
+        "fork.upto": 3,
+    }
+    assert attrs(recorded.one("registry.fork")) == {
+        **common("registry.fork", "RedisThreadRegistry.fork"),
+        "key_prefix": "era",
+    }
+    assert attrs(recorded.one("registry.reindex")) == {
+        **common("registry.reindex", "RedisThreadRegistry.reindex"),
+        "key_prefix": "era",
+        "threads.indexed": 3,
+    }
+    assert len(receipt.thread_ids) == 4
+    assert attrs(recorded.one("registry.erase")) == {
+        **common("registry.erase", "RedisThreadRegistry.erase"),
+        "key_prefix": "era",
+        "registry.label_filters": 1,
+        "registry.dry_run": False,
+        "threads.deleted": 4,
+        "threads.written_during": 0,
+        "keys.deleted": receipt.keys_deleted,
+        "messages.deleted": 15,
+        "erase.complete": True,
+    }
+    assert receipt.keys_deleted >= 8
+
+
 # -- what is never recorded -----------------------------------------------------------------
 
 

@@ -330,6 +330,7 @@ class RedisChatMessageStore(ClientOwner):
         """
         return await self._thread.rekey(encrypt_plaintext=encrypt_plaintext)
 
+    @traced("fork")
     async def fork(self, new_thread_id: str | None = None, *, upto: int | None = None) -> str:
         """Copy this thread into a new one and return its id (generated when None).
 

@@ -111,6 +111,12 @@ THREADS_PURGED = f"{NAMESPACE}.threads.purged"
 THREADS_EXPIRED = f"{NAMESPACE}.threads.expired"  # registry entries of threads gone by TTL
 THREADS_KEPT = f"{NAMESPACE}.threads.kept"
 THREADS_TOTAL = f"{NAMESPACE}.threads.total"  # stats
+THREADS_INDEXED = f"{NAMESPACE}.threads.indexed"  # reindex
+THREADS_WRITTEN_DURING = f"{NAMESPACE}.threads.written_during"  # erase: appeared while it ran
+KEYS_DELETED = f"{NAMESPACE}.keys.deleted"  # erase
+MESSAGES_DELETED = f"{NAMESPACE}.messages.deleted"  # erase
+ERASE_COMPLETE = f"{NAMESPACE}.erase.complete"
+FORK_UPTO = f"{NAMESPACE}.fork.upto"  # fork: the first N messages copied (absent: all)
 MESSAGES_TOTAL = f"{NAMESPACE}.messages.total"  # stats
 
 AttributeValue = str | bool | int | float
@@ -507,6 +513,35 @@ def _describe_stats(op: Operation, arguments: Mapping[str, Any], result: Any) ->
         op.set(THREADS_EXPIRED, result.expired_removed)
 
 
+def _describe_erase(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is _PENDING:
+        labels = arguments.get("labels")
+        op.set(REGISTRY_LABEL_FILTERS, len(labels) if isinstance(labels, Mapping) else 0)
+        op.set(REGISTRY_DRY_RUN, bool(arguments.get("dry_run")))
+        return
+    op.set(THREADS_DELETED, len(result.thread_ids))
+    op.set(THREADS_WRITTEN_DURING, len(result.written_during))
+    op.set(KEYS_DELETED, result.keys_deleted)
+    op.set(MESSAGES_DELETED, result.messages_deleted)
+    op.set(ERASE_COMPLETE, result.complete)
+
+
+def _describe_reindex(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    if result is not _PENDING:
+        op.set(THREADS_INDEXED, int(result))
+
+
+def _describe_fork(op: Operation, arguments: Mapping[str, Any], result: Any) -> None:
+    # Neither id is recorded for a store's fork (the store reports its own thread for its other
+    # operations through the storage hooks); the registry's names the source, under the opt-in.
+    if result is _PENDING:
+        if "thread_id" in arguments:
+            op.thread_id(arguments["thread_id"])
+        upto = arguments.get("upto")
+        if isinstance(upto, int) and not isinstance(upto, bool):
+            op.set(FORK_UPTO, upto)
+
+
 _DESCRIBERS: dict[str, Describer] = {
     "compact": _describe_compact,
     "summarize": _describe_summarize,
@@ -516,4 +551,8 @@ _DESCRIBERS: dict[str, Describer] = {
     "registry.import": _describe_import,
     "registry.delete": _describe_delete,
     "registry.stats": _describe_stats,
+    "registry.erase": _describe_erase,
+    "registry.reindex": _describe_reindex,
+    "registry.fork": _describe_fork,
+    "fork": _describe_fork,
 }

@@ -571,6 +571,7 @@ class RedisThreadRegistry(ClientOwner):
                     await self._redis.delete(self._keyspace.labels_complete)  # nothing of the prefix is left
         return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept)
 
+    @traced("registry.reindex")
     async def reindex(self, *, on_progress: Callable[[int, int], None] | None = None) -> int:
         """Enter every registered thread in the indexes of its labels; returns how many threads it read.
 
@@ -597,6 +598,7 @@ class RedisThreadRegistry(ClientOwner):
             await self._redis.set(self._keyspace.labels_complete, "complete")
         return done
 
+    @traced("registry.erase")
     async def erase(
         self,
         *,
@@ -655,6 +657,7 @@ class RedisThreadRegistry(ClientOwner):
             complete=complete,
         )
 
+    @traced("registry.fork")
     async def fork(self, thread_id: str, new_thread_id: str | None = None, *, upto: int | None = None) -> str:
         """Copy a thread (all its messages, or the first ``upto``) into a new one; returns the new id.
 
