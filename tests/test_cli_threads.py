@@ -20,28 +20,36 @@ from agent_framework_redis_store._cli.threads import parse_duration
 from .scripted import user_message
 
 
-def cli(url: str | None, *args: str, color: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli_env(url: str | None, color: bool = False, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The command's environment: ``REDIS_URL=url`` (unset for None), no colour, no model keys."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR") and not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
+        if k not in ("REDIS_URL", "REDIS_CLUSTER", "NO_COLOR", "FORCE_COLOR")
+        and not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
     }
-    env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1"})
+    env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1", **(extra or {})})
     if url is not None:
         env["REDIS_URL"] = url
+    return env
+
+
+def cli(
+    url: str | None, *args: str, color: bool = False, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agent_framework_redis_store", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=cli_env(url, color, env),
         cwd=cwd,
         timeout=120,
         check=False,
     )
 
 
-def cli_json(url: str, *args: str) -> Any:
-    done = cli(url, *args, "--json")
+def cli_json(url: str | None, *args: str, env: dict[str, str] | None = None) -> Any:
+    done = cli(url, *args, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -171,6 +179,93 @@ def test_group_options_and_missing_redis_url(populated: str, redis_url: str) -> 
     assert listed.returncode == 0, listed.stderr
     assert [t["thread_id"] for t in json.loads(listed.stdout)["threads"]] == ["other"]
     assert "--redis-url" in one_line_error(cli(None, "threads", "list"))
+
+
+# -- --redis-url, --key-prefix and --cluster before the command, after it, or both -------------------------
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def ran(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, (done.args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def test_every_command_takes_the_options_before_it(redis_url: str, tmp_path: Path) -> None:
+    write_threads(redis_url, {"kept": {"texts": ["a", "b"]}, "doomed": {"texts": ["c"]}}, prefix="elsewhere")
+    write_threads(redis_url, {"default": {"texts": ["not under elsewhere"]}})
+    before = ("--redis-url", redis_url, "--key-prefix", "elsewhere")  # and no REDIS_URL in the environment
+
+    listed = json.loads(ran(cli(None, *before, "threads", "list", "--json")))
+    assert sorted(t["thread_id"] for t in listed["threads"]) == ["doomed", "kept"]
+    shown = json.loads(ran(cli(None, *before, "threads", "show", "kept", "--json")))
+    assert [m["contents"][0]["text"] for m in shown["messages"]] == ["a", "b"]
+    stats = json.loads(ran(cli(None, *before, "stats", "--json")))
+    assert (stats["key_prefix"], stats["threads"], stats["messages"]) == ("elsewhere", 2, 3)
+    due = json.loads(ran(cli(None, *before, "threads", "compact", "--all", "--dry-run", "--json")))
+    assert sorted(row["thread_id"] for row in due["threads"]) == ["doomed", "kept"]
+
+    backup = tmp_path / "backup.jsonl"
+    assert json.loads(ran(cli(None, *before, "threads", "export", "--all", "-o", str(backup), "--json"))) == {
+        "exported": 2,
+        "file": str(backup),
+    }
+    into_copy = ("--redis-url", redis_url, "--key-prefix", "copy")
+    assert json.loads(ran(cli(None, *into_copy, "threads", "import", str(backup), "--json")))["imported"] == 2
+    assert sorted(thread_ids(redis_url, "copy")) == ["doomed", "kept"]
+
+    assert json.loads(ran(cli(None, *before, "threads", "delete", "doomed", "--json"))) == {"deleted": 1}
+    assert thread_ids(redis_url, "elsewhere") == ["kept"]
+    purged = json.loads(ran(cli(None, *into_copy, "threads", "purge", "--older-than", "0s", "--json")))
+    assert purged["purged"] == 2
+    assert thread_ids(redis_url, "copy") == []
+    assert thread_ids(redis_url) == ["default"]  # the default prefix was never touched
+
+
+def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
+    for prefix in ("p-global", "p-group", "p-command"):
+        write_threads(redis_url, {f"in-{prefix}": {"texts": ["x"]}}, prefix=prefix)
+
+    def listing(*args: str, url: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+        return [t["thread_id"] for t in json.loads(ran(cli(url, *args, "--json", env=env)))["threads"]]
+
+    url = ("--redis-url", redis_url)
+    assert listing(*url, "--key-prefix", "p-global", "threads", "list") == ["in-p-global"]
+    assert listing(*url, "--key-prefix", "p-global", "threads", "--key-prefix", "p-group", "list") == ["in-p-group"]
+    assert listing(
+        *url, "--key-prefix", "p-global", "threads", "--key-prefix", "p-group", "list", "--key-prefix", "p-command"
+    ) == ["in-p-command"]
+    assert listing("--key-prefix", "p-global", "threads", "list", *url, "--key-prefix", "p-command") == ["in-p-command"]
+    stats = json.loads(ran(cli(None, "--key-prefix", "p-global", "stats", *url, "--key-prefix", "p-group", "--json")))
+    assert stats["key_prefix"] == "p-group"
+
+    # The URL: $REDIS_URL < before the command < after the group < after the command.
+    group = ("--key-prefix", "p-group")
+    assert listing("threads", "list", *group, url=redis_url) == ["in-p-group"]
+    assert listing(*url, "threads", "list", *group, url=UNREACHABLE) == ["in-p-group"]
+    assert listing("--redis-url", UNREACHABLE, "threads", *url, "list", *group) == ["in-p-group"]
+    assert listing("--redis-url", UNREACHABLE, "threads", "--redis-url", UNREACHABLE, "list", *url, *group) == [
+        "in-p-group"
+    ]
+    for nearest_is_unreachable in (
+        ["--redis-url", UNREACHABLE, "threads", "list"],
+        [*url, "threads", "list", "--redis-url", UNREACHABLE],
+        [*url, "threads", "--redis-url", UNREACHABLE, "list"],
+    ):
+        assert "127.0.0.1:1/0 is unreachable" in one_line_error(cli(redis_url, *nearest_is_unreachable))
+
+    # --cluster: $REDIS_CLUSTER < before < after; against a standalone Redis, one line, not a traceback.
+    for cluster in (
+        ["--cluster", "threads", "list"],
+        ["threads", "list", "--cluster"],
+        ["threads", "--cluster", "list"],
+    ):
+        assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, *cluster))
+    assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, "stats", env={"REDIS_CLUSTER": "1"}))
+    assert listing("--cluster", "threads", "list", "--no-cluster", *group, url=redis_url) == ["in-p-group"]
+    assert listing("threads", "--no-cluster", "list", *group, url=redis_url, env={"REDIS_CLUSTER": "1"}) == [
+        "in-p-group"
+    ]
 
 
 # -- show -------------------------------------------------------------------------------------------

@@ -831,6 +831,32 @@ def test_the_command_copies_across_servers_and_a_second_run_adds_nothing(
     assert "s3cret-pw" not in dry.stdout + dry.stderr + done.stdout + done.stderr
 
 
+def test_the_target_options_go_before_the_command_or_after_it(redis_url: str) -> None:
+    langchain_history(redis_url, "s1").add_messages(langchain_conversation())
+    unreachable = "redis://127.0.0.1:1/0"
+
+    # No $REDIS_URL: the target (and so the source) from before the command.
+    first = cli("--redis-url", redis_url, "--key-prefix", TARGET, "migrate", "langchain", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["migrated"] == 1
+    # Given at every level, the nearest to the command wins: the same target, so nothing more to copy.
+    again = cli(
+        *("--redis-url", unreachable, "--key-prefix", "wrong", "migrate", "--key-prefix", "also-wrong", "langchain"),
+        *("--redis-url", redis_url, "--key-prefix", TARGET, "--json"),
+        url=unreachable,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["migrated"], json.loads(again.stdout)["skipped"]) == (0, 1)
+    assert asyncio.run(read_back(redis_url, "s1"))
+
+    for cluster in (["--cluster", "migrate", "langchain"], ["migrate", "langchain", "--cluster"]):
+        refused = cli(*cluster, url=redis_url)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "error: the source stores run on a standalone Redis: pass --source-url with --cluster"
+        ]
+
+
 def test_the_command_reports_conflicts_and_exits_1(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     for key, entries in fixture(CURRENT)["keys"].items():

@@ -24,19 +24,9 @@ from agent_framework_redis_store import (
     redact_url,
 )
 
-from .threads import (
-    AsJson,
-    KeyPrefix,
-    RedisUrl,
-    _cluster_flag,
-    _emit_json,
-    _fail,
-    _label_option,
-    _progress,
-    _run,
-    err,
-    out,
-)
+from .console import emit_json, err, fail, out
+from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
+from .threads import AsJson, _label_option, _progress, _run
 
 __all__ = ["migrate_app", "register"]
 
@@ -68,9 +58,8 @@ Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Threads 
 
 
 @migrate_app.callback()
-def migrate_main(ctx: typer.Context, redis_url: RedisUrl = None, key_prefix: KeyPrefix = None) -> None:
+def migrate_main(redis_url: RedisUrl = None, key_prefix: KeyPrefix = None, cluster: Cluster = None) -> None:
     """Copy threads from another Redis chat store into this store's layout (safe to run again)."""
-    ctx.obj = {"redis_url": redis_url, "key_prefix": key_prefix}
 
 
 Migrate = Callable[
@@ -78,20 +67,12 @@ Migrate = Callable[
 ]
 
 
-def _migrate(
-    ctx: typer.Context,
-    redis_url: str | None,
-    key_prefix: str | None,
-    source_url: str | None,
-    as_json: bool,
-    migrate: Migrate,
-) -> MigrationReport:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    source = source_url or redis_url or group.get("redis_url")
-    if not source:
-        _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
-    if source_url is None and _cluster_flag(ctx):
-        _fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+def _migrate(ctx: typer.Context, source_url: str | None, as_json: bool, migrate: Migrate) -> None:
+    """Run ``migrate`` from the source (``--source-url``, else the target's Redis) into the target; report."""
+    target = resolve_target(ctx)
+    source = source_url or target.require_url()
+    if source_url is None and target.cluster:
+        fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
 
     async def work(registry: RedisThreadRegistry) -> MigrationReport:
         # Its own client (the stores' connection defaults); the URL is checked and redacted in errors.
@@ -103,15 +84,12 @@ def _migrate(
         finally:
             await client.aclose()
 
-    return _run(ctx, redis_url, key_prefix, work)
-
-
-def _finish(report: MigrationReport, source: str, target_prefix: str, as_json: bool) -> None:
+    report = _run(ctx, work)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _print_problems(report)
-        out.print(_summary(report, source, target_prefix), soft_wrap=True, markup=False)
+        out.print(_summary(report, redact_url(source), target), soft_wrap=True, markup=False)
     if not report.complete:
         raise typer.Exit(1)
 
@@ -133,11 +111,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def _summary(report: MigrationReport, source: str, target_prefix: str) -> str:
+def _summary(report: MigrationReport, source: str, target: Target) -> str:
     dry = report.dry_run
     parts = [
         f"{'would copy' if dry else 'copied'} {_plural(report.migrated, 'thread')} "
-        f"({_plural(report.messages, 'message')}) from {report.source} at {source} to key prefix {target_prefix!r}",
+        f"({_plural(report.messages, 'message')}) from {report.source} at {source} to key prefix {target.key_prefix!r}",
         f"{report.skipped:,} already there",
     ]
     if report.replaced:
@@ -148,17 +126,6 @@ def _summary(report: MigrationReport, source: str, target_prefix: str) -> str:
     if report.sources_deleted:
         parts.append(f"{_plural(report.sources_deleted, 'source key')} {'to delete' if dry else 'deleted'}")
     return "; ".join(parts)
-
-
-def _source_text(ctx: typer.Context, redis_url: str | None, source_url: str | None) -> str:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    url = source_url or redis_url or group.get("redis_url") or ""
-    return redact_url(url)
-
-
-def _target_prefix(ctx: typer.Context, key_prefix: str | None) -> str:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return key_prefix or group.get("key_prefix") or "chat_messages"
 
 
 @migrate_app.command("agent-framework-redis")
@@ -187,6 +154,7 @@ def agent_framework_redis(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Copy the threads of Microsoft's agent-framework-redis stores, legacy and 1.x.
 
@@ -214,8 +182,7 @@ def agent_framework_redis(
             concurrency=concurrency,
         )
 
-    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
-    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+    _migrate(ctx, source_url, as_json, migrate)
 
 
 @migrate_app.command("langchain")
@@ -233,6 +200,7 @@ def langchain(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Copy LangChain's community RedisChatMessageHistory histories.
 
@@ -257,8 +225,7 @@ def langchain(
             concurrency=concurrency,
         )
 
-    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
-    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+    _migrate(ctx, source_url, as_json, migrate)
 
 
 def register(app: typer.Typer) -> None:
