@@ -51,8 +51,8 @@ def test_the_cli_operates_threads_on_every_node(cluster_url: str, redis_cluster:
     shown = cli_json(cluster_url, "--cluster", "threads", "show", "live4")
     assert [m["contents"][0]["text"] for m in shown["messages"]] == ["hello 4", "again"]
 
-    assert cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1") == {"deleted": 2}
-    purged = cli(cluster_url, "--cluster", "threads", "purge", "--older-than", "30d")
+    assert cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1", "--yes") == {"deleted": 2}
+    purged = cli(cluster_url, "--cluster", "threads", "purge", "--older-than", "30d", "--yes")
     assert purged.returncode == 0, purged.stderr
     assert "deleted 1 thread(s)" in purged.stdout
     assert listed(cluster_url) == [f"live{n}" for n in range(2, 10)]

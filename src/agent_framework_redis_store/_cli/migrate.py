@@ -24,6 +24,7 @@ from agent_framework_redis_store import (
     redact_url,
 )
 
+from .confirm import Yes, ask, must_ask
 from .console import emit_json, err, fail, out
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 from .threads import AsJson, _label_option, _progress, _run
@@ -62,17 +63,40 @@ def migrate_main(redis_url: RedisUrl = None, key_prefix: KeyPrefix = None, clust
     """Copy threads from another Redis chat store into this store's layout (safe to run again)."""
 
 
+# The flags that destroy data: what each destroys, and how the question says it.
+_DESTRUCTIVE = {
+    "--replace": ("overwrites threads", "replacing target threads that hold other messages"),
+    "--delete-source": ("deletes source keys", "deleting each source key once its copy reads back equal"),
+}
+
+
+def _question(command: str, *, replace: bool, delete_source: bool, dry_run: bool, yes: bool) -> str | None:
+    """What to ask about (None: nothing to ask); exits 1 when it must be asked and cannot be."""
+    flags = [flag for flag, on in (("--replace", replace), ("--delete-source", delete_source)) if on]
+    harm = " and ".join(_DESTRUCTIVE[flag][0] for flag in flags)
+    if not flags or not must_ask(f"migrate {command} {' '.join(flags)} {harm}", yes=yes, dry_run=dry_run):
+        return None
+    return " and ".join(_DESTRUCTIVE[flag][1] for flag in flags)
+
+
 Migrate = Callable[
     [redis.asyncio.Redis, RedisThreadRegistry, Callable[[MigrationProgress], None]], Awaitable[MigrationReport]
 ]
 
 
-def _migrate(ctx: typer.Context, source_url: str | None, as_json: bool, migrate: Migrate) -> None:
-    """Run ``migrate`` from the source (``--source-url``, else the target's Redis) into the target; report."""
+def _migrate(
+    ctx: typer.Context, command: str, source_url: str | None, as_json: bool, question: str | None, migrate: Migrate
+) -> None:
+    """Run ``migrate`` from the source (``--source-url``, else the target's Redis) into the target; report.
+
+    ``question``: what to ask the operator about first (see ``_question``).
+    """
     target = resolve_target(ctx)
     source = source_url or target.require_url()
     if source_url is None and target.cluster:
         fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+    if question is not None:
+        ask(f"Copy the threads of {command} at {redact_url(source)} into {target.describe()}, {question}?")
 
     async def work(registry: RedisThreadRegistry) -> MigrationReport:
         # Its own client (the stores' connection defaults); the URL is checked and redacted in errors.
@@ -150,6 +174,7 @@ def agent_framework_redis(
     dry_run: DryRun = False,
     replace: Replace = False,
     delete_source: DeleteSource = False,
+    yes: Yes = False,
     concurrency: Concurrency = 8,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
@@ -161,8 +186,12 @@ def agent_framework_redis(
     Finds the legacy RedisChatMessageStore's keys and the 1.x RedisHistoryProvider's (scoped, and
     key_format="legacy"). The thread id is the thread or session id; tenant, application and agent
     become labels. Two keys with one session id are a conflict, and neither is copied:
-    --thread-id-template names them apart. Safe to run again.
+    --thread-id-template names them apart. Safe to run again. --replace and --delete-source
+    ask first (--yes: do not ask; needed when not on a terminal).
     """
+    question = _question(
+        "agent-framework-redis", replace=replace, delete_source=delete_source, dry_run=dry_run, yes=yes
+    )
     labels = _label_option(label)
 
     def migrate(
@@ -182,7 +211,7 @@ def agent_framework_redis(
             concurrency=concurrency,
         )
 
-    _migrate(ctx, source_url, as_json, migrate)
+    _migrate(ctx, "agent-framework-redis", source_url, as_json, question, migrate)
 
 
 @migrate_app.command("langchain")
@@ -196,6 +225,7 @@ def langchain(
     dry_run: DryRun = False,
     replace: Replace = False,
     delete_source: DeleteSource = False,
+    yes: Yes = False,
     concurrency: Concurrency = 8,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
@@ -206,8 +236,9 @@ def langchain(
 
     Each session becomes the thread of the same id, oldest message first, as framework messages:
     human/ai/system/tool become user/assistant/system/tool, with tool calls and their ids. Safe to
-    run again.
+    run again. --replace and --delete-source ask first (--yes: do not ask; needed when not on a terminal).
     """
+    question = _question("langchain", replace=replace, delete_source=delete_source, dry_run=dry_run, yes=yes)
     labels = _label_option(label)
 
     def migrate(
@@ -225,7 +256,7 @@ def langchain(
             concurrency=concurrency,
         )
 
-    _migrate(ctx, source_url, as_json, migrate)
+    _migrate(ctx, "langchain", source_url, as_json, question, migrate)
 
 
 def register(app: typer.Typer) -> None:

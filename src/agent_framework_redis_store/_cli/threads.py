@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,11 +32,14 @@ from agent_framework_redis_store import (
     RedisThreadRegistry,
     RekeyProgress,
     SummaryCompaction,
+    ThreadInfo,
     ThreadRecord,
     ThreadRecordError,
+    ThreadSummary,
     rekey_prefix,
 )
 
+from .confirm import DryRun, Yes, ask, must_ask
 from .console import emit_json, err, fail, out
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
@@ -202,24 +205,27 @@ def list_threads(
         if as_json:
             emit_json({"threads": [t.to_dict() for t in page.threads], "next_cursor": page.next_cursor})
             return
-        now = await registry.now()
-        table = Table(title=f"Threads under {registry.key_prefix!r}", title_justify="left")
-        for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
-            table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
-        for thread in page.threads:
-            table.add_row(
-                thread.thread_id,
-                str(thread.message_count),
-                _ago(thread.last_active, now),
-                _ago(thread.created_at, now),
-                _seconds_text(thread.ttl),
-                _labels_text(thread.labels),
-            )
-        out.print(table)
+        out.print(_threads_table(f"Threads under {registry.key_prefix!r}", page.threads, await registry.now()))
         if page.next_cursor:
             err.print(f"more threads: --cursor {page.next_cursor}", soft_wrap=True)
 
     _run(ctx, work)
+
+
+def _threads_table(title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
+        table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
+    for thread in threads:
+        table.add_row(
+            thread.thread_id,
+            str(thread.message_count),
+            _ago(thread.last_active, now),
+            _ago(thread.created_at, now),
+            _seconds_text(thread.ttl),
+            _labels_text(thread.labels),
+        )
+    return table
 
 
 # -- threads show --------------------------------------------------------------------------
@@ -477,6 +483,8 @@ def import_threads(
     file: Annotated[Path, typer.Argument(help="JSON Lines file written by 'threads export'.", exists=True)],
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good lines, report the bad.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite threads that already exist.")] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -485,8 +493,12 @@ def import_threads(
     """Recreate exported threads: messages, order, labels, timestamps and TTL.
 
     The file is checked completely first: unless --skip-bad, one bad line (named by its
-    number) means nothing is imported. Existing threads are refused unless --replace.
+    number) means nothing is imported. Existing threads are refused unless --replace, which
+    lists them and asks first (--yes: do not ask; needed when not on a terminal). --dry-run
+    checks the file and counts the threads it would create and replace.
     """
+    asking = replace and must_ask("threads import --replace overwrites threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         problems: list[str] = []
@@ -500,8 +512,8 @@ def import_threads(
                 )
             else:
                 seen[record.thread_id] = number
-        if not replace and seen:
-            absent = set(await registry.missing(list(seen)))
+        absent = set(await registry.missing(list(seen))) if seen else set()
+        if not replace:
             problems += [
                 f"{file}:{line}: thread {tid!r} already exists (use --replace)"
                 for tid, line in seen.items()
@@ -514,7 +526,24 @@ def import_threads(
             fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
         bad_lines = {int(p.removeprefix(f"{file}:").split(":", 1)[0]) for p in problems}
         for problem in problems:
-            err.print(f"skipped {problem}", soft_wrap=True, markup=False)
+            err.print(f"{'would skip' if dry_run else 'skipped'} {problem}", soft_wrap=True, markup=False)
+        importing = [tid for tid, line in seen.items() if line not in bad_lines]
+        replacing = [tid for tid in importing if tid not in absent]
+        if dry_run:
+            new = len(importing) - len(replacing)
+            return {
+                "dry_run": True,
+                "new": new,
+                "replacing": len(replacing),
+                "skipped": len(problems),
+                "problems": problems,
+            }
+        if asking and replacing:
+            for thread_id in replacing[:20]:
+                err.print(f"replaces {thread_id!r}", soft_wrap=True, markup=False)
+            if len(replacing) > 20:
+                err.print(f"... and {len(replacing) - 20} more")
+            ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {file}?")
         imported = 0
         with _progress("importing", len(seen) - len(bad_lines & set(seen.values())), as_json) as update:
             for number, record in _records(file):
@@ -530,6 +559,11 @@ def import_threads(
     result = _run(ctx, work)
     if as_json:
         emit_json(result)
+    elif dry_run:
+        err.print(
+            f"would import {result['new'] + result['replacing']} thread(s) ({result['replacing']} replacing existing "
+            f"ones), skip {result['skipped']}; nothing imported (--dry-run)"
+        )
     else:
         err.print(f"imported {result['imported']} thread(s), skipped {result['skipped']}")
 
@@ -541,20 +575,46 @@ def import_threads(
 def delete_threads(
     ctx: typer.Context,
     thread_ids: Annotated[list[str], typer.Argument(help="Threads to delete.", show_default=False)],
+    dry_run: DryRun = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
     cluster: Cluster = None,
 ) -> None:
-    """Delete threads and their registry entries (all named threads must exist)."""
+    """Delete threads and their registry entries (all named threads must exist).
 
-    async def work(registry: RedisThreadRegistry) -> int:
+    Lists the threads and asks first (--yes: do not ask; needed when not on a terminal).
+    --dry-run lists them, with their message counts, and deletes nothing.
+    """
+    asking = must_ask("threads delete deletes threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
+
+    async def work(registry: RedisThreadRegistry) -> int | None:
         unknown = await registry.missing(thread_ids)
         if unknown:
             fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}; nothing deleted")
-        return await registry.delete(thread_ids)
+        if not (dry_run or asking):
+            return await registry.delete(thread_ids)
+        threads = [await registry.info(thread_id) for thread_id in dict.fromkeys(thread_ids)]
+        messages = sum(info.message_count for info in threads)
+        title = f"{len(threads)} thread(s), {messages} message(s), under {target.describe()}"
+        if dry_run and as_json:
+            emit_json({"dry_run": True, "threads": [info.to_dict() for info in threads]})
+        elif dry_run:
+            out.print(f"Would delete {title}:", soft_wrap=True, markup=False)
+            out.print(_threads_table(None, threads, await registry.now()))
+            out.print("nothing deleted (--dry-run)")
+        else:
+            err.print(f"About to delete {title}:", soft_wrap=True, markup=False)
+            err.print(_threads_table(None, threads, await registry.now()))
+            ask(f"Delete these {len(threads)} thread(s)?")
+            return await registry.delete(thread_ids)
+        return None
 
     deleted = _run(ctx, work)
+    if deleted is None:
+        return
     if as_json:
         emit_json({"deleted": deleted})
     else:
@@ -566,16 +626,32 @@ def purge_threads(
     ctx: typer.Context,
     older_than: Annotated[str, typer.Option("--older-than", help="Inactive for longer than this: 30d, 12h, 90m.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
     cluster: Cluster = None,
 ) -> None:
-    """Delete every thread inactive for longer than --older-than (and forget expired ones)."""
+    """Delete every thread inactive for longer than --older-than (and forget expired ones).
+
+    Counts them and asks first (--yes: do not ask; needed when not on a terminal).
+    """
     age = _duration_option(older_than)
     assert age is not None
+    asking = must_ask("threads purge deletes threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        if asking:
+            with _progress("checking", None, as_json) as update:
+                preview = await registry.purge(older_than=age, dry_run=True, on_progress=update)
+            if not (preview.purged or preview.expired):
+                return {**preview.to_dict(), "dry_run": False}  # nothing to delete, nothing to ask
+            ask(
+                f"Delete {preview.purged} thread(s) under {target.describe()} inactive for longer than "
+                f"{older_than} (since {preview.to_dict()['cutoff']}), and remove {preview.expired} expired "
+                f"entr{'y' if preview.expired == 1 else 'ies'}?"
+            )
         with _progress("purging" if not dry_run else "checking", None, as_json) as update:
             result = await registry.purge(older_than=age, dry_run=dry_run, on_progress=update)
         return result.to_dict()
