@@ -5,8 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,28 +25,90 @@ from agent_framework_redis_store._cli.threads import parse_duration
 from .scripted import user_message
 
 
-def cli(url: str | None, *args: str, color: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli_env(url: str | None, color: bool = False, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The command's environment: ``REDIS_URL=url`` (unset for None), no colour, no model keys."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("REDIS_URL", "NO_COLOR", "FORCE_COLOR") and not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
+        if k not in ("REDIS_URL", "REDIS_CLUSTER", "NO_COLOR", "FORCE_COLOR")
+        and not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
     }
-    env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1"})
+    env.update({"COLUMNS": "200", "FORCE_COLOR" if color else "NO_COLOR": "1", **(extra or {})})
     if url is not None:
         env["REDIS_URL"] = url
+    return env
+
+
+def cli(
+    url: str | None, *args: str, color: bool = False, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "agent_framework_redis_store", *args],
         capture_output=True,
         text=True,
-        env=env,
+        env=cli_env(url, color, env),
         cwd=cwd,
         timeout=120,
         check=False,
     )
 
 
-def cli_json(url: str, *args: str) -> Any:
-    done = cli(url, *args, "--json")
+@dataclass
+class TerminalRun:
+    returncode: int
+    stdout: str
+    """The command's stdout (a file, not the terminal): its result."""
+    screen: str
+    """What the terminal showed: stderr (tables, the question, errors) and the echo of what was typed."""
+    asked: bool
+    """Whether the question ("... [y/N]") appeared."""
+
+
+QUESTION = "[y/N]"
+EOF_KEY = "\x04"  # Ctrl-D at the start of a line: end of input
+
+
+def cli_on_terminal(url: str | None, *args: str, answer: str = "n", env: dict[str, str] | None = None) -> TerminalRun:
+    """The command as an operator runs it: stdin and stderr on a pseudo-terminal, stdout to a file.
+
+    ``answer`` (then Enter, except for EOF_KEY) is typed once the question is on the screen:
+    no timing involved, the command waits for it.
+    """
+    primary, secondary = pty.openpty()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agent_framework_redis_store", *args],
+            stdin=secondary,
+            stdout=stdout,
+            stderr=secondary,
+            env=cli_env(url, False, env),
+        )
+        os.close(secondary)  # the command holds the only copy: reading ends when it exits
+        screen, asked = b"", False
+        deadline = time.monotonic() + 120
+        try:
+            while True:
+                ready, _, _ = select.select([primary], [], [], max(0.0, deadline - time.monotonic()))
+                assert ready, f"no end after 120 s; the screen so far: {screen!r}"
+                try:
+                    chunk = os.read(primary, 4096)
+                except OSError:  # EIO: the command exited and closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+                if not asked and QUESTION.encode() in screen:
+                    asked = True
+                    os.write(primary, answer.encode() if answer == EOF_KEY else f"{answer}\n".encode())
+        finally:
+            os.close(primary)
+            returncode = process.wait(timeout=120)
+        stdout.seek(0)
+        return TerminalRun(returncode, stdout.read(), screen.decode(errors="replace").replace("\r\n", "\n"), asked)
+
+
+def cli_json(url: str | None, *args: str, env: dict[str, str] | None = None) -> Any:
+    done = cli(url, *args, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -88,6 +155,11 @@ def exported(url: str, prefix: str = "chat_messages") -> dict[str, ThreadRecord]
             return {t.thread_id: await registry.export_thread(t.thread_id) async for t in registry.iter_threads()}
 
     return asyncio.run(main())
+
+
+def stored(url: str, prefix: str = "chat_messages") -> dict[str, ThreadRecord]:
+    """Every thread as exported, less what changes by itself (the TTL left): to see that nothing changed."""
+    return {thread_id: replace(record, ttl_remaining=None) for thread_id, record in exported(url, prefix).items()}
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
@@ -171,6 +243,93 @@ def test_group_options_and_missing_redis_url(populated: str, redis_url: str) -> 
     assert listed.returncode == 0, listed.stderr
     assert [t["thread_id"] for t in json.loads(listed.stdout)["threads"]] == ["other"]
     assert "--redis-url" in one_line_error(cli(None, "threads", "list"))
+
+
+# -- --redis-url, --key-prefix and --cluster before the command, after it, or both -------------------------
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+def ran(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, (done.args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def test_every_command_takes_the_options_before_it(redis_url: str, tmp_path: Path) -> None:
+    write_threads(redis_url, {"kept": {"texts": ["a", "b"]}, "doomed": {"texts": ["c"]}}, prefix="elsewhere")
+    write_threads(redis_url, {"default": {"texts": ["not under elsewhere"]}})
+    before = ("--redis-url", redis_url, "--key-prefix", "elsewhere")  # and no REDIS_URL in the environment
+
+    listed = json.loads(ran(cli(None, *before, "threads", "list", "--json")))
+    assert sorted(t["thread_id"] for t in listed["threads"]) == ["doomed", "kept"]
+    shown = json.loads(ran(cli(None, *before, "threads", "show", "kept", "--json")))
+    assert [m["contents"][0]["text"] for m in shown["messages"]] == ["a", "b"]
+    stats = json.loads(ran(cli(None, *before, "stats", "--json")))
+    assert (stats["key_prefix"], stats["threads"], stats["messages"]) == ("elsewhere", 2, 3)
+    due = json.loads(ran(cli(None, *before, "threads", "compact", "--all", "--dry-run", "--json")))
+    assert sorted(row["thread_id"] for row in due["threads"]) == ["doomed", "kept"]
+
+    backup = tmp_path / "backup.jsonl"
+    assert json.loads(ran(cli(None, *before, "threads", "export", "--all", "-o", str(backup), "--json"))) == {
+        "exported": 2,
+        "file": str(backup),
+    }
+    into_copy = ("--redis-url", redis_url, "--key-prefix", "copy")
+    assert json.loads(ran(cli(None, *into_copy, "threads", "import", str(backup), "--json")))["imported"] == 2
+    assert sorted(thread_ids(redis_url, "copy")) == ["doomed", "kept"]
+
+    assert json.loads(ran(cli(None, *before, "threads", "delete", "doomed", "--yes", "--json"))) == {"deleted": 1}
+    assert thread_ids(redis_url, "elsewhere") == ["kept"]
+    purged = json.loads(ran(cli(None, *into_copy, "threads", "purge", "--older-than", "0s", "--yes", "--json")))
+    assert purged["purged"] == 2
+    assert thread_ids(redis_url, "copy") == []
+    assert thread_ids(redis_url) == ["default"]  # the default prefix was never touched
+
+
+def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
+    for prefix in ("p-global", "p-group", "p-command"):
+        write_threads(redis_url, {f"in-{prefix}": {"texts": ["x"]}}, prefix=prefix)
+
+    def listing(*args: str, url: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+        return [t["thread_id"] for t in json.loads(ran(cli(url, *args, "--json", env=env)))["threads"]]
+
+    url = ("--redis-url", redis_url)
+    assert listing(*url, "--key-prefix", "p-global", "threads", "list") == ["in-p-global"]
+    assert listing(*url, "--key-prefix", "p-global", "threads", "--key-prefix", "p-group", "list") == ["in-p-group"]
+    assert listing(
+        *url, "--key-prefix", "p-global", "threads", "--key-prefix", "p-group", "list", "--key-prefix", "p-command"
+    ) == ["in-p-command"]
+    assert listing("--key-prefix", "p-global", "threads", "list", *url, "--key-prefix", "p-command") == ["in-p-command"]
+    stats = json.loads(ran(cli(None, "--key-prefix", "p-global", "stats", *url, "--key-prefix", "p-group", "--json")))
+    assert stats["key_prefix"] == "p-group"
+
+    # The URL: $REDIS_URL < before the command < after the group < after the command.
+    group = ("--key-prefix", "p-group")
+    assert listing("threads", "list", *group, url=redis_url) == ["in-p-group"]
+    assert listing(*url, "threads", "list", *group, url=UNREACHABLE) == ["in-p-group"]
+    assert listing("--redis-url", UNREACHABLE, "threads", *url, "list", *group) == ["in-p-group"]
+    assert listing("--redis-url", UNREACHABLE, "threads", "--redis-url", UNREACHABLE, "list", *url, *group) == [
+        "in-p-group"
+    ]
+    for nearest_is_unreachable in (
+        ["--redis-url", UNREACHABLE, "threads", "list"],
+        [*url, "threads", "list", "--redis-url", UNREACHABLE],
+        [*url, "threads", "--redis-url", UNREACHABLE, "list"],
+    ):
+        assert "127.0.0.1:1/0 is unreachable" in one_line_error(cli(redis_url, *nearest_is_unreachable))
+
+    # --cluster: $REDIS_CLUSTER < before < after; against a standalone Redis, one line, not a traceback.
+    for cluster in (
+        ["--cluster", "threads", "list"],
+        ["threads", "list", "--cluster"],
+        ["threads", "--cluster", "list"],
+    ):
+        assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, *cluster))
+    assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, "stats", env={"REDIS_CLUSTER": "1"}))
+    assert listing("--cluster", "threads", "list", "--no-cluster", *group, url=redis_url) == ["in-p-group"]
+    assert listing("threads", "--no-cluster", "list", *group, url=redis_url, env={"REDIS_CLUSTER": "1"}) == [
+        "in-p-group"
+    ]
 
 
 # -- show -------------------------------------------------------------------------------------------
@@ -279,12 +438,99 @@ def test_import_names_bad_lines_and_imports_nothing_unless_skip_bad(redis_url: s
 
 
 def test_delete_needs_every_thread_to_exist(populated: str) -> None:
-    refused = one_line_error(cli(populated, "threads", "delete", "alice-1", "ghost"))
-    assert "ghost" in refused
-    assert "nothing deleted" in refused
+    for dry_or_yes in ("--dry-run", "--yes"):
+        refused = one_line_error(cli(populated, "threads", "delete", "alice-1", "ghost", dry_or_yes))
+        assert "ghost" in refused
+        assert "nothing deleted" in refused
     assert len(thread_ids(populated)) == 3
-    assert cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}") == {"deleted": 2}
+    assert cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}", "--yes") == {"deleted": 2}
     assert thread_ids(populated) == ["alice-old"]
+
+
+def test_delete_dry_run_lists_the_threads_and_their_messages(populated: str) -> None:
+    listed = cli(populated, "threads", "delete", "alice-1", "bob:1 {x}", "--dry-run")  # no --yes, no terminal
+    assert listed.returncode == 0, listed.stderr
+    assert f"Would delete 2 thread(s), 3 message(s), under key prefix 'chat_messages' at {populated}" in listed.stdout
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in listed.stdout.splitlines() if "│" in line]
+    assert rows == [["alice-1", "2"], ["bob:1 {x}", "1"]]  # thread, messages
+    assert listed.stdout.strip().endswith("nothing deleted (--dry-run)")
+    as_json = cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}", "alice-1", "--dry-run")
+    assert as_json["dry_run"] is True
+    assert [(t["thread_id"], t["message_count"]) for t in as_json["threads"]] == [("alice-1", 2), ("bob:1 {x}", 1)]
+    assert len(thread_ids(populated)) == 3
+
+
+def test_delete_asks_on_a_terminal_and_deletes_only_on_yes(populated: str) -> None:
+    for no in ("n", "no", "", "whatever", EOF_KEY):
+        declined = cli_on_terminal(populated, "threads", "delete", "alice-1", "bob:1 {x}", answer=no)
+        assert declined.asked, declined.screen
+        assert declined.returncode == 1, declined.screen
+        assert declined.screen.rstrip().endswith("aborted: nothing was changed")
+        assert declined.stdout == ""
+        assert len(thread_ids(populated)) == 3
+    # What it is about to delete, then the question.
+    assert "About to delete 2 thread(s), 3 message(s), under key prefix 'chat_messages' at" in declined.screen
+    assert "alice-1" in declined.screen
+    assert "Delete these 2 thread(s)? [y/N]" in declined.screen
+
+    accepted = cli_on_terminal(populated, "threads", "delete", "alice-1", "bob:1 {x}", answer="y")
+    assert (accepted.asked, accepted.returncode) == (True, 0), accepted.screen
+    assert accepted.stdout == "deleted 2 thread(s)\n"
+    assert thread_ids(populated) == ["alice-old"]
+    on_json = cli_on_terminal(populated, "threads", "delete", "alice-old", "--json", answer="YES")
+    assert (on_json.asked, on_json.returncode) == (True, 0), on_json.screen
+    assert json.loads(on_json.stdout) == {"deleted": 1}  # the question went to the terminal, not to stdout
+    assert thread_ids(populated) == []
+
+
+def test_yes_deletes_without_asking_even_on_a_terminal(populated: str) -> None:
+    done = cli_on_terminal(populated, "threads", "delete", "alice-1", "-y")
+    assert (done.asked, done.returncode, done.stdout) == (False, 0, "deleted 1 thread(s)\n")
+    assert sorted(thread_ids(populated)) == ["alice-old", "bob:1 {x}"]
+
+
+def test_without_a_terminal_destructive_commands_need_yes(populated: str, tmp_path: Path) -> None:
+    backup = tmp_path / "backup.jsonl"
+    assert cli_json(populated, "threads", "export", "--all", "-o", str(backup))["exported"] == 3
+    before = stored(populated)
+    for command, named in (
+        (["threads", "delete", "alice-1"], "threads delete deletes threads"),
+        (["threads", "purge", "--older-than", "7d"], "threads purge deletes threads"),
+        (["threads", "import", str(backup), "--replace"], "threads import --replace overwrites threads"),
+    ):
+        # "y" on stdin is no answer: only a terminal can confirm.
+        refused = subprocess.run(
+            [sys.executable, "-m", "agent_framework_redis_store", *command],
+            input="y\n",
+            capture_output=True,
+            text=True,
+            env=cli_env(populated),
+            timeout=120,
+            check=False,
+        )
+        assert one_line_error(refused) == (
+            f"error: {named}: pass --yes to confirm, there is no terminal to ask on (--dry-run shows what would change)"
+        )
+        assert refused.stdout == ""
+    # A terminal on stdin is not enough: the question must be seen, and stderr is not the terminal.
+    primary, secondary = pty.openpty()
+    try:
+        unseen = subprocess.run(
+            [sys.executable, "-m", "agent_framework_redis_store", "threads", "delete", "alice-1"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            env=cli_env(populated),
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert "pass --yes to confirm" in one_line_error(unseen)
+    assert stored(populated) == before
+    # Refused before connecting: no Redis needed to learn that --yes is missing.
+    assert "--yes" in one_line_error(cli(UNREACHABLE, "threads", "delete", "alice-1"))
 
 
 def test_purge_older_than(populated: str) -> None:
@@ -294,10 +540,78 @@ def test_purge_older_than(populated: str) -> None:
     dry = cli_json(populated, "threads", "purge", "--older-than", "7d", "--dry-run")
     assert (dry["purged"], dry["dry_run"]) == (1, True)
     assert len(thread_ids(populated)) == 3
-    done = cli(populated, "threads", "purge", "--older-than", "7d")
+    done = cli(populated, "threads", "purge", "--older-than", "7d", "--yes")
     assert done.returncode == 0, done.stderr
     assert "deleted 1 thread(s)" in done.stdout
     assert sorted(thread_ids(populated)) == ["alice-1", "bob:1 {x}"]
+
+
+def test_purge_counts_and_asks_on_a_terminal(populated: str) -> None:
+    declined = cli_on_terminal(populated, "threads", "purge", "--older-than", "7d", answer="n")
+    assert (declined.asked, declined.returncode) == (True, 1), declined.screen
+    assert (
+        f"Delete 1 thread(s) under key prefix 'chat_messages' at {populated} inactive for longer than 7d (since "
+    ) in declined.screen
+    assert "and remove 0 expired entries? [y/N]" in declined.screen
+    assert len(thread_ids(populated)) == 3
+
+    accepted = cli_on_terminal(populated, "threads", "purge", "--older-than", "7d", answer="y")
+    assert (accepted.asked, accepted.returncode) == (True, 0), accepted.screen
+    assert accepted.stdout.startswith("deleted 1 thread(s) inactive since ")
+    assert sorted(thread_ids(populated)) == ["alice-1", "bob:1 {x}"]
+
+    # Nothing left to delete: nothing to ask.
+    idle = cli_on_terminal(populated, "threads", "purge", "--older-than", "7d", "--json", answer="n")
+    assert (idle.asked, idle.returncode) == (False, 0), idle.screen
+    assert {k: v for k, v in json.loads(idle.stdout).items() if k != "cutoff"} == {
+        "dry_run": False,
+        "purged": 0,
+        "expired": 0,
+        "kept": 0,
+    }
+
+
+def test_import_replace_asks_on_a_terminal_and_dry_run_counts(populated: str, tmp_path: Path) -> None:
+    backup = tmp_path / "backup.jsonl"
+    assert cli_json(populated, "threads", "export", "alice-1", "-o", str(backup))["exported"] == 1
+    write_threads(populated, {"alice-1": {"texts": ["written after the backup"]}})
+    other = tmp_path / "new.jsonl"
+    other.write_text(
+        ThreadRecord("fresh", [user_message("new").to_dict(exclude_none=True)], {}, None, None, None, None).to_json()
+        + "\n"
+        + backup.read_text()
+    )
+
+    dry = cli_json(populated, "threads", "import", str(other), "--replace", "--dry-run")
+    assert dry == {"dry_run": True, "new": 1, "replacing": 1, "skipped": 0, "problems": []}
+    dry_text = cli(populated, "threads", "import", str(other), "--replace", "--dry-run")
+    assert (
+        dry_text.stderr.strip()
+        == "would import 2 thread(s) (1 replacing existing ones), skip 0; nothing imported (--dry-run)"
+    )
+    assert exported(populated)["alice-1"].messages[-1]["contents"][0]["text"] == "written after the backup"
+    assert "fresh" not in thread_ids(populated)
+
+    declined = cli_on_terminal(populated, "threads", "import", str(other), "--replace", answer="n")
+    assert (declined.asked, declined.returncode) == (True, 1), declined.screen
+    assert "replaces 'alice-1'" in declined.screen
+    assert (
+        f"Replace 1 existing thread(s) under key prefix 'chat_messages' at {populated} "
+        f"with their copies in {other}? [y/N]"
+    ) in declined.screen
+    assert len(exported(populated)["alice-1"].messages) == 3
+    assert "fresh" not in thread_ids(populated)
+
+    accepted = cli_on_terminal(populated, "threads", "import", str(other), "--replace", answer="y")
+    assert (accepted.asked, accepted.returncode) == (True, 0), accepted.screen
+    assert "imported 2 thread(s), skipped 0" in accepted.screen
+    assert len(exported(populated)["alice-1"].messages) == 2
+    assert "fresh" in thread_ids(populated)
+
+    # --replace that replaces nothing asks nothing.
+    elsewhere = cli_on_terminal(populated, "threads", "--key-prefix", "empty", "import", str(other), "--replace")
+    assert (elsewhere.asked, elsewhere.returncode) == (False, 0), elsewhere.screen
+    assert sorted(thread_ids(populated, "empty")) == ["alice-1", "fresh"]
 
 
 # -- compact, and show with a summary -------------------------------------------------------------------

@@ -39,15 +39,28 @@ TURNS = 17 + 8 + 2
 
 
 def run_demo(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``redis-chat-store demo [args...]`` in ``cwd``, with ``env`` added."""
+    return run_command(cwd, ["demo", *args], env)
+
+
+def run_command(cwd: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``redis-chat-store [argv...]`` in ``cwd``: no model keys, no Redis but those given, ``env`` added."""
     clean = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_OPENAI_")) and k not in ("REDIS_URL", "REDIS_SERVER_BIN")
+        if not k.startswith(("OPENAI_", "AZURE_OPENAI_"))
+        and k not in ("REDIS_URL", "REDIS_CLUSTER", "REDIS_SERVER_BIN")
     }
     # A wide terminal, so that rich does not wrap the lines the tests look for.
     clean.update(COLUMNS="250", **env)
     return subprocess.run(
-        [str(DEMO), "demo", *args], cwd=cwd, env=clean, capture_output=True, text=True, timeout=180, check=False
+        [str(DEMO), *argv],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -198,15 +211,26 @@ def test_openai_authentication_failure_is_one_line_and_a_fix(tmp_path: Path) -> 
 
 def test_wrong_redis_password_is_one_line_and_a_fix(tmp_path: Path) -> None:
     with EmbeddedRedis(extra_args=["--requirepass", "right-secret"]) as server:
-        wrong = run_demo(tmp_path, "--redis-url", f"redis://:wrong-secret@127.0.0.1:{server.port}/0")
+        url = f"redis://:wrong-secret@127.0.0.1:{server.port}/0"
+        after = run_demo(tmp_path, "--redis-url", url)
+        before = run_command(tmp_path, ["--redis-url", url, "demo"], {"REDIS_URL": server.url})  # wins over it
         missing = run_demo(tmp_path, REDIS_URL=server.url)
-    assert wrong.returncode == 2
-    assert f"Error: Redis at redis://***@127.0.0.1:{server.port}/0 rejected the password" in wrong.stdout
-    assert "Fix:   put the right password in the URL given to --redis-url" in wrong.stdout
-    assert "secret" not in wrong.stdout + wrong.stderr
+    for wrong in (after, before):
+        assert wrong.returncode == 2
+        assert f"Error: Redis at redis://***@127.0.0.1:{server.port}/0 rejected the password" in wrong.stdout
+        assert "Fix:   put the right password in the URL given to --redis-url" in wrong.stdout
+        assert "secret" not in wrong.stdout + wrong.stderr
     assert missing.returncode == 2
     assert f"Redis at {server.url} requires a password and the URL has none" in missing.stdout
     assert "in REDIS_URL" in missing.stdout
+
+
+def test_the_demo_refuses_a_cluster_and_a_key_prefix(tmp_path: Path) -> None:
+    for before, named in ((["--cluster"], "'--cluster'"), (["--key-prefix", "mine"], "'--key-prefix'")):
+        refused = run_command(tmp_path, [*before, "demo", "--embedded"], {})
+        assert refused.returncode == 2
+        assert named in refused.stderr
+    assert "standalone Redis" in run_demo(tmp_path, "--embedded", REDIS_CLUSTER="1").stderr
 
 
 @pytest.mark.parametrize(

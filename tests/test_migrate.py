@@ -801,6 +801,83 @@ def test_the_command_copies_across_servers_and_a_second_run_adds_nothing(
     assert "s3cret-pw" not in dry.stdout + dry.stderr + done.stdout + done.stderr
 
 
+def test_the_target_options_go_before_the_command_or_after_it(redis_url: str) -> None:
+    langchain_history(redis_url, "s1").add_messages(langchain_conversation())
+    unreachable = "redis://127.0.0.1:1/0"
+
+    # No $REDIS_URL: the target (and so the source) from before the command.
+    first = cli("--redis-url", redis_url, "--key-prefix", TARGET, "migrate", "langchain", "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["migrated"] == 1
+    # Given at every level, the nearest to the command wins: the same target, so nothing more to copy.
+    again = cli(
+        *("--redis-url", unreachable, "--key-prefix", "wrong", "migrate", "--key-prefix", "also-wrong", "langchain"),
+        *("--redis-url", redis_url, "--key-prefix", TARGET, "--json"),
+        url=unreachable,
+    )
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["migrated"], json.loads(again.stdout)["skipped"]) == (0, 1)
+    assert asyncio.run(read_back(redis_url, "s1"))
+
+    for cluster in (["--cluster", "migrate", "langchain"], ["migrate", "langchain", "--cluster"]):
+        refused = cli(*cluster, url=redis_url)
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            "error: the source stores run on a standalone Redis: pass --source-url with --cluster"
+        ]
+
+
+def test_delete_source_and_replace_ask_first(redis_url: str) -> None:
+    from .test_cli_threads import cli_on_terminal
+
+    langchain_history(redis_url, "s1").add_messages(langchain_conversation())
+    source_keys = [b"message_store:s1"]
+
+    async def keys() -> tuple[list[bytes], list[str]]:
+        async with RedisThreadRegistry(redis_url, key_prefix=TARGET) as target:
+            copied = sorted([t.thread_id async for t in target.iter_threads()])
+        client = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            return sorted(as_bytes(key) for key in await client.keys("message_store:*")), copied
+        finally:
+            await client.aclose()
+
+    command = ["migrate", "--key-prefix", TARGET, "langchain"]
+    for flags, harm in (
+        (["--delete-source"], "deletes source keys"),
+        (["--replace"], "overwrites threads"),
+        (["--replace", "--delete-source"], "overwrites threads and deletes source keys"),
+    ):
+        refused = cli(*command, *flags, url=redis_url)  # stdin and stderr are not a terminal
+        assert refused.returncode == 1
+        assert refused.stderr.strip().splitlines() == [
+            f"error: migrate langchain {' '.join(flags)} {harm}: pass --yes to confirm, there is no terminal to "
+            "ask on (--dry-run shows what would change)"
+        ]
+    assert asyncio.run(keys()) == (source_keys, [])  # refused before anything was copied
+
+    dry = cli(*command, "--delete-source", "--dry-run", "--json", url=redis_url)  # a dry run needs no --yes
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["sources_deleted"] == 1
+    declined = cli_on_terminal(redis_url, *command, "--delete-source", answer="n")
+    assert (declined.asked, declined.returncode) == (True, 1), declined.screen
+    assert (
+        f"Copy the threads of langchain at {redis_url} into key prefix {TARGET!r} at {redis_url}, deleting each "
+        "source key once its copy reads back equal? [y/N]"
+    ) in declined.screen
+    assert asyncio.run(keys()) == (source_keys, [])
+
+    accepted = cli_on_terminal(redis_url, *command, "--delete-source", answer="y")
+    assert (accepted.asked, accepted.returncode) == (True, 0), accepted.screen
+    assert "1 source key deleted" in accepted.stdout
+    assert asyncio.run(keys()) == ([], ["s1"])
+
+    langchain_history(redis_url, "s2").add_messages(langchain_conversation())
+    done = cli(*command, "--delete-source", "--replace", "--yes", url=redis_url)
+    assert done.returncode == 0, done.stderr
+    assert asyncio.run(keys()) == ([], ["s1", "s2"])
+
+
 def test_the_command_reports_conflicts_and_exits_1(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     for key, entries in fixture(CURRENT)["keys"].items():

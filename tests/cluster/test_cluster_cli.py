@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 from agent_framework_redis_store import RedisChatMessageStore, RedisThreadRegistry, ThreadRecord, thread_key
@@ -50,8 +51,31 @@ def test_the_cli_operates_threads_on_every_node(cluster_url: str, redis_cluster:
     shown = cli_json(cluster_url, "--cluster", "threads", "show", "live4")
     assert [m["contents"][0]["text"] for m in shown["messages"]] == ["hello 4", "again"]
 
-    assert cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1") == {"deleted": 2}
-    purged = cli(cluster_url, "--cluster", "threads", "purge", "--older-than", "30d")
+    assert cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1", "--yes") == {"deleted": 2}
+    purged = cli(cluster_url, "--cluster", "threads", "purge", "--older-than", "30d", "--yes")
     assert purged.returncode == 0, purged.stderr
     assert "deleted 1 thread(s)" in purged.stdout
     assert listed(cluster_url) == [f"live{n}" for n in range(2, 10)]
+
+
+def test_cluster_and_redis_url_go_before_the_command_or_after_it(cluster_url: str) -> None:
+    populate(cluster_url)
+    odd = ("--label", "parity=odd")
+    expected = [f"live{n}" for n in (1, 3, 5, 7, 9)]
+    for args in (
+        ["--redis-url", cluster_url, "--cluster", "threads", "list", *odd],
+        ["threads", "--redis-url", cluster_url, "--cluster", "list", *odd],
+        ["threads", "list", *odd, "--redis-url", cluster_url, "--cluster"],
+        ["--cluster", "threads", "list", *odd, "--redis-url", cluster_url],
+    ):
+        done = cli(None, *args, "--json")
+        assert done.returncode == 0, (args, done.stderr)
+        assert sorted(t["thread_id"] for t in json.loads(done.stdout)["threads"]) == expected, args
+    stats = cli_json(cluster_url, "stats", env={"REDIS_CLUSTER": "1"})
+    assert stats["threads"] == 11
+    # The nearest says standalone: the node answers MOVED for keys of other nodes, and the error says why.
+    standalone = cli(cluster_url, "--cluster", "stats", "--no-cluster")
+    assert standalone.returncode == 1, standalone.stdout
+    assert standalone.stderr.strip().splitlines() == [
+        f"error: the Redis at {cluster_url} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1"
+    ]

@@ -12,6 +12,7 @@ from agent_framework_redis_store import __version__
 
 from .demo import demo
 from .migrate import register as register_migrate
+from .target import GlobalCluster, GlobalKeyPrefix, GlobalRedisUrl
 from .threads import register as register_threads
 
 app = typer.Typer(
@@ -30,16 +31,19 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def main(
-    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
-    cluster: bool = typer.Option(
-        False, "--cluster", envvar="REDIS_CLUSTER", help="The Redis URL names a node of a Redis Cluster."
-    ),
+    redis_url: GlobalRedisUrl = None,
+    key_prefix: GlobalKeyPrefix = None,
+    cluster: GlobalCluster = False,
 ) -> None:
-    """Operate Agent Framework conversations stored in Redis."""
-    ctx.obj = {"cluster": cluster}
+    """Operate Agent Framework conversations stored in Redis.
+
+    --redis-url, --key-prefix and --cluster go here or after the command; given twice, the one
+    nearer the command wins.
+    """
+    # Nothing to keep: target.resolve_target reads these options from the command line's levels.
 
 
 register_threads(app)

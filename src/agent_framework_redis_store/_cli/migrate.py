@@ -24,19 +24,10 @@ from agent_framework_redis_store import (
     redact_url,
 )
 
-from .threads import (
-    AsJson,
-    KeyPrefix,
-    RedisUrl,
-    _cluster_flag,
-    _emit_json,
-    _fail,
-    _label_option,
-    _progress,
-    _run,
-    err,
-    out,
-)
+from .confirm import Yes, ask, must_ask
+from .console import emit_json, err, fail, out
+from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
+from .threads import AsJson, _label_option, _progress, _run
 
 __all__ = ["migrate_app", "register"]
 
@@ -68,9 +59,24 @@ Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Threads 
 
 
 @migrate_app.callback()
-def migrate_main(ctx: typer.Context, redis_url: RedisUrl = None, key_prefix: KeyPrefix = None) -> None:
+def migrate_main(redis_url: RedisUrl = None, key_prefix: KeyPrefix = None, cluster: Cluster = None) -> None:
     """Copy threads from another Redis chat store into this store's layout (safe to run again)."""
-    ctx.obj = {"redis_url": redis_url, "key_prefix": key_prefix}
+
+
+# The flags that destroy data: what each destroys, and how the question says it.
+_DESTRUCTIVE = {
+    "--replace": ("overwrites threads", "replacing target threads that hold other messages"),
+    "--delete-source": ("deletes source keys", "deleting each source key once its copy reads back equal"),
+}
+
+
+def _question(command: str, *, replace: bool, delete_source: bool, dry_run: bool, yes: bool) -> str | None:
+    """What to ask about (None: nothing to ask); exits 1 when it must be asked and cannot be."""
+    flags = [flag for flag, on in (("--replace", replace), ("--delete-source", delete_source)) if on]
+    harm = " and ".join(_DESTRUCTIVE[flag][0] for flag in flags)
+    if not flags or not must_ask(f"migrate {command} {' '.join(flags)} {harm}", yes=yes, dry_run=dry_run):
+        return None
+    return " and ".join(_DESTRUCTIVE[flag][1] for flag in flags)
 
 
 Migrate = Callable[
@@ -79,19 +85,18 @@ Migrate = Callable[
 
 
 def _migrate(
-    ctx: typer.Context,
-    redis_url: str | None,
-    key_prefix: str | None,
-    source_url: str | None,
-    as_json: bool,
-    migrate: Migrate,
-) -> MigrationReport:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    source = source_url or redis_url or group.get("redis_url")
-    if not source:
-        _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
-    if source_url is None and _cluster_flag(ctx):
-        _fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+    ctx: typer.Context, command: str, source_url: str | None, as_json: bool, question: str | None, migrate: Migrate
+) -> None:
+    """Run ``migrate`` from the source (``--source-url``, else the target's Redis) into the target; report.
+
+    ``question``: what to ask the operator about first (see ``_question``).
+    """
+    target = resolve_target(ctx)
+    source = source_url or target.require_url()
+    if source_url is None and target.cluster:
+        fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+    if question is not None:
+        ask(f"Copy the threads of {command} at {redact_url(source)} into {target.describe()}, {question}?")
 
     async def work(registry: RedisThreadRegistry) -> MigrationReport:
         # Its own client (the stores' connection defaults); the URL is checked and redacted in errors.
@@ -103,15 +108,12 @@ def _migrate(
         finally:
             await client.aclose()
 
-    return _run(ctx, redis_url, key_prefix, work)
-
-
-def _finish(report: MigrationReport, source: str, target_prefix: str, as_json: bool) -> None:
+    report = _run(ctx, work)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
     else:
         _print_problems(report)
-        out.print(_summary(report, source, target_prefix), soft_wrap=True, markup=False)
+        out.print(_summary(report, redact_url(source), target), soft_wrap=True, markup=False)
     if not report.complete:
         raise typer.Exit(1)
 
@@ -133,11 +135,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
-def _summary(report: MigrationReport, source: str, target_prefix: str) -> str:
+def _summary(report: MigrationReport, source: str, target: Target) -> str:
     dry = report.dry_run
     parts = [
         f"{'would copy' if dry else 'copied'} {_plural(report.migrated, 'thread')} "
-        f"({_plural(report.messages, 'message')}) from {report.source} at {source} to key prefix {target_prefix!r}",
+        f"({_plural(report.messages, 'message')}) from {report.source} at {source} to key prefix {target.key_prefix!r}",
         f"{report.skipped:,} already there",
     ]
     if report.replaced:
@@ -148,17 +150,6 @@ def _summary(report: MigrationReport, source: str, target_prefix: str) -> str:
     if report.sources_deleted:
         parts.append(f"{_plural(report.sources_deleted, 'source key')} {'to delete' if dry else 'deleted'}")
     return "; ".join(parts)
-
-
-def _source_text(ctx: typer.Context, redis_url: str | None, source_url: str | None) -> str:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    url = source_url or redis_url or group.get("redis_url") or ""
-    return redact_url(url)
-
-
-def _target_prefix(ctx: typer.Context, key_prefix: str | None) -> str:
-    group = ctx.obj if isinstance(ctx.obj, dict) else {}
-    return key_prefix or group.get("key_prefix") or "chat_messages"
 
 
 @migrate_app.command("agent-framework-redis")
@@ -183,18 +174,24 @@ def agent_framework_redis(
     dry_run: DryRun = False,
     replace: Replace = False,
     delete_source: DeleteSource = False,
+    yes: Yes = False,
     concurrency: Concurrency = 8,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Copy the threads of Microsoft's agent-framework-redis stores, legacy and 1.x.
 
     Finds the legacy RedisChatMessageStore's keys and the 1.x RedisHistoryProvider's (scoped, and
     key_format="legacy"). The thread id is the thread or session id; tenant, application and agent
     become labels. Two keys with one session id are a conflict, and neither is copied:
-    --thread-id-template names them apart. Safe to run again.
+    --thread-id-template names them apart. Safe to run again. --replace and --delete-source
+    ask first (--yes: do not ask; needed when not on a terminal).
     """
+    question = _question(
+        "agent-framework-redis", replace=replace, delete_source=delete_source, dry_run=dry_run, yes=yes
+    )
     labels = _label_option(label)
 
     def migrate(
@@ -214,8 +211,7 @@ def agent_framework_redis(
             concurrency=concurrency,
         )
 
-    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
-    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+    _migrate(ctx, "agent-framework-redis", source_url, as_json, question, migrate)
 
 
 @migrate_app.command("langchain")
@@ -229,17 +225,20 @@ def langchain(
     dry_run: DryRun = False,
     replace: Replace = False,
     delete_source: DeleteSource = False,
+    yes: Yes = False,
     concurrency: Concurrency = 8,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Copy LangChain's community RedisChatMessageHistory histories.
 
     Each session becomes the thread of the same id, oldest message first, as framework messages:
     human/ai/system/tool become user/assistant/system/tool, with tool calls and their ids. Safe to
-    run again.
+    run again. --replace and --delete-source ask first (--yes: do not ask; needed when not on a terminal).
     """
+    question = _question("langchain", replace=replace, delete_source=delete_source, dry_run=dry_run, yes=yes)
     labels = _label_option(label)
 
     def migrate(
@@ -257,8 +256,7 @@ def langchain(
             concurrency=concurrency,
         )
 
-    report = _migrate(ctx, redis_url, key_prefix, source_url, as_json, migrate)
-    _finish(report, _source_text(ctx, redis_url, source_url), _target_prefix(ctx, key_prefix), as_json)
+    _migrate(ctx, "langchain", source_url, as_json, question, migrate)
 
 
 def register(app: typer.Typer) -> None:

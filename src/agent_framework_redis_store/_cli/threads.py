@@ -13,15 +13,14 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.exceptions import RedisError
-from rich.console import Console
+from redis.exceptions import MovedError, RedisClusterException, RedisError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -33,10 +32,16 @@ from agent_framework_redis_store import (
     RedisThreadRegistry,
     RekeyProgress,
     SummaryCompaction,
+    ThreadInfo,
     ThreadRecord,
     ThreadRecordError,
+    ThreadSummary,
     rekey_prefix,
 )
+
+from .confirm import DryRun, Yes, ask, must_ask
+from .console import emit_json, err, fail, out
+from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
 KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
 
@@ -54,10 +59,6 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _DURATION_FORMS = "a whole number followed by s, m, h or d (45s, 90m, 12h, 30d)"
 _ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
-_DEFAULT_PREFIX = "chat_messages"
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -88,34 +89,21 @@ def _label_option(values: list[str] | None) -> dict[str, str]:
 
 
 # -- options shared by every command -------------------------------------------------------
+# Every command also takes --redis-url, --key-prefix and --cluster (RedisUrl, KeyPrefix, Cluster),
+# so that they may follow it; _registry reads them, with those given before, via resolve_target.
 
-RedisUrl = Annotated[
-    str | None,
-    typer.Option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False),
-]
-KeyPrefix = Annotated[str | None, typer.Option("--key-prefix", help=f"Key prefix (default: {_DEFAULT_PREFIX}).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 @threads_app.callback()
-def threads_main(ctx: typer.Context, redis_url: RedisUrl = None, key_prefix: KeyPrefix = None) -> None:
+def threads_main(redis_url: RedisUrl = None, key_prefix: KeyPrefix = None, cluster: Cluster = None) -> None:
     """List, show, export, import, delete and purge conversation threads."""
-    ctx.obj = {"redis_url": redis_url, "key_prefix": key_prefix}
 
 
-def _registry(ctx: typer.Context | None, redis_url: str | None, key_prefix: str | None) -> RedisThreadRegistry:
-    group = (ctx.obj if ctx is not None and isinstance(ctx.obj, dict) else None) or {}
-    url = redis_url or group.get("redis_url")
-    if not url:
-        _fail("no Redis to connect to: pass --redis-url or set REDIS_URL")
-    prefix = key_prefix or group.get("key_prefix") or _DEFAULT_PREFIX
-    return RedisThreadRegistry(url, key_prefix=prefix, encryption=_encryption_from_env(), cluster=_cluster_flag(ctx))
-
-
-def _cluster_flag(ctx: typer.Context | None) -> bool:
-    """The global ``--cluster`` option, kept by the root command (``redis-chat-store --cluster ...``)."""
-    root = ctx.find_root().obj if ctx is not None else None
-    return bool(root.get("cluster")) if isinstance(root, dict) else False
+def _registry(target: Target) -> RedisThreadRegistry:
+    return RedisThreadRegistry(
+        target.require_url(), key_prefix=target.key_prefix, encryption=_encryption_from_env(), cluster=target.cluster
+    )
 
 
 def _encryption_from_env() -> AESGCMEncryption | None:
@@ -125,34 +113,25 @@ def _encryption_from_env() -> AESGCMEncryption | None:
     try:
         return AESGCMEncryption.from_env()
     except (ImportError, TypeError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
-    raise typer.Exit(1)
+def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]) -> T:
+    """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1."""
 
-
-def _run(
-    ctx: typer.Context | None,
-    redis_url: str | None,
-    key_prefix: str | None,
-    work: Callable[[RedisThreadRegistry], Awaitable[T]],
-) -> T:
-    """Run ``work`` against a registry; package errors become one line on stderr and exit 1."""
+    target = resolve_target(ctx)
 
     async def main() -> T:
-        async with _registry(ctx, redis_url, key_prefix) as registry:
+        async with _registry(target) as registry:
             return await work(registry)
 
     try:
         return asyncio.run(main())
-    except (RedisStoreError, RedisError, ValueError, OSError) as error:
-        _fail(str(error).splitlines()[0])
-
-
-def _emit_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    except MovedError:  # only a client that does not know it talks to a cluster sees one
+        fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
+    # RedisClusterException: e.g. --cluster for a Redis that is not a cluster node.
+    except (RedisStoreError, RedisError, RedisClusterException, ValueError, OSError) as error:
+        fail(str(error).splitlines()[0])
 
 
 @contextmanager
@@ -215,6 +194,7 @@ def list_threads(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Threads by last activity, newest first."""
     labels = _label_option(label)
@@ -223,26 +203,29 @@ def list_threads(
     async def work(registry: RedisThreadRegistry) -> None:
         page = await registry.list_threads(labels=labels, active_since=active_since, limit=limit, cursor=cursor)
         if as_json:
-            _emit_json({"threads": [t.to_dict() for t in page.threads], "next_cursor": page.next_cursor})
+            emit_json({"threads": [t.to_dict() for t in page.threads], "next_cursor": page.next_cursor})
             return
-        now = await registry.now()
-        table = Table(title=f"Threads under {registry.key_prefix!r}", title_justify="left")
-        for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
-            table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
-        for thread in page.threads:
-            table.add_row(
-                thread.thread_id,
-                str(thread.message_count),
-                _ago(thread.last_active, now),
-                _ago(thread.created_at, now),
-                _seconds_text(thread.ttl),
-                _labels_text(thread.labels),
-            )
-        out.print(table)
+        out.print(_threads_table(f"Threads under {registry.key_prefix!r}", page.threads, await registry.now()))
         if page.next_cursor:
             err.print(f"more threads: --cursor {page.next_cursor}", soft_wrap=True)
 
-    _run(ctx, redis_url, key_prefix, work)
+    _run(ctx, work)
+
+
+def _threads_table(title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
+        table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
+    for thread in threads:
+        table.add_row(
+            thread.thread_id,
+            str(thread.message_count),
+            _ago(thread.last_active, now),
+            _ago(thread.created_at, now),
+            _seconds_text(thread.ttl),
+            _labels_text(thread.labels),
+        )
+    return table
 
 
 # -- threads show --------------------------------------------------------------------------
@@ -275,6 +258,7 @@ def show_thread(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """A thread's details and its transcript, roles coloured; the summary and where the model's view starts marked."""
 
@@ -285,7 +269,7 @@ def show_thread(
         summary = await store.summary()
         summary_dict = None if summary is None else summary.to_dict(exclude_none=True)
         if as_json:
-            _emit_json({"thread": info.to_dict(), "summary": summary_dict, "messages": transcript})
+            emit_json({"thread": info.to_dict(), "summary": summary_dict, "messages": transcript})
             return
         now = await registry.now()
         out.print(
@@ -306,7 +290,7 @@ def show_thread(
                 out.print("[dim]--- the model sees the summary, then the messages from here on ---[/dim]")
             _print_message(message)
 
-    _run(ctx, redis_url, key_prefix, work)
+    _run(ctx, work)
 
 
 def _store(registry: RedisThreadRegistry, thread_id: str, **options: Any) -> RedisChatMessageStore:
@@ -344,6 +328,7 @@ def compact_threads(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Summarize the older messages of long threads into a summary kept in Redis.
 
@@ -364,7 +349,7 @@ def compact_threads(
         if thread_ids:
             unknown = await registry.missing(thread_ids)
             if unknown:
-                _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
         rows: list[dict[str, Any]] = []
         with _progress(
             "compacting" if policy else "checking", len(thread_ids) if thread_ids else None, as_json
@@ -382,9 +367,9 @@ def compact_threads(
                 update(len(rows), None)
         return rows
 
-    rows = _run(ctx, redis_url, key_prefix, work)
+    rows = _run(ctx, work)
     if as_json:
-        _emit_json({"dry_run": dry_run, "threads": rows})
+        emit_json({"dry_run": dry_run, "threads": rows})
         return
     for row in rows:
         if dry_run:
@@ -406,7 +391,7 @@ def _summarizer(offline: bool) -> Any:
     try:
         return choose_model(offline=offline, required=not offline).client
     except DemoSetupError as error:
-        _fail(f"{error.problem}; {error.fix}")
+        fail(f"{error.problem}; {error.fix}")
 
 
 # -- threads export / import ---------------------------------------------------------------
@@ -421,6 +406,7 @@ def export_threads(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Write threads to a JSON Lines file, one thread per line."""
     if bool(thread_ids) == export_all:
@@ -430,7 +416,7 @@ def export_threads(
         if thread_ids:
             unknown = await registry.missing(thread_ids)
             if unknown:
-                _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
         to_stdout = str(output) == "-"
         target = sys.stdout if to_stdout else _temporary_beside(output)
         written = 0
@@ -454,11 +440,11 @@ def export_threads(
             os.replace(target.name, output)
         return written
 
-    written = _run(ctx, redis_url, key_prefix, work)
+    written = _run(ctx, work)
     if str(output) == "-":
         return  # stdout holds the records; a summary there would corrupt them
     if as_json:
-        _emit_json({"exported": written, "file": str(output)})
+        emit_json({"exported": written, "file": str(output)})
     else:
         err.print(f"exported {written} thread(s) to {output}")
 
@@ -497,15 +483,22 @@ def import_threads(
     file: Annotated[Path, typer.Argument(help="JSON Lines file written by 'threads export'.", exists=True)],
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good lines, report the bad.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite threads that already exist.")] = False,
+    dry_run: DryRun = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Recreate exported threads: messages, order, labels, timestamps and TTL.
 
     The file is checked completely first: unless --skip-bad, one bad line (named by its
-    number) means nothing is imported. Existing threads are refused unless --replace.
+    number) means nothing is imported. Existing threads are refused unless --replace, which
+    lists them and asks first (--yes: do not ask; needed when not on a terminal). --dry-run
+    checks the file and counts the threads it would create and replace.
     """
+    asking = replace and must_ask("threads import --replace overwrites threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         problems: list[str] = []
@@ -519,8 +512,8 @@ def import_threads(
                 )
             else:
                 seen[record.thread_id] = number
-        if not replace and seen:
-            absent = set(await registry.missing(list(seen)))
+        absent = set(await registry.missing(list(seen))) if seen else set()
+        if not replace:
             problems += [
                 f"{file}:{line}: thread {tid!r} already exists (use --replace)"
                 for tid, line in seen.items()
@@ -530,10 +523,27 @@ def import_threads(
         if problems and not skip_bad:
             for problem in problems[:20]:
                 err.print(problem, soft_wrap=True, markup=False)
-            _fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
+            fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
         bad_lines = {int(p.removeprefix(f"{file}:").split(":", 1)[0]) for p in problems}
         for problem in problems:
-            err.print(f"skipped {problem}", soft_wrap=True, markup=False)
+            err.print(f"{'would skip' if dry_run else 'skipped'} {problem}", soft_wrap=True, markup=False)
+        importing = [tid for tid, line in seen.items() if line not in bad_lines]
+        replacing = [tid for tid in importing if tid not in absent]
+        if dry_run:
+            new = len(importing) - len(replacing)
+            return {
+                "dry_run": True,
+                "new": new,
+                "replacing": len(replacing),
+                "skipped": len(problems),
+                "problems": problems,
+            }
+        if asking and replacing:
+            for thread_id in replacing[:20]:
+                err.print(f"replaces {thread_id!r}", soft_wrap=True, markup=False)
+            if len(replacing) > 20:
+                err.print(f"... and {len(replacing) - 20} more")
+            ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {file}?")
         imported = 0
         with _progress("importing", len(seen) - len(bad_lines & set(seen.values())), as_json) as update:
             for number, record in _records(file):
@@ -546,9 +556,14 @@ def import_threads(
                 update(imported, None)
         return {"imported": imported, "skipped": len(problems), "problems": problems}
 
-    result = _run(ctx, redis_url, key_prefix, work)
+    result = _run(ctx, work)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
+    elif dry_run:
+        err.print(
+            f"would import {result['new'] + result['replacing']} thread(s) ({result['replacing']} replacing existing "
+            f"ones), skip {result['skipped']}; nothing imported (--dry-run)"
+        )
     else:
         err.print(f"imported {result['imported']} thread(s), skipped {result['skipped']}")
 
@@ -560,21 +575,48 @@ def import_threads(
 def delete_threads(
     ctx: typer.Context,
     thread_ids: Annotated[list[str], typer.Argument(help="Threads to delete.", show_default=False)],
+    dry_run: DryRun = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
-    """Delete threads and their registry entries (all named threads must exist)."""
+    """Delete threads and their registry entries (all named threads must exist).
 
-    async def work(registry: RedisThreadRegistry) -> int:
+    Lists the threads and asks first (--yes: do not ask; needed when not on a terminal).
+    --dry-run lists them, with their message counts, and deletes nothing.
+    """
+    asking = must_ask("threads delete deletes threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
+
+    async def work(registry: RedisThreadRegistry) -> int | None:
         unknown = await registry.missing(thread_ids)
         if unknown:
-            _fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}; nothing deleted")
-        return await registry.delete(thread_ids)
+            fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}; nothing deleted")
+        if not (dry_run or asking):
+            return await registry.delete(thread_ids)
+        threads = [await registry.info(thread_id) for thread_id in dict.fromkeys(thread_ids)]
+        messages = sum(info.message_count for info in threads)
+        title = f"{len(threads)} thread(s), {messages} message(s), under {target.describe()}"
+        if dry_run and as_json:
+            emit_json({"dry_run": True, "threads": [info.to_dict() for info in threads]})
+        elif dry_run:
+            out.print(f"Would delete {title}:", soft_wrap=True, markup=False)
+            out.print(_threads_table(None, threads, await registry.now()))
+            out.print("nothing deleted (--dry-run)")
+        else:
+            err.print(f"About to delete {title}:", soft_wrap=True, markup=False)
+            err.print(_threads_table(None, threads, await registry.now()))
+            ask(f"Delete these {len(threads)} thread(s)?")
+            return await registry.delete(thread_ids)
+        return None
 
-    deleted = _run(ctx, redis_url, key_prefix, work)
+    deleted = _run(ctx, work)
+    if deleted is None:
+        return
     if as_json:
-        _emit_json({"deleted": deleted})
+        emit_json({"deleted": deleted})
     else:
         out.print(f"deleted {deleted} thread(s)")
 
@@ -584,22 +626,39 @@ def purge_threads(
     ctx: typer.Context,
     older_than: Annotated[str, typer.Option("--older-than", help="Inactive for longer than this: 30d, 12h, 90m.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
-    """Delete every thread inactive for longer than --older-than (and forget expired ones)."""
+    """Delete every thread inactive for longer than --older-than (and forget expired ones).
+
+    Counts them and asks first (--yes: do not ask; needed when not on a terminal).
+    """
     age = _duration_option(older_than)
     assert age is not None
+    asking = must_ask("threads purge deletes threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        if asking:
+            with _progress("checking", None, as_json) as update:
+                preview = await registry.purge(older_than=age, dry_run=True, on_progress=update)
+            if not (preview.purged or preview.expired):
+                return {**preview.to_dict(), "dry_run": False}  # nothing to delete, nothing to ask
+            ask(
+                f"Delete {preview.purged} thread(s) under {target.describe()} inactive for longer than "
+                f"{older_than} (since {preview.to_dict()['cutoff']}), and remove {preview.expired} expired "
+                f"entr{'y' if preview.expired == 1 else 'ies'}?"
+            )
         with _progress("purging" if not dry_run else "checking", None, as_json) as update:
             result = await registry.purge(older_than=age, dry_run=dry_run, on_progress=update)
         return result.to_dict()
 
-    result = _run(ctx, redis_url, key_prefix, work)
+    result = _run(ctx, work)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     verb = "would delete" if dry_run else "deleted"
     out.print(
@@ -628,6 +687,7 @@ def rekey_threads(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Re-encrypt every thread of the prefix with the current key, while the application runs.
 
@@ -637,7 +697,7 @@ def rekey_threads(
     try:
         encryption = AESGCMEncryption.from_env(keys_env, current=current)
     except (ImportError, TypeError, ValueError) as error:
-        _fail(str(error))
+        fail(str(error))
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         known = await registry.count()  # the bar's estimate
@@ -661,9 +721,9 @@ def rekey_threads(
             "entries_rekeyed": result.entries_rekeyed,
         }
 
-    result = _run(ctx, redis_url, key_prefix, work)
+    result = _run(ctx, work)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     out.print(
         f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
@@ -680,15 +740,16 @@ def stats(
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
 ) -> None:
     """Threads, messages, bytes and thread lengths under a key prefix."""
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         return (await registry.stats()).to_dict()
 
-    result = _run(ctx, redis_url, key_prefix, work)
+    result = _run(ctx, work)
     if as_json:
-        _emit_json(result)
+        emit_json(result)
         return
     table = Table(title=f"Key prefix {result['key_prefix']!r}", title_justify="left", show_header=False)
     table.add_column("what")

@@ -11,13 +11,20 @@ from typing import Annotated
 
 import typer
 
+from ..target import DEFAULT_KEY_PREFIX, resolve_target
+
 __all__ = ["demo"]
 
 
 def demo(
+    ctx: typer.Context,
     redis_url: Annotated[
         str | None,
-        typer.Option(help="Redis to use (default: $REDIS_URL, else 127.0.0.1:6379, else an embedded server)."),
+        typer.Option(
+            help="Redis to use (default: one given before the command, else $REDIS_URL, else 127.0.0.1:6379, "
+            "else an embedded server).",
+            show_default=False,
+        ),
     ] = None,
     embedded: Annotated[bool, typer.Option(help="Always start a private redis-server for the demo.")] = False,
     data_dir: Annotated[
@@ -29,6 +36,12 @@ def demo(
     ] = None,
 ) -> None:
     """Run the seed notebook's five examples and one on long conversations, checking what each claims."""
+    target = resolve_target(ctx)
+    if target.cluster:
+        raise typer.BadParameter("the demo runs on a standalone Redis", param_hint="'--cluster' / $REDIS_CLUSTER")
+    if target.key_prefix != DEFAULT_KEY_PREFIX:
+        raise typer.BadParameter("the demo writes only under a key prefix of its own", param_hint="'--key-prefix'")
     from .main import main
 
-    main(redis_url, embedded, data_dir, offline, env_file)
+    # $REDIS_URL (also from a .env file) is main's to read, after it loads the file.
+    main(target.redis_url if target.redis_url_source == "--redis-url" else None, embedded, data_dir, offline, env_file)

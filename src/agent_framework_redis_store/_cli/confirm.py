@@ -1,0 +1,63 @@
+"""Consent before destruction: a command that deletes or overwrites data asks first.
+
+Such a command takes ``--dry-run`` (say what would change, change nothing) and ``--yes``.
+Without ``--yes`` it shows what it is about to destroy and asks on the terminal; anything but
+``y`` or ``yes`` (an empty line, end of input, Ctrl-C) is no, and it exits 1 having changed
+nothing. When stdin or stderr is not a terminal nobody can see or answer the question, and it
+refuses at once, before connecting, in one line naming ``--yes``: a script must say ``--yes``,
+so that a forgotten flag shows on its first run instead of in what it deleted, and whatever
+happens to be on stdin (``yes |``, a here-document meant for something else) never counts as
+an answer.
+
+A new destructive command takes ``DryRun`` and ``Yes``, calls ``must_ask`` first, and ``ask``
+once it knows what it would destroy (not at all when that is nothing).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from .console import err, fail
+
+__all__ = ["DryRun", "Yes", "ask", "must_ask"]
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+Yes = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Do not ask for confirmation (required when not run on a terminal)."),
+]
+
+
+def _on_terminal() -> bool:
+    """Someone can read the question (stderr) and answer it (stdin)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def must_ask(action: str, *, yes: bool, dry_run: bool) -> bool:
+    """Whether to ask before ``action`` (e.g. "threads delete deletes threads").
+
+    Exits 1 at once, with one line, when consent is needed and there is no terminal to ask on.
+    """
+    if yes or dry_run:
+        return False
+    if not _on_terminal():
+        fail(f"{action}: pass --yes to confirm, there is no terminal to ask on (--dry-run shows what would change)")
+    return True
+
+
+def ask(question: str) -> None:
+    """Ask ``question`` on the terminal; exit 1 with one line unless the answer is y or yes."""
+    err.print(f"{question} [y/N] ", end="", markup=False, soft_wrap=True)
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if not answer.endswith("\n"):
+        err.print()  # end of input or Ctrl-C: end the question's line
+    if answer.strip().lower() not in ("y", "yes"):
+        err.print("aborted: nothing was changed", markup=False)
+        raise typer.Exit(1)
