@@ -571,6 +571,82 @@ def test_purge_counts_and_asks_on_a_terminal(populated: str) -> None:
     }
 
 
+# -- erase / reindex / fork -------------------------------------------------------------------
+
+
+def keys_naming(url: str, text: str) -> list[str]:
+    with redis.Redis.from_url(url) as client:
+        names = [key.decode() if isinstance(key, bytes) else key for key in client.keys("*")]
+    return sorted(name for name in names if text in name)
+
+
+def test_erase_a_users_threads_with_a_receipt(populated: str) -> None:
+    dry = cli_json(populated, "threads", "erase", "--label", "user=alice", "--dry-run")
+    assert (dry["dry_run"], sorted(dry["thread_ids"]), dry["messages_deleted"]) == (True, ["alice-1", "alice-old"], 3)
+    assert len(thread_ids(populated)) == 3
+    refused = cli(populated, "threads", "erase", "--label", "user=alice")
+    assert "threads erase deletes threads: pass --yes" in one_line_error(refused)
+    assert "KEY=VALUE" in cli(populated, "threads", "erase", "--label", "alice", "--yes").stderr
+
+    declined = cli_on_terminal(populated, "threads", "erase", "--label", "user=alice", answer="n")
+    assert (declined.asked, declined.returncode) == (True, 1), declined.screen
+    assert (
+        f"Erase 2 thread(s) (3 message(s)) carrying user=alice under key prefix 'chat_messages' at {populated}? [y/N]"
+    ) in declined.screen
+    assert len(thread_ids(populated)) == 3
+
+    accepted = cli_on_terminal(populated, "threads", "erase", "--label", "user=alice", answer="y")
+    assert (accepted.asked, accepted.returncode) == (True, 0), accepted.screen
+    lines = accepted.stdout.splitlines()
+    assert lines[0].startswith("erased 2 thread(s) carrying user=alice (")
+    assert sorted(line.strip() for line in lines[1:]) == ["alice-1", "alice-old"]
+    assert thread_ids(populated) == ["bob:1 {x}"]
+    assert keys_naming(populated, "alice-") == []  # no key of theirs is left: messages, meta, indexes
+    assert exported(populated)["bob:1 {x}"].messages[0]["contents"][0]["text"] == "hi from bob"
+
+    # Run again: nothing is left, and the receipt says so (without asking).
+    again = cli_on_terminal(populated, "threads", "erase", "-l", "user=alice", "--json", answer="n")
+    assert (again.asked, again.returncode) == (False, 0), again.screen
+    receipt = json.loads(again.stdout)
+    assert (receipt["thread_ids"], receipt["complete"], receipt["key_prefix"]) == ([], True, "chat_messages")
+
+
+def test_reindex_indexes_threads_written_before_label_indexes(redis_url: str) -> None:
+    write_threads(
+        redis_url, {f"t{n}": {"texts": ["x"], "labels": {"user": "ann" if n % 2 else "cy"}} for n in range(5)}
+    )
+    with redis.Redis.from_url(redis_url) as client:
+        # What 0.1 left behind: threads and a registry, no label index.
+        client.delete(*client.keys("chat_messages:label*"))
+    walked = cli_json(redis_url, "threads", "list", "--label", "user=ann")  # without the index: the registry walk
+    assert sorted(t["thread_id"] for t in walked["threads"]) == ["t1", "t3"]
+    assert cli_json(redis_url, "threads", "reindex") == {"key_prefix": "chat_messages", "threads": 5}
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.exists("chat_messages:label-index")
+        assert sorted(client.zrange("chat_messages:label:user=ann", 0, -1)) == [b"t1", b"t3"]
+    listed = cli_json(redis_url, "threads", "list", "--label", "user=ann")
+    assert sorted(t["thread_id"] for t in listed["threads"]) == ["t1", "t3"]
+    done = cli(redis_url, "threads", "reindex")
+    assert (done.returncode, done.stdout) == (0, "indexed the labels of 5 thread(s) under 'chat_messages'\n")
+
+
+def test_fork_copies_a_thread_into_a_new_one(populated: str) -> None:
+    forked = cli_json(populated, "threads", "fork", "alice-1", "--new-id", "alice-2", "--upto", "1")
+    assert (forked["thread_id"], forked["message_count"], forked["forked_from"]) == ("alice-2", 1, "alice-1")
+    assert forked["labels"] == {"user": "alice"}
+    records = exported(populated)
+    assert [m["contents"][0]["text"] for m in records["alice-2"].messages] == ["hello"]
+    assert len(records["alice-1"].messages) == 2  # the source is untouched
+    generated = cli(populated, "threads", "fork", "alice-1")
+    assert generated.returncode == 0, generated.stderr
+    new_id = generated.stdout.strip()
+    assert new_id in thread_ids(populated)
+    assert f"forked 'alice-1' into {new_id!r} (2 message(s))" in generated.stderr
+    assert "alice-2" in one_line_error(cli(populated, "threads", "fork", "bob:1 {x}", "--new-id", "alice-2"))
+    assert "ghost" in one_line_error(cli(populated, "threads", "fork", "ghost"))
+    assert cli(populated, "threads", "fork", "alice-1", "--upto", "0").returncode == 2
+
+
 def test_import_replace_asks_on_a_terminal_and_dry_run_counts(populated: str, tmp_path: Path) -> None:
     backup = tmp_path / "backup.jsonl"
     assert cli_json(populated, "threads", "export", "alice-1", "-o", str(backup))["exported"] == 1

@@ -51,13 +51,14 @@ T = TypeVar("T")
 
 threads_app = typer.Typer(
     name="threads",
-    help="List, show, compact, export, import, delete and purge conversation threads.",
+    help="List, show, compact, export, import, delete, purge, erase, fork and reindex conversation threads.",
     no_args_is_help=True,
 )
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _DURATION_FORMS = "a whole number followed by s, m, h or d (45s, 90m, 12h, 30d)"
+_LISTED = 20  # thread ids a text receipt lists; --json lists all
 _ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
 
 
@@ -667,6 +668,125 @@ def purge_threads(
         f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)",
         soft_wrap=True,
     )
+
+
+# -- threads erase / reindex / fork --------------------------------------------------------
+
+
+@threads_app.command("erase")
+def erase_threads(
+    ctx: typer.Context,
+    label: Annotated[
+        list[str],
+        typer.Option("--label", "-l", help="KEY=VALUE the threads carry (repeat: all of them), e.g. user=alice."),
+    ],
+    dry_run: DryRun = False,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
+) -> None:
+    """Erase every thread carrying all the --label's (e.g. one user's), and print a receipt.
+
+    Every key of each thread and every registry and index entry naming it; threads of those labels
+    written meanwhile are erased too and listed. Counts them and asks first (--yes: do not ask;
+    needed when not on a terminal). --json prints the receipt (thread ids, counts, times).
+    """
+    labels = _label_option(label)
+    asking = must_ask("threads erase deletes threads", yes=yes, dry_run=dry_run)
+    target = resolve_target(ctx)
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        expected: int | None = None
+        if asking:
+            preview = await registry.erase(labels=labels, dry_run=True)
+            expected = len(preview.thread_ids)
+            if expected:
+                ask(
+                    f"Erase {expected} thread(s) ({preview.messages_deleted} message(s)) carrying "
+                    f"{_labels_text(labels)} under {target.describe()}?"
+                )
+        with _progress("checking" if dry_run else "erasing", expected, as_json) as update:
+            receipt = await registry.erase(labels=labels, dry_run=dry_run, on_progress=lambda done: update(done, None))
+        return {"key_prefix": registry.key_prefix, **receipt.to_dict()}
+
+    receipt = _run(ctx, work)
+    if as_json:
+        emit_json(receipt)
+        return
+    erased = receipt["thread_ids"]
+    out.print(
+        f"{'would erase' if dry_run else 'erased'} {len(erased)} thread(s) carrying {_labels_text(labels)} "
+        f"({receipt['keys_deleted']} key(s), {receipt['messages_deleted']} message(s))"
+        + (
+            f", {len(receipt['written_during'])} of them written during the erasure"
+            if receipt["written_during"]
+            else ""
+        ),
+        soft_wrap=True,
+        markup=False,
+    )
+    for thread_id in erased[:_LISTED]:
+        out.print(f"  {thread_id}", markup=False)
+    if len(erased) > _LISTED:
+        out.print(f"  ... and {len(erased) - _LISTED} more (--json lists them all)")
+    if not receipt["complete"]:
+        fail("threads of these labels kept appearing while erasing: run it again")
+
+
+@threads_app.command("reindex")
+def reindex_threads(
+    ctx: typer.Context,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
+) -> None:
+    """Build the label indexes for threads written before them (safe while the application runs).
+
+    Afterwards 'threads list --label' and 'threads erase' read one user's threads from an index
+    instead of every registry entry.
+    """
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        known = await registry.count()
+        with _progress("indexing", known or None, as_json) as update:
+            indexed = await registry.reindex(on_progress=update)
+        return {"key_prefix": registry.key_prefix, "threads": indexed}
+
+    result = _run(ctx, work)
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"indexed the labels of {result['threads']} thread(s) under {result['key_prefix']!r}", markup=False)
+
+
+@threads_app.command("fork")
+def fork_thread(
+    ctx: typer.Context,
+    thread_id: Annotated[str, typer.Argument(help="Thread to copy.", show_default=False)],
+    new_id: Annotated[
+        str | None, typer.Option("--new-id", help="Id of the copy (must not exist; default: a new one).")
+    ] = None,
+    upto: Annotated[int | None, typer.Option("--upto", min=1, help="Copy only the first N messages.")] = None,
+    as_json: AsJson = False,
+    redis_url: RedisUrl = None,
+    key_prefix: KeyPrefix = None,
+    cluster: Cluster = None,
+) -> None:
+    """Copy a thread (all its messages, or the first --upto) into a new thread; prints the new id."""
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        forked = await registry.fork(thread_id, new_id, upto=upto)
+        return (await registry.info(forked)).to_dict()
+
+    info = _run(ctx, work)
+    if as_json:
+        emit_json(info)
+    else:
+        out.print(info["thread_id"], markup=False)
+        err.print(f"forked {thread_id!r} into {info['thread_id']!r} ({info['message_count']} message(s))", markup=False)
 
 
 # -- threads rekey -------------------------------------------------------------------------
