@@ -13,7 +13,7 @@ from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import MaxConnectionsError
 
-from agent_framework_redis_store import Keyspace, RedisChatMessageStore, RedisUnavailableError
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore, RedisStoreError, RedisUnavailableError
 from agent_framework_redis_store._core.cluster import BoundedRedisCluster
 from agent_framework_redis_store.testing import EmbeddedRedisCluster
 
@@ -311,6 +311,35 @@ async def test_cluster_option_rejects_what_cannot_work(redis_url: str) -> None:
         RedisChatMessageStore.factory(host="127.0.0.1", port=7000, db=2, cluster=True)
     with pytest.raises(ValueError, match="unix"):
         RedisChatMessageStore("unix:///tmp/redis.sock", cluster=True)
+
+
+async def test_a_cluster_without_cluster_true_and_cluster_true_without_a_cluster_are_named(
+    cluster_url: str, redis_url: str
+) -> None:
+    # A thread whose slot another master owns than the node in the URL: a plain client meets MOVED.
+    node = redis.Redis.from_url(cluster_url)
+    elsewhere = next(
+        f"t{n}" for n in range(1000) if not _owns(node, Keyspace("chat_messages").thread(f"t{n}").messages)
+    )
+    node.close()
+    async with RedisChatMessageStore(cluster_url, thread_id=elsewhere) as store:
+        with pytest.raises(RedisStoreError, match=r"is a Redis Cluster node .*pass cluster=True"):
+            await store.add_messages([user_message("hi")])
+    async with RedisChatMessageStore(redis_url, thread_id="t", cluster=True) as store:
+        with pytest.raises(RedisStoreError, match="cluster=True needs a Redis Cluster node"):
+            await store.add_messages([user_message("hi")])
+    assert redis.Redis.from_url(redis_url).dbsize() == 0
+
+
+def _owns(node: redis.Redis, key: str) -> bool:
+    """Whether ``node`` (a cluster node) serves ``key``'s slot."""
+    slot = key_slot(key.encode())
+    own: Any = node.execute_command("CLUSTER", "MYID")
+    slots: Any = node.execute_command("CLUSTER", "SLOTS")
+    for start, end, *holders in slots:
+        if start <= slot <= end:
+            return any(holder[2] == own for holder in holders)
+    return False
 
 
 @pytest.mark.legacy

@@ -7,9 +7,12 @@ from contextlib import contextmanager
 
 from redis.exceptions import (
     AuthenticationError,
+    ClusterCrossSlotError,
     ClusterDownError,
     MaxConnectionsError,
+    MovedError,
     NoPermissionError,
+    RedisClusterException,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -114,6 +117,17 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
     except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
         raise RedisUnavailableError(
             f"Redis at {where} is unreachable after retrying ({type(err).__name__}: {err})"
+        ) from err
+    except (MovedError, ClusterCrossSlotError) as err:
+        # A cluster client follows MOVED itself and the store keeps a cluster's keys in one slot:
+        # only a plain client, unaware of the cluster, meets either.
+        raise RedisStoreError(
+            f"Redis at {where} is a Redis Cluster node ({type(err).__name__} for {key!r}); "
+            "pass cluster=True (or a RedisCluster client)"
+        ) from err
+    except RedisClusterException as err:
+        raise RedisStoreError(
+            f"Redis Cluster client at {where}: {err}; cluster=True needs a Redis Cluster node"
         ) from err
     except ResponseError as err:
         # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
