@@ -22,7 +22,7 @@ from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
-from .fingerprints import fingerprint
+from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, repair, shape
 from .lua import (
     AppendHeader,
@@ -54,7 +54,7 @@ class EncodedBatch:
     payloads: list[str]
     index: list[str]
     tokens: list[int]
-    fingerprints: list[str]
+    fingerprints: list[bytes]
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -489,7 +489,7 @@ class ThreadStorage:
             self.keys,
             max_messages=options.max_messages,
             ttl_ms=options.ttl_ms,
-            token=token,
+            token=batch_member(token) if token else b"",
             # The writer's clock only orders tokens and stamps activity: clocks need not agree.
             now_us=time.time_ns() // 1000,
             registration=self._registration,
