@@ -9,7 +9,8 @@ back what ``from_dict`` does not, so a message reads back exactly as it was writ
 either generation; entries written in full (by earlier versions) read as they always did.
 
 The two Agent Framework generations spell a few fields differently; ``message_from_dict``
-accepts either spelling, so a thread written by one generation reads in the other.
+accepts either spelling, so a thread written by one generation reads in the other. An entry
+may also be compressed (``compression``) and sealed (``encryption``): ``open_entry`` opens both.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .compat import framework_message_class, generation
+from .compression import decompress, is_compressed
 from .encryption import MessageEncryption, decrypt_entry
 from .errors import CorruptMessageError
 
@@ -169,8 +171,14 @@ class OpenedEntry:
 
 
 def open_entry(entry: bytes | str, *, encryption: MessageEncryption | None, key: str, index: int) -> OpenedEntry:
-    """One stored entry, decrypted (``DecryptionError`` naming ``key`` and ``index`` if it cannot be)."""
+    """One stored entry, decrypted and decompressed (``DecryptionError`` naming ``key`` and ``index`` if it
+    cannot be decrypted, ``CorruptMessageError`` if its compressed body is damaged)."""
     opened = decrypt_entry(encryption, entry, key=key, index=index)
+    if is_compressed(opened):
+        try:
+            return OpenedEntry(decompress(opened), key, index)
+        except ValueError as err:
+            raise CorruptMessageError(key, index, str(err)) from err
     if isinstance(opened, bytes):
         try:
             # Entries are UTF-8; json.loads would guess UTF-16 or UTF-32 for some damaged bytes.

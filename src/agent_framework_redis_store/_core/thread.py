@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .cluster import RedisClient, is_cluster
 from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
+from .compression import compress
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
@@ -127,6 +128,7 @@ class ThreadStorage:
         # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
         digest_key = encryption.digest_key if encryption is not None else b""
         tokenizer = self.options.tokenizer
+        compressed = self.options.compression is not None
         batch = EncodedBatch([], [], [], [])
         previous: dict[str, Any] | None = None
         for message in messages:
@@ -134,8 +136,8 @@ class ThreadStorage:
             if is_summary(data):
                 continue  # a summary handed back by a client is not history
             payload = encode_message_dict(data)
-            message_shape = shape(data, payload, tokenizer, previous=previous)
-            batch.payloads.append(payload)
+            message_shape = shape(data, payload, tokenizer, previous=previous)  # tokens of the JSON
+            batch.payloads.append(compress(payload) if compressed else payload)
             batch.index.append(index_entry(message_shape))
             batch.tokens.append(message_shape.tokens)
             if fingerprints:
