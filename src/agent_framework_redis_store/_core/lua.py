@@ -216,15 +216,12 @@ local function trim(messages_key, index_key, meta_key, max_messages, length, cov
 end
 
 -- Record an applied batch's token (its digest): the set keeps the newest BATCH_TOKENS_KEPT,
--- trimmed before the add so that it never holds more and stays a listpack. A larger set was
--- written by an earlier version (raw tokens, which this version's digests never match): it
--- is dropped and restarts compact.
+-- trimmed before the add so that it never holds more and stays a listpack. A set that was
+-- larger was written by an earlier version (raw tokens, which this version's digests never
+-- match, in a skiplist, which removals do not shrink): it is dropped and restarts compact.
 local function remember_batch(batches_key, token, now_us)
-  local excess = redis.call('ZCARD', batches_key) - BATCH_TOKENS_KEPT + 1
-  if excess > 1 then
+  if redis.call('ZREMRANGEBYRANK', batches_key, 0, -BATCH_TOKENS_KEPT) > 1 then
     redis.call('DEL', batches_key)
-  elseif excess == 1 then
-    redis.call('ZREMRANGEBYRANK', batches_key, 0, 0)
   end
   redis.call('ZADD', batches_key, now_us, token)
 end
