@@ -24,7 +24,7 @@ from agent_framework_redis_store import (
 from agent_framework_redis_store._core.codec import message_from_dict
 from agent_framework_redis_store._core.encryption import key_id_of, parse_keys
 from agent_framework_redis_store._core.fingerprints import fingerprint
-from agent_framework_redis_store._core.lua import REPLACE_UNCHANGED
+from agent_framework_redis_store._core.lua import FINGERPRINT_WIDTH, REPLACE_UNCHANGED
 from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import user_message
@@ -335,9 +335,9 @@ async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, ra
         assert await store.add_new_messages(turn) == 0  # a turn saved twice
         assert await store.add_new_messages([*turn, user_message("next")]) == 1  # a replayed transcript
         assert [key_id_of(e) for e in await entries(raw, store.redis_key)] == ["k2", "k2", "k2"]
-        stored = [f[:17] for f in await entries(raw, Keyspace("chat_messages").thread("t").fingerprints)]
+        stored = [f[:FINGERPRINT_WIDTH] for f in await entries(raw, Keyspace("chat_messages").thread("t").fingerprints)]
         # Unkeyed fingerprints of the bodies would let anyone with Redis access test guesses.
-        unkeyed = [fingerprint(m.to_dict(exclude_none=True)).encode() for m in turn]
+        unkeyed = [fingerprint(m.to_dict(exclude_none=True)) for m in turn]
         assert stored[:2] != unkeyed
         assert not set(stored) & set(unkeyed)
         assert texts(await store.list_messages()) == [f"user: {SECRET}", f"assistant: {SECRET}", "next"]

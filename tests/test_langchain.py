@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import threading
 import time
 import warnings
@@ -34,6 +33,7 @@ from agent_framework_redis_store import (
     RedisThreadRegistry,
     RedisUnavailableError,
 )
+from agent_framework_redis_store._core.codec import encode_message
 from agent_framework_redis_store.langchain import RedisChatMessageHistory
 
 from .scripted import ScriptedChatClient, make_agent, role_of
@@ -82,10 +82,10 @@ def test_sync_methods_without_an_event_loop_store_the_thread_in_the_store_s_layo
         {"city": "Paris"},
     )
     assert (result.type, result.call_id, result.result) == ("function_result", "call_1", "sunny")
-    # Each entry is the framework's own to_dict() JSON, as the store writes it.
+    # Each entry is the framework's own to_dict() JSON as the store writes it (compacted).
     with redis.Redis.from_url(redis_url) as client:
         entries = client.lrange(Keyspace().thread("weather").messages, 0, -1)
-    assert [json.loads(e) for e in entries] == [m.to_dict(exclude_none=True) for m in messages]
+    assert entries == [encode_message(m).encode() for m in messages]
 
 
 async def test_sync_methods_work_inside_a_running_event_loop(redis_url: str) -> None:

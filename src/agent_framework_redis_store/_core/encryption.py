@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NoReturn, Protocol, runtime_checkable
 
+from .compression import is_compressed
 from .errors import DecryptionError
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ def decrypt_entry(
     allow_plaintext: bool = False,
 ) -> bytes | str:
     """The message JSON of one stored entry; ``DecryptionError`` naming ``key`` and ``index`` if it cannot be had."""
-    if entry[:1] in (b"{", "{"):  # plaintext JSON: the common case of an unencrypted store
+    if entry[:1] in (b"{", "{") or is_compressed(entry):  # plaintext: the common case of an unencrypted store
         if encryption is None or allow_plaintext:
             return entry
         raise DecryptionError(

@@ -49,14 +49,19 @@ __all__ = [
     "ScriptCall",
 ]
 
-# How many recent batch tokens a thread remembers. A retry arrives within seconds, long
-# before this many other batches could have been written to the same thread.
-BATCH_TOKENS_KEPT = 256
+# How many recent batch tokens (fixed-size digests, see fingerprints.batch_member) a thread
+# remembers. A retry arrives within seconds (redis-py's own) or minutes (an application's),
+# while a conversation gets a batch or two per turn; 64 others in between would take 32
+# concurrent turns. At most this many, so the sorted set stays a listpack (Redis' default
+# zset-max-listpack-entries is 128, zset-max-listpack-value 64 bytes).
+BATCH_TOKENS_KEPT = 64
 # How many fingerprints of its newest messages a thread remembers for APPEND_NEW_AND_TRIM,
-# the width of one (a kind letter and 16 hex digits, see fingerprints.py), and how many hex
-# digits of the SHA1 of the newest entry mark the newest fingerprint.
+# the width of one (a kind letter and 8 bytes of digest, see fingerprints.py), the width
+# earlier versions wrote (the letter and 16 hex digits; still read), and how many hex digits
+# of the SHA1 of the newest entry mark the newest fingerprint.
 FINGERPRINTS_KEPT = 256
-FINGERPRINT_WIDTH = 17
+FINGERPRINT_WIDTH = 9
+HEX_FINGERPRINT_WIDTH = 17
 NEWEST_MARK_WIDTH = 16
 
 # The Python constants every script may read, as Lua locals.
@@ -66,6 +71,7 @@ _CONSTANTS = "\n".join(
         "BATCH_TOKENS_KEPT": BATCH_TOKENS_KEPT,
         "FINGERPRINTS_KEPT": FINGERPRINTS_KEPT,
         "FINGERPRINT_WIDTH": FINGERPRINT_WIDTH,
+        "HEX_FINGERPRINT_WIDTH": HEX_FINGERPRINT_WIDTH,
         "NEWEST_MARK_WIDTH": NEWEST_MARK_WIDTH,
     }.items()
 )
@@ -292,6 +298,17 @@ local function trim(messages_key, index_key, meta_key, max_messages, length, cov
   return length - cut
 end
 
+-- Record an applied batch's token (its digest): the set keeps the newest BATCH_TOKENS_KEPT,
+-- trimmed before the add so that it never holds more and stays a listpack. A set that was
+-- larger was written by an earlier version (raw tokens, which this version's digests never
+-- match, in a skiplist, which removals do not shrink): it is dropped and restarts compact.
+local function remember_batch(batches_key, token, now_us)
+  if redis.call('ZREMRANGEBYRANK', batches_key, 0, -BATCH_TOKENS_KEPT) > 1 then
+    redis.call('DEL', batches_key)
+  end
+  redis.call('ZADD', batches_key, now_us, token)
+end
+
 -- The expiry every key of the thread gets: this writer's TTL, which also slides the message
 -- list's; or, from a writer without a TTL, what is left of the list's own, so that no
 -- companion key (batches, index, meta, ...) outlives the messages it describes.
@@ -308,8 +325,7 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
     expire_ms = math.max(redis.call('PTTL', messages_key), 0)
   end
   if h.token ~= '' then
-    redis.call('ZADD', batches_key, h.now_us, h.token)
-    redis.call('ZREMRANGEBYRANK', batches_key, 0, -(BATCH_TOKENS_KEPT + 1))
+    remember_batch(batches_key, h.token, h.now_us)
   end
   if h.register then
     local now_ms = string.sub(h.now_us, 1, -4)
@@ -355,7 +371,7 @@ class AppendHeader:
     keys: ThreadKeys
     max_messages: int | None
     ttl_ms: int
-    token: str
+    token: bytes  # fingerprints.batch_member of the idempotency key; b"" for none
     now_us: int
     registration: Registration | None
 
@@ -470,18 +486,29 @@ local known_count = 0
 local newest_known = redis.call('LINDEX', fingerprints_key, -1)
 if newest_known then
   local newest = redis.call('LINDEX', messages_key, -1)
-  if newest and mark(newest) == string.sub(newest_known, FINGERPRINT_WIDTH + 1) then
+  if newest and mark(newest) == string.sub(newest_known, -NEWEST_MARK_WIDTH) then
     known_count = redis.call('LLEN', fingerprints_key)
   else
     redis.call('DEL', fingerprints_key)
   end
+end
+-- A stored fingerprint, without the mark the newest carries (and an earlier version may
+-- have left on others). Earlier versions wrote the digest as hex: read as its bytes.
+local function unhex(pair)
+  return string.char(tonumber(pair, 16))
+end
+local function stored_fingerprint(entry)
+  if #entry == HEX_FINGERPRINT_WIDTH or #entry == HEX_FINGERPRINT_WIDTH + NEWEST_MARK_WIDTH then
+    return string.sub(entry, 1, 1) .. (string.gsub(string.sub(entry, 2, HEX_FINGERPRINT_WIDTH), '%x%x', unhex))
+  end
+  return string.sub(entry, 1, FINGERPRINT_WIDTH)
 end
 -- A batch shorter than the known list can only overlap its newest `count` entries.
 local read = math.min(known_count, count)
 local known = {}
 if read > 0 then
   for i, entry in ipairs(redis.call('LRANGE', fingerprints_key, -read, -1)) do
-    known[i] = string.sub(entry, 1, FINGERPRINT_WIDTH)
+    known[i] = stored_fingerprint(entry)
   end
 end
 
@@ -535,6 +562,9 @@ if appended > 0 then
     fresh[#fresh + 1] = incoming(i)
   end
   fresh[#fresh] = fresh[#fresh] .. mark(ARGV[final])
+  if known_count > 0 then  -- the previous newest is no longer the newest: its mark goes
+    redis.call('LSET', fingerprints_key, -1, string.sub(newest_known, 1, -NEWEST_MARK_WIDTH - 1))
+  end
   for i = 1, #fresh, 1000 do
     redis.call('RPUSH', fingerprints_key, unpack(fresh, i, math.min(i + 999, #fresh)))
   end
@@ -550,7 +580,7 @@ return appended
 
 
 def append_new_and_trim(
-    header: AppendHeader, *, fingerprints: Sequence[str], payloads: Sequence[str], index: Sequence[str]
+    header: AppendHeader, *, fingerprints: Sequence[bytes], payloads: Sequence[str], index: Sequence[str]
 ) -> ScriptCall:
     """The call of ``APPEND_NEW_AND_TRIM``: one fingerprint and one index entry per payload."""
     if not len(fingerprints) == len(payloads) == len(index):

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from .compaction import SummaryCompaction
+from .compression import Compression, validate_compression
 from .connection import CONNECTION_OPTIONS, ConnectionOptions
 from .encryption import MessageEncryption, validate_encryption
 from .groups import CharacterEstimator, Tokenizer
@@ -66,6 +67,8 @@ class StoreOptions(SessionStoreOptions, total=False):
     """Counts tokens (``count_tokens(text)``); default: the framework's 4-characters-a-token estimate."""
     compaction: SummaryCompaction | None
     """Summarize older messages into a summary persisted in Redis (``SummaryCompaction``)."""
+    compression: Compression | None
+    """``"zlib"``: store message bodies of 512 bytes or more compressed (before encryption); None: plain JSON."""
 
 
 def validate_max_messages(value: object, name: str = "max_messages") -> int | None:
@@ -137,6 +140,7 @@ class ThreadOptions:
     context_tokens: int | None = None
     tokenizer: Tokenizer = field(default_factory=CharacterEstimator)
     compaction: SummaryCompaction | None = None
+    compression: Compression | None = None
 
     def __post_init__(self) -> None:
         set_field = object.__setattr__  # frozen: normalised values are set once, here
@@ -155,6 +159,7 @@ class ThreadOptions:
             raise TypeError(f"tokenizer must have a count_tokens(text) method, got {type(self.tokenizer).__name__}")
         if self.compaction is not None and not isinstance(self.compaction, SummaryCompaction):
             raise TypeError(f"compaction must be a SummaryCompaction, got {type(self.compaction).__name__}")
+        set_field(self, "compression", validate_compression(self.compression))
 
     @property
     def windowed(self) -> bool:

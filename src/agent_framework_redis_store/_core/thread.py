@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from .cluster import RedisClient, is_cluster
 from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
+from .compression import compress
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
-from .fingerprints import fingerprint
+from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, repair, shape
 from .lua import (
     AppendHeader,
@@ -74,7 +75,7 @@ class EncodedBatch:
     payloads: list[str]
     index: list[str]
     tokens: list[int]
-    fingerprints: list[str]
+    fingerprints: list[bytes]
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -159,6 +160,7 @@ class ThreadStorage:
         # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
         digest_key = encryption.digest_key if encryption is not None else b""
         tokenizer = self.options.tokenizer
+        compressed = self.options.compression is not None
         batch = EncodedBatch([], [], [], [])
         previous: dict[str, Any] | None = None
         for message in messages:
@@ -166,8 +168,8 @@ class ThreadStorage:
             if is_summary(data):
                 continue  # a summary handed back by a client is not history
             payload = encode_message_dict(data)
-            message_shape = shape(data, payload, tokenizer, previous=previous)
-            batch.payloads.append(payload)
+            message_shape = shape(data, payload, tokenizer, previous=previous)  # tokens of the JSON
+            batch.payloads.append(compress(payload) if compressed else payload)
             batch.index.append(index_entry(message_shape))
             batch.tokens.append(message_shape.tokens)
             if fingerprints:
@@ -567,7 +569,7 @@ class ThreadStorage:
             self.keys,
             max_messages=options.max_messages,
             ttl_ms=options.ttl_ms,
-            token=token,
+            token=batch_member(token) if token else b"",
             # The writer's clock only orders tokens and stamps activity: clocks need not agree.
             now_us=time.time_ns() // 1000,
             registration=self._registration,

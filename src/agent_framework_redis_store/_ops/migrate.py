@@ -441,7 +441,8 @@ class _Migration:
         if not self._delete_source:
             return _outcome(thread, outcome, len(messages), labels), True
         written, _ = await self._read_target(thread_id)
-        if written != messages:
+        # Compared as the framework reads them: the store writes messages compacted (codec.compact_message).
+        if written is None or _normalized(written) != _normalized(messages):
             detail = "written, but reading it back gave other messages (written to meanwhile?): the source was kept"
             return _outcome(thread, outcome, len(messages), labels, detail=detail), False
         return _outcome(thread, outcome, len(messages), labels), True

@@ -1,0 +1,119 @@
+"""The idempotency and repeat-detection bookkeeping stays small, and what earlier versions wrote still works.
+
+A thread remembers its newest ``BATCH_TOKENS_KEPT`` batches as 8-byte digests in a sorted set
+that stays a listpack, and the fingerprints of its newest messages as 9-byte entries; earlier
+versions wrote raw tokens (256 of them, a skiplist) and hex fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import redis.asyncio
+
+from agent_framework_redis_store import Keyspace, RedisChatMessageStore
+from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store._core.lua import (
+    BATCH_TOKENS_KEPT,
+    FINGERPRINT_WIDTH,
+    FINGERPRINTS_KEPT,
+    HEX_FINGERPRINT_WIDTH,
+    NEWEST_MARK_WIDTH,
+    newest_mark,
+)
+
+from .scripted import user_message
+
+KEYS = Keyspace().thread
+
+
+def message(role: str, text: str) -> Any:
+    return message_from_dict({"role": role, "contents": [{"type": "text", "text": text}]})
+
+
+def turn(n: int) -> list[Any]:
+    return [message("user", f"question {n}"), message("assistant", f"answer {n}")]
+
+
+async def test_the_batch_set_keeps_the_newest_tokens_as_short_digests_in_a_listpack(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        for n in range(BATCH_TOKENS_KEPT + 20):
+            await store.add_messages([user_message(f"m{n}")], idempotency_key=f"a long caller key {'x' * 200} {n}")
+    batches = KEYS("t").batches
+    assert await raw.zcard(batches) == BATCH_TOKENS_KEPT
+    assert await raw.object("encoding", batches) == b"listpack"
+    assert {len(member) for member in await raw.zrange(batches, 0, -1)} == {8}
+
+
+async def test_a_retry_is_recognised_after_as_many_other_batches_as_are_kept(redis_url: str) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages([user_message("first")], idempotency_key="first")
+        for n in range(BATCH_TOKENS_KEPT - 1):
+            await store.add_messages([user_message(f"m{n}")])
+        await store.add_messages([user_message("first")], idempotency_key="first")  # its reply was lost
+        assert await store.count() == BATCH_TOKENS_KEPT
+
+
+async def test_an_earlier_version_s_batch_set_restarts_compact(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    batches = KEYS("t").batches
+    # As earlier versions kept it: 256 raw tokens (32 hex digits, run:<uuid>), scored in microseconds.
+    await raw.zadd(batches, {f"run:{n:032x}" if n % 2 else f"{n:032x}": 1_700_000_000_000_000 + n for n in range(256)})
+    assert await raw.object("encoding", batches) == b"skiplist"
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
+        await store.add_messages([user_message("hello")], idempotency_key="k")
+        await store.add_messages([user_message("hello")], idempotency_key="k")
+        assert await store.count() == 1
+    assert await raw.zcard(batches) == 1
+    assert await raw.object("encoding", batches) == b"listpack"
+    assert 99_000 < await raw.pttl(batches) <= 100_000
+
+
+async def test_only_the_newest_fingerprint_carries_the_mark(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        for n in range(5):
+            await store.add_new_messages(turn(n))
+    entries = await raw.lrange(KEYS("t").fingerprints, 0, -1)
+    assert [len(e) for e in entries] == [FINGERPRINT_WIDTH] * 9 + [FINGERPRINT_WIDTH + NEWEST_MARK_WIDTH]
+
+
+async def test_fingerprints_stay_a_few_kilobytes(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_new_messages([message("user", f"m{n}") for n in range(FINGERPRINTS_KEPT + 50)])
+    fingerprints = KEYS("t").fingerprints
+    assert await raw.llen(fingerprints) == FINGERPRINTS_KEPT
+    assert (await raw.memory_usage(fingerprints, samples=0) or 0) < 4_000
+
+
+def hex_fingerprint(data: dict[str, Any]) -> str:
+    """A fingerprint as earlier versions wrote it: the kind letter and 16 hex digits."""
+    role = data["role"]["value"] if isinstance(data["role"], dict) else data["role"]
+    contents = json.dumps(data["contents"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    kind = "u" if role == "user" else "c"
+    return kind + hashlib.blake2b(f"{role}\n{contents}".encode(), digest_size=8).hexdigest()
+
+
+async def test_an_earlier_version_s_hex_fingerprints_still_recognise_a_replay(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    history = [m for n in range(3) for m in turn(n)]
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages(history)
+    # The fingerprint list as an earlier version left it: hex, every batch's newest still marked.
+    newest = await raw.lindex(KEYS("t").messages, -1)
+    assert isinstance(newest, bytes)
+    old = [hex_fingerprint(m.to_dict(exclude_none=True)) for m in history]
+    old[1] += "0" * NEWEST_MARK_WIDTH  # a stale mark of an earlier batch
+    old[-1] += newest_mark(newest.decode())
+    await raw.rpush(KEYS("t").fingerprints, *old)
+
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        assert await store.add_new_messages([*history, *turn(3)]) == 2  # a replayed transcript
+        assert await store.add_new_messages(turn(3)) == 0  # the same turn saved twice
+        assert await store.count() == 8
+    # The earlier newest lost its mark; the new ones are short.
+    lengths = [len(e) for e in await raw.lrange(KEYS("t").fingerprints, 0, -1)]
+    assert lengths[-3:] == [HEX_FINGERPRINT_WIDTH, FINGERPRINT_WIDTH, FINGERPRINT_WIDTH + NEWEST_MARK_WIDTH]
