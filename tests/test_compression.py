@@ -102,6 +102,16 @@ async def test_export_and_import_of_a_compressed_thread(redis_url: str) -> None:
         assert [m.text for m in await copy.transcript()] == ["q", LONG]
 
 
+async def test_a_fork_of_a_compressed_thread_is_compressed(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", compression="zlib", encryption=encryption()) as store:
+        await store.add_messages([user_message("q"), answer(LONG)])
+        forked = await store.fork("branch")
+    async with RedisChatMessageStore(redis_url, thread_id=forked, encryption=encryption()) as copy:
+        [_, entry] = await raw.lrange(copy.redis_key, 0, -1)
+        assert encryption().decrypt(text(entry), context=copy.redis_key).startswith(COMPRESSED_PREFIX)
+        assert [m.text for m in await copy.transcript()] == ["q", LONG]
+
+
 def packed(data: bytes) -> bytes:
     return COMPRESSED_PREFIX.encode() + base64.b64encode(data)
 

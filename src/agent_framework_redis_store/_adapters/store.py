@@ -350,6 +350,7 @@ class RedisChatMessageStore(ClientOwner):
             upto=upto,
             encryption=self._options.encryption,
             where=self._where(),
+            compression=self._options.compression,
         )
 
     async def clear(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from .cluster import RedisClient, is_cluster
 from .codec import decode_entry, encode_message_dict, message_from_dict
+from .compression import Compression, compress
 from .encryption import MessageEncryption
 from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
 from .groups import CharacterEstimator, index_entry, shape
@@ -189,10 +190,12 @@ async def write_record(
     replace: bool = False,
     now_ms: int = 0,
     forked_from: str | None = None,
+    compression: Compression | None = None,
 ) -> bool:
     """Write ``record`` in one atomic step; False if its thread exists and not ``replace``.
 
-    Missing timestamps become ``now_ms``. Entries are sealed for the record's own thread.
+    Missing timestamps become ``now_ms``. Entries are compressed (with ``compression``) and
+    sealed for the record's own thread.
     """
     created = to_ms(record.created_at) if record.created_at else now_ms
     active = to_ms(record.last_active) if record.last_active else now_ms
@@ -205,6 +208,8 @@ async def write_record(
         for i, (m, p) in enumerate(zip(record.messages, payloads, strict=True))
     ]
     summary = None if record.summary is None else encode_message_dict(record.summary)
+    if compression is not None:
+        payloads = [compress(p) for p in payloads]
     if encryption is not None:
         payloads = [encryption.encrypt(p, context=keys.messages) for p in payloads]
         if summary is not None:
@@ -245,6 +250,7 @@ async def fork_thread(
     upto: int | None,
     encryption: MessageEncryption | None,
     where: str,
+    compression: Compression | None = None,
 ) -> str:
     """Copy a thread into a new one (see ``RedisChatMessageStore.fork``); returns the new id.
 
@@ -264,6 +270,9 @@ async def fork_thread(
         seconds, micros = await redis.time()  # type: ignore[misc]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         copy = replace(record, thread_id=new_thread_id, created_at=None, last_active=None, ttl_remaining=None)
-        if not await write_record(redis, keyspace, copy, encryption=encryption, now_ms=now_ms, forked_from=thread_id):
+        written = await write_record(
+            redis, keyspace, copy, encryption=encryption, now_ms=now_ms, forked_from=thread_id, compression=compression
+        )
+        if not written:
             raise ValueError(f"new_thread_id {new_thread_id!r} already exists under key prefix {keyspace.prefix!r}")
     return new_thread_id
