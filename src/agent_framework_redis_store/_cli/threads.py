@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from redis.exceptions import MovedError, RedisClusterException, RedisError
+from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterException, RedisError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -58,6 +58,7 @@ threads_app = typer.Typer(
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _DURATION_FORMS = "a whole number followed by s, m, h or d (45s, 90m, 12h, 30d)"
+_NOT_TOLD_CLUSTER = (MovedError, ClusterCrossSlotError)
 _LISTED = 20  # thread ids a text receipt lists; --json lists all
 _ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "system": "bold magenta", "tool": "bold yellow"}
 
@@ -128,10 +129,12 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
 
     try:
         return asyncio.run(main())
-    except MovedError:  # only a client that does not know it talks to a cluster sees one
-        fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
     # RedisClusterException: e.g. --cluster for a Redis that is not a cluster node.
     except (RedisStoreError, RedisError, RedisClusterException, ValueError, OSError) as error:
+        # Only a client that does not know it talks to a cluster meets these (raw from redis-py,
+        # or behind the package's error): say how to tell the command.
+        if isinstance(error, _NOT_TOLD_CLUSTER) or isinstance(error.__cause__, _NOT_TOLD_CLUSTER):
+            fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
         fail(str(error).splitlines()[0])
 
 
