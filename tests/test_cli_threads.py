@@ -53,6 +53,19 @@ def cli(
     )
 
 
+def cli_here(url: str | None, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``cli`` run in this process (typer's runner): the same command line, parsing and output,
+    without a Python start-up per call, for tests that run many command lines."""
+    from typer.testing import CliRunner
+
+    from agent_framework_redis_store._cli.app import app
+
+    environment: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("OPENAI_", "AZURE_OPENAI_"))}
+    environment.update({"REDIS_URL": url, "REDIS_CLUSTER": None, "COLUMNS": "200", **(env or {})})
+    result = CliRunner().invoke(app, list(args), env=environment, catch_exceptions=False)
+    return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
+
+
 @dataclass
 class TerminalRun:
     returncode: int
@@ -108,7 +121,7 @@ def cli_on_terminal(url: str | None, *args: str, answer: str = "n", env: dict[st
 
 
 def cli_json(url: str | None, *args: str, env: dict[str, str] | None = None) -> Any:
-    done = cli(url, *args, "--json", env=env)
+    done = cli_here(url, *args, "--json", env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -260,27 +273,27 @@ def test_every_command_takes_the_options_before_it(redis_url: str, tmp_path: Pat
     write_threads(redis_url, {"default": {"texts": ["not under elsewhere"]}})
     before = ("--redis-url", redis_url, "--key-prefix", "elsewhere")  # and no REDIS_URL in the environment
 
-    listed = json.loads(ran(cli(None, *before, "threads", "list", "--json")))
+    listed = json.loads(ran(cli_here(None, *before, "threads", "list", "--json")))
     assert sorted(t["thread_id"] for t in listed["threads"]) == ["doomed", "kept"]
-    shown = json.loads(ran(cli(None, *before, "threads", "show", "kept", "--json")))
+    shown = json.loads(ran(cli_here(None, *before, "threads", "show", "kept", "--json")))
     assert [m["contents"][0]["text"] for m in shown["messages"]] == ["a", "b"]
-    stats = json.loads(ran(cli(None, *before, "stats", "--json")))
+    stats = json.loads(ran(cli_here(None, *before, "stats", "--json")))
     assert (stats["key_prefix"], stats["threads"], stats["messages"]) == ("elsewhere", 2, 3)
-    due = json.loads(ran(cli(None, *before, "threads", "compact", "--all", "--dry-run", "--json")))
+    due = json.loads(ran(cli_here(None, *before, "threads", "compact", "--all", "--dry-run", "--json")))
     assert sorted(row["thread_id"] for row in due["threads"]) == ["doomed", "kept"]
 
     backup = tmp_path / "backup.jsonl"
-    assert json.loads(ran(cli(None, *before, "threads", "export", "--all", "-o", str(backup), "--json"))) == {
+    assert json.loads(ran(cli_here(None, *before, "threads", "export", "--all", "-o", str(backup), "--json"))) == {
         "exported": 2,
         "file": str(backup),
     }
     into_copy = ("--redis-url", redis_url, "--key-prefix", "copy")
-    assert json.loads(ran(cli(None, *into_copy, "threads", "import", str(backup), "--json")))["imported"] == 2
+    assert json.loads(ran(cli_here(None, *into_copy, "threads", "import", str(backup), "--json")))["imported"] == 2
     assert sorted(thread_ids(redis_url, "copy")) == ["doomed", "kept"]
 
-    assert json.loads(ran(cli(None, *before, "threads", "delete", "doomed", "--yes", "--json"))) == {"deleted": 1}
+    assert json.loads(ran(cli_here(None, *before, "threads", "delete", "doomed", "--yes", "--json"))) == {"deleted": 1}
     assert thread_ids(redis_url, "elsewhere") == ["kept"]
-    purged = json.loads(ran(cli(None, *into_copy, "threads", "purge", "--older-than", "0s", "--yes", "--json")))
+    purged = json.loads(ran(cli_here(None, *into_copy, "threads", "purge", "--older-than", "0s", "--yes", "--json")))
     assert purged["purged"] == 2
     assert thread_ids(redis_url, "copy") == []
     assert thread_ids(redis_url) == ["default"]  # the default prefix was never touched
@@ -291,7 +304,7 @@ def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
         write_threads(redis_url, {f"in-{prefix}": {"texts": ["x"]}}, prefix=prefix)
 
     def listing(*args: str, url: str | None = None, env: dict[str, str] | None = None) -> list[str]:
-        return [t["thread_id"] for t in json.loads(ran(cli(url, *args, "--json", env=env)))["threads"]]
+        return [t["thread_id"] for t in json.loads(ran(cli_here(url, *args, "--json", env=env)))["threads"]]
 
     url = ("--redis-url", redis_url)
     assert listing(*url, "--key-prefix", "p-global", "threads", "list") == ["in-p-global"]
@@ -300,7 +313,9 @@ def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
         *url, "--key-prefix", "p-global", "threads", "--key-prefix", "p-group", "list", "--key-prefix", "p-command"
     ) == ["in-p-command"]
     assert listing("--key-prefix", "p-global", "threads", "list", *url, "--key-prefix", "p-command") == ["in-p-command"]
-    stats = json.loads(ran(cli(None, "--key-prefix", "p-global", "stats", *url, "--key-prefix", "p-group", "--json")))
+    stats = json.loads(
+        ran(cli_here(None, "--key-prefix", "p-global", "stats", *url, "--key-prefix", "p-group", "--json"))
+    )
     assert stats["key_prefix"] == "p-group"
 
     # The URL: $REDIS_URL < before the command < after the group < after the command.
@@ -316,7 +331,7 @@ def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
         [*url, "threads", "list", "--redis-url", UNREACHABLE],
         [*url, "threads", "--redis-url", UNREACHABLE, "list"],
     ):
-        assert "127.0.0.1:1/0 is unreachable" in one_line_error(cli(redis_url, *nearest_is_unreachable))
+        assert "127.0.0.1:1/0 is unreachable" in one_line_error(cli_here(redis_url, *nearest_is_unreachable))
 
     # --cluster: $REDIS_CLUSTER < before < after; against a standalone Redis, one line, not a traceback.
     for cluster in (
@@ -324,8 +339,8 @@ def test_the_option_nearest_the_command_wins(redis_url: str) -> None:
         ["threads", "list", "--cluster"],
         ["threads", "--cluster", "list"],
     ):
-        assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, *cluster))
-    assert "Cluster mode is not enabled" in one_line_error(cli(redis_url, "stats", env={"REDIS_CLUSTER": "1"}))
+        assert "Cluster mode is not enabled" in one_line_error(cli_here(redis_url, *cluster))
+    assert "Cluster mode is not enabled" in one_line_error(cli_here(redis_url, "stats", env={"REDIS_CLUSTER": "1"}))
     assert listing("--cluster", "threads", "list", "--no-cluster", *group, url=redis_url) == ["in-p-group"]
     assert listing("threads", "--no-cluster", "list", *group, url=redis_url, env={"REDIS_CLUSTER": "1"}) == [
         "in-p-group"

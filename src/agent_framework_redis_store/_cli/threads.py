@@ -135,6 +135,8 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
         # or behind the package's error): say how to tell the command.
         if isinstance(error, _NOT_TOLD_CLUSTER) or isinstance(error.__cause__, _NOT_TOLD_CLUSTER):
             fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
+        if isinstance(error.__cause__, RedisClusterException):
+            fail(f"{error.__cause__}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node".splitlines()[0])
         fail(str(error).splitlines()[0])
 
 
