@@ -134,10 +134,25 @@ async def test_the_provider_trims_group_safe_too(redis_url: str, max_messages: i
             assert dicts(await history.get_messages("s")) == stored
 
 
-async def test_a_thread_may_hold_fewer_than_max_messages_never_more(redis_url: str) -> None:
+async def test_a_thread_may_hold_fewer_than_max_messages(redis_url: str) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="t", max_messages=3) as store:
         await store.add_messages(messages(turn(0, parallel=2, split_results=True)))
         # user, call, result, result, answer: the newest 3 would start with a result.
+        assert signature(dicts(await store.transcript())) == ["assistant:answer 0"]
+
+
+async def test_a_newest_group_longer_than_max_messages_is_kept_whole(redis_url: str) -> None:
+    user, calls, *results, answer = turn(0, parallel=3, split_results=True)
+    async with RedisChatMessageStore(redis_url, thread_id="t", max_messages=3) as store:
+        await store.add_messages(messages([user]))
+        # The calls and their 3 results (4 messages) arrive before the answer: neither a cut inside
+        # them (orphaned results) nor one after them (an empty thread) is right; the group stays.
+        await store.add_messages(messages([calls, *results]))
+        stored = dicts(await store.transcript())
+        assert signature(stored) == ["assistant:c0_0", "tool:c0_0", "tool:c0_1", "tool:c0_2"]
+        assert_well_formed(stored)
+        assert await store.count() == 4
+        await store.add_messages(messages([answer]))
         assert signature(dicts(await store.transcript())) == ["assistant:answer 0"]
 
 
@@ -418,12 +433,69 @@ async def test_only_one_instance_summarizes_a_thread_at_a_time(redis_url: str, r
     await raw.delete(KEYS("t").compacting)
     assert (await second.compact()).compacted
     release.set()
-    assert (await running).reason == "another instance stored a summary meanwhile"
+    assert (await running).reason == "the thread changed meanwhile"
     seen = await second.list_messages()
     assert seen[0].text.startswith("Summary of the earlier conversation: my fact 0")
     assert len(seen) == 3
     await first.aclose()
     await second.aclose()
+
+
+async def slow_compaction_then(
+    redis_url: str, meanwhile: Any, **store_options: Any
+) -> tuple[RedisChatMessageStore, Any]:
+    """Start a compaction held inside its summarizer, run ``meanwhile(store)``, let it finish."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(Summarizer):
+        async def get_response(self, request: Any) -> Any:
+            started.set()
+            await release.wait()
+            return await super().get_response(request)
+
+    store = RedisChatMessageStore(
+        redis_url, thread_id="t", compaction=compaction(Slow(), background=False), **store_options
+    )
+    await store.add_messages(messages([m for n in range(4) for m in chat(n)]))
+    running = asyncio.create_task(store.compact())
+    await started.wait()
+    await meanwhile(store)
+    release.set()
+    return store, await running
+
+
+async def test_a_summary_of_a_cleared_thread_is_never_committed_to_its_successor(redis_url: str) -> None:
+    async def clear_and_start_again(store: RedisChatMessageStore) -> None:
+        await store.clear()
+        await store.add_messages(messages([m for n in range(10, 14) for m in chat(n)]))
+
+    store, result = await slow_compaction_then(redis_url, clear_and_start_again)
+    assert (result.compacted, result.reason) == (False, "the thread changed meanwhile")
+    assert [m.text for m in await store.list_messages()][:2] == ["my fact 10 is f10", "noted f10"]
+    assert (await store.compact()).compacted  # the new conversation compacts on its own
+    assert "f10" in (await store.list_messages())[0].text
+    await store.aclose()
+
+
+async def test_an_entry_removed_during_a_compaction_cancels_its_commit(redis_url: str) -> None:
+    async def remove_one(store: RedisChatMessageStore) -> None:
+        await store.remove((await store.transcript())[7])
+
+    store, result = await slow_compaction_then(redis_url, remove_one)
+    assert (result.compacted, result.reason) == (False, "the thread changed meanwhile")
+    assert len(await store.list_messages()) == 7  # no summary: every message still shown
+    assert (await store.compact(force=True)).compacted
+    await store.aclose()
+
+
+async def test_a_summary_without_the_registry_expires_with_the_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    policy = compaction(Summarizer(), background=False)
+    async with RedisChatMessageStore(redis_url, thread_id="t", registry=False, ttl=600, compaction=policy) as store:
+        await store.add_messages(messages([m for n in range(4) for m in chat(n)]))
+        assert (await store.compact()).compacted
+    keys = KEYS("t")
+    assert await raw.hget(keys.meta, "summary")
+    assert 0 < await raw.pttl(keys.meta) <= await raw.pttl(keys.messages) + 1000
 
 
 async def test_two_processes_compacting_one_thread_store_one_summary(redis_url: str, raw: redis.asyncio.Redis) -> None:
@@ -448,7 +520,7 @@ async def test_two_processes_compacting_one_thread_store_one_summary(redis_url: 
     await raw.delete(KEYS("t").compacting)
     assert (await result(await start("c", wait=False)))["compacted"] is True
     await raw.rpush("test:go:a", "go")  # type: ignore[misc]
-    assert (await result(a))["reason"] == "another instance stored a summary meanwhile"
+    assert (await result(a))["reason"] == "the thread changed meanwhile"
 
     async with RedisChatMessageStore(redis_url, thread_id="t") as reader:
         seen = [m.text for m in await reader.list_messages()]

@@ -280,9 +280,10 @@ end
 
 -- Keep at most max_messages (0: all), cutting only where a group starts: the first kept
 -- message may not continue a group whose start would be dropped, so the thread may keep
--- fewer. `covered`: how many of the newest messages the index covers; the others count as
--- group starts. The meta hash's 'first' counts every message ever trimmed (absolute
--- positions, for summaries). Returns the length.
+-- fewer (or, when its newest group alone is longer, that whole group). `covered`: how many
+-- of the newest messages the index covers; the others count as group starts. The meta
+-- hash's 'first' counts every message ever trimmed (absolute positions, for summaries).
+-- Returns the length.
 local function trim(messages_key, index_key, meta_key, max_messages, length, covered)
   if max_messages <= 0 or length <= max_messages then
     return length
@@ -291,6 +292,17 @@ local function trim(messages_key, index_key, meta_key, max_messages, length, cov
   local cut = length - max_messages
   while cut < length and cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
     cut = cut + 1
+  end
+  if cut >= length then
+    -- The newest group alone is longer than max_messages: keep it whole, from its start (a
+    -- cut inside it would orphan its results; one after it would empty the thread).
+    cut = length - max_messages - 1
+    while cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
+      cut = cut - 1
+    end
+    if cut <= 0 then
+      return length
+    end
   end
   redis.call('LTRIM', messages_key, cut, -1)
   redis.call('LTRIM', index_key, math.max(cut - offset, 0), -1)
@@ -706,9 +718,9 @@ def read_context(keys: ThreadKeys, *, max_count: int | None, max_tokens: int | N
 # Store a new summary covering every message before new_boundary (absolute), only if the
 # thread's summary boundary is still expected_boundary: of two instances that summarized
 # the same messages, one commits and the other's summary is dropped, so nothing is
-# summarized twice or lost. The summary lives in the meta hash, so it expires with the
-# thread. Releases the caller's
-# lease. Returns 1 if committed.
+# summarized twice or lost, and only if the caller still holds the lease (clear, edits and
+# removals delete it). The summary lives in the meta hash, so it expires with the thread.
+# Releases the caller's lease. Returns 1 if committed.
 COMMIT_SUMMARY = Script(
     "commit_summary",
     """
@@ -716,16 +728,25 @@ local messages_key, meta_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
 local expected_boundary, new_boundary = tonumber(ARGV[1]), ARGV[2]
 local payload, updated_ms, lease = ARGV[3], ARGV[4], ARGV[5]
 
-if redis.call('GET', lease_key) == lease then
-  redis.call('DEL', lease_key)
+-- The lease is gone if the thread was cleared, an entry edited or removed (which delete it),
+-- or it ran out and another instance took it: what was summarized may no longer be the
+-- thread's, so nothing is committed.
+if redis.call('GET', lease_key) ~= lease then
+  return 0
 end
+redis.call('DEL', lease_key)
 if redis.call('EXISTS', messages_key) == 0 then
-  return 0  -- the thread was cleared meanwhile: its summary must not outlive it
+  return 0  -- the thread expired meanwhile: its summary must not outlive it
 end
 if tonumber(redis.call('HGET', meta_key, 'boundary') or '0') ~= expected_boundary then
   return 0  -- summarized by another instance meanwhile
 end
 redis.call('HSET', meta_key, 'summary', payload, 'boundary', new_boundary, 'summarized', updated_ms)
+-- Without the registry the meta hash may be new here: it expires with the messages.
+local pttl = redis.call('PTTL', messages_key)
+if pttl > 0 then
+  redis.call('PEXPIRE', meta_key, pttl)
+end
 return 1
 """,
 )
@@ -1005,7 +1026,7 @@ end
 SET_ENTRY = Script(
     "set_entry",
     """
-local messages_key, index_key, fingerprints_key = KEYS[1], KEYS[2], KEYS[3]
+local messages_key, index_key, fingerprints_key, lease_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local position, payload, entry = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 
 local length = redis.call('LLEN', messages_key)
@@ -1024,7 +1045,7 @@ end
 if covered > 0 and position == length - 1 then
   remark(messages_key, index_key)
 end
-redis.call('DEL', fingerprints_key)
+redis.call('DEL', fingerprints_key, lease_key)  -- a compaction running now read the old entry
 return position
 """,
     uses=(ENTRY_LIBRARY,),
@@ -1033,7 +1054,9 @@ return position
 
 def set_entry(keys: ThreadKeys, *, position: int, payload: str, entry: str) -> ScriptCall:
     """The call of ``SET_ENTRY``: ``entry`` is the message's index entry (``groups.index_entry``)."""
-    return ScriptCall(SET_ENTRY, [keys.messages, keys.index, keys.fingerprints], [position, payload, entry])
+    return ScriptCall(
+        SET_ENTRY, [keys.messages, keys.index, keys.fingerprints, keys.compacting], [position, payload, entry]
+    )
 
 
 # Remove the first entry equal to `stored` (the exact bytes the caller read), wherever concurrent
@@ -1042,7 +1065,7 @@ def set_entry(keys: ThreadKeys, *, position: int, payload: str, entry: str) -> S
 REMOVE_ENTRY = Script(
     "remove_entry",
     """
-local messages_key, index_key, fingerprints_key, meta_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local messages_key, index_key, fingerprints_key, meta_key, lease_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local stored = ARGV[1]
 -- Never a stored entry: message JSON starts with '{', a sealed entry with a scheme name.
 local TOMBSTONE = '\0removed'
@@ -1070,7 +1093,7 @@ end
 if meta[3] then
   redis.call('HSET', meta_key, 'count', length - 1)
 end
-redis.call('DEL', fingerprints_key)
+redis.call('DEL', fingerprints_key, lease_key)  -- a compaction running now read the old entries
 return position
 """,
     uses=(ENTRY_LIBRARY,),
@@ -1079,7 +1102,9 @@ return position
 
 def remove_entry(keys: ThreadKeys, *, stored: str | bytes) -> ScriptCall:
     """The call of ``REMOVE_ENTRY``."""
-    return ScriptCall(REMOVE_ENTRY, [keys.messages, keys.index, keys.fingerprints, keys.meta], [stored])
+    return ScriptCall(
+        REMOVE_ENTRY, [keys.messages, keys.index, keys.fingerprints, keys.meta, keys.compacting], [stored]
+    )
 
 
 # -- deleting ----------------------------------------------------------------------------

@@ -359,7 +359,7 @@ class ThreadStorage:
         """Summarize the older messages now if a trigger is exceeded (or ``force``).
 
         Holds the thread's lease meanwhile, so two instances never summarize it at once; the
-        summary is committed only if the boundary has not moved.
+        summary is committed only if the lease is still held and the boundary has not moved.
         """
         lease = os.urandom(12).hex()
         self._operation()
@@ -400,7 +400,7 @@ class ThreadStorage:
             with self.errors():
                 committed = bool(await call.run(self.redis))
             if not committed:
-                return CompactionResult(False, "another instance stored a summary meanwhile", boundary=window.boundary)
+                return CompactionResult(False, "the thread changed meanwhile", boundary=window.boundary)
             self._unsummarized = (window.unsummarized - cut, None)
             return CompactionResult(True, "compacted", summarized=cut, boundary=boundary)
         finally:
