@@ -163,10 +163,33 @@ async def test_recovers_when_the_server_comes_back(own_server: EmbeddedRedis) ->
         ("rediss://u:pw@[::1]:6380", "rediss://***@[::1]:6380"),
         ("redis://host:6379/0?password=pw&ssl_certfile=/c.pem", "redis://host:6379/0?password=***&ssl_certfile=/c.pem"),
         ("redis://host:6379", "redis://host:6379"),
+        # A password with an unencoded "#", "/" or "?" ends the URL's host part early for urlsplit.
+        ("redis://default:1234#Secret@redis.internal:6379", "redis://***@redis.internal:6379"),
+        ("redis://user:pa/ss@host/0", "redis://***@host/0"),
+        ("redis://user:a?b@host", "redis://***@host"),
+        ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
     ],
 )
 def test_redact_url_hides_credentials_even_in_malformed_urls(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", ["redis://user:pa/ss@127.0.0.1:1/0", "redis://default:1234#Secret@127.0.0.1:1"])
+async def test_no_part_of_a_password_shows_in_repr_or_errors(url: str) -> None:
+    secret = ("pa", "ss", "Secret") if "pa/ss" in url else ("Secret", "1234#")
+    shown: list[str] = []
+    try:  # a URL redis-py cannot parse fails at once; one it can, on the first command
+        store = RedisChatMessageStore(url, thread_id="t")
+        shown.append(repr(store))
+        async with store:
+            await store.list_messages()
+    except Exception as error:
+        chain: BaseException | None = error
+        while chain is not None:
+            shown.append(f"{type(chain).__name__}: {chain}")
+            chain = chain.__cause__ or chain.__context__
+    assert any("Error" in text for text in shown), shown
+    assert not [text for text in shown if any(part in text for part in secret)], shown
 
 
 async def test_a_pathologically_nested_entry_is_reported_as_corrupt(redis_url: str, raw: redis.asyncio.Redis) -> None:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
@@ -47,19 +47,22 @@ def default_retry() -> Retry:
 
 def redact_url(url: str) -> str:
     """``url`` with any username and password replaced by ``***``."""
+    scheme, separator, rest = url.partition("://")
+    if separator and "@" in rest:
+        # Everything before the last "@" may be credentials, however written: a password with an
+        # unencoded "/", "?" or "#" ends urlsplit's netloc early and would stay. (An "@" further on
+        # only makes this redact more than it must.) Host and port stay as written.
+        url = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable redis url>"
     # redis-py also reads query parameters (?password=..., ?ssl_password=...) as connection options.
     query = _SECRET_QUERY_VALUE.sub(r"\1\2=***", parts.query)
-    if parts.username is None and parts.password is None and query == parts.query:
+    if query == parts.query:
         return url
-    netloc = parts.netloc
-    if "@" in netloc:
-        # Keep host and port as written: a malformed port must not turn redaction into an error.
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # Swapped in place: urlunsplit would drop the empty host of unix:///path.
+    return url.partition("?")[0] + "?" + query + ("#" + parts.fragment if parts.fragment else "")
 
 
 @dataclass(frozen=True)
@@ -146,10 +149,19 @@ class ConnectionSettings:
             options["password"] = self.password
         if self.credential_provider is not None:
             options["credential_provider"] = self.credential_provider
-        if self.cluster:
-            return BoundedRedisCluster.from_url(self.url, **options)
-        pool = BlockingConnectionPool.from_url(self.url, **options)
+        try:
+            if self.cluster:
+                return BoundedRedisCluster.from_url(self.url, **options)
+            pool = BlockingConnectionPool.from_url(self.url, **options)
+        except ValueError as err:
+            # redis-py's parse errors quote parts of the URL (a password with a "/" becomes the "port").
+            raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL") from _without_text(err)
         return Redis.from_pool(pool)
+
+
+def _without_text(error: Exception) -> Exception:
+    """The error's type, without its message (which may quote a credential)."""
+    return type(error)() if type(error) in (ValueError, TypeError) else ValueError()
 
 
 def _check_cluster_settings(settings: ConnectionSettings) -> None:
