@@ -210,6 +210,10 @@ async def test_a_custom_tokenizer_counts_the_window(redis_url: str) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="t", context_tokens=budget, tokenizer=tokenizer) as store:
         await store.add_messages(messages(history))
         assert len(await store.list_messages()) == 3
+        # A fork counts its copy's tokens with the same tokenizer.
+        forked = await store.fork("copy")
+    async with RedisChatMessageStore(redis_url, thread_id=forked, context_tokens=budget, tokenizer=tokenizer) as copy:
+        assert len(await copy.list_messages()) == 3
 
 
 async def test_a_window_decodes_nothing_outside_it(redis_url: str, raw: redis.asyncio.Redis) -> None:

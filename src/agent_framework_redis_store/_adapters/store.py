@@ -351,6 +351,7 @@ class RedisChatMessageStore(ClientOwner):
             encryption=self._options.encryption,
             where=self._where(),
             compression=self._options.compression,
+            tokenizer=self._options.tokenizer,
         )
 
     async def clear(self) -> None:

@@ -18,7 +18,7 @@ from .codec import decode_entry, encode_message_dict, message_from_dict
 from .compression import Compression, compress
 from .encryption import MessageEncryption
 from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
-from .groups import CharacterEstimator, index_entry, shape
+from .groups import CharacterEstimator, Tokenizer, index_entry, shape
 from .keyspace import Keyspace, ThreadKeys, validate_thread_id
 from .lua import import_thread
 from .meta import ThreadMeta, iso, to_ms
@@ -191,18 +191,20 @@ async def write_record(
     now_ms: int = 0,
     forked_from: str | None = None,
     compression: Compression | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> bool:
     """Write ``record`` in one atomic step; False if its thread exists and not ``replace``.
 
     Missing timestamps become ``now_ms``. Entries are compressed (with ``compression``) and
-    sealed for the record's own thread.
+    sealed for the record's own thread; ``tokenizer`` (default: the character estimate)
+    counts their tokens for context windows.
     """
     created = to_ms(record.created_at) if record.created_at else now_ms
     active = to_ms(record.last_active) if record.last_active else now_ms
     ttl_ms = int(record.ttl * 1000) if record.ttl else 0
     keys = keyspace.thread(record.thread_id)
     payloads = [encode_message_dict(m) for m in record.messages]
-    tokenizer = CharacterEstimator()
+    tokenizer = tokenizer or CharacterEstimator()
     index = [
         index_entry(shape(m, p, tokenizer, previous=record.messages[i - 1] if i else None))
         for i, (m, p) in enumerate(zip(record.messages, payloads, strict=True))
@@ -251,6 +253,7 @@ async def fork_thread(
     encryption: MessageEncryption | None,
     where: str,
     compression: Compression | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> str:
     """Copy a thread into a new one (see ``RedisChatMessageStore.fork``); returns the new id.
 
@@ -271,7 +274,14 @@ async def fork_thread(
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         copy = replace(record, thread_id=new_thread_id, created_at=None, last_active=None, ttl_remaining=None)
         written = await write_record(
-            redis, keyspace, copy, encryption=encryption, now_ms=now_ms, forked_from=thread_id, compression=compression
+            redis,
+            keyspace,
+            copy,
+            encryption=encryption,
+            now_ms=now_ms,
+            forked_from=thread_id,
+            compression=compression,
+            tokenizer=tokenizer,
         )
         if not written:
             raise ValueError(f"new_thread_id {new_thread_id!r} already exists under key prefix {keyspace.prefix!r}")
