@@ -183,9 +183,37 @@ async def test_rekey_swaps_only_entries_still_as_read_wherever_a_trim_moved_them
     await raw.lpop(key)  # type: ignore[misc]
     await raw.rpush(key, b"appended")  # type: ignore[misc]
     await raw.lset(key, 0, b"changed meanwhile")  # type: ignore[misc]
-    assert await REPLACE_UNCHANGED.run(raw, [key], args) == 2
+    keys = Keyspace().thread("t")
+    assert await REPLACE_UNCHANGED.run(raw, [key, keys.index, keys.fingerprints], args) == 2
     swapped = [replacement.encode() for replacement in replacements[2:]]
     assert await entries(raw, key) == [b"changed meanwhile", *swapped, b"appended"]
+
+
+async def test_rekey_keeps_the_index_of_tool_call_groups(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    call = {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": {"q": 1}}
+    turn = [
+        {"role": "user", "contents": [{"type": "text", "text": "question"}]},
+        {"role": "assistant", "contents": [call]},
+        {"role": "tool", "contents": [{"type": "function_result", "call_id": "c1", "result": "found"}]},
+    ]
+    answer = {"role": "assistant", "contents": [{"type": "text", "text": "done"}]}
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as old:
+        await old.add_messages([message_from_dict(m) for m in turn])
+    index_key = Keyspace().thread("t").index
+    before = [entry.split(b"|")[0] for entry in await raw.lrange(index_key, 0, -1)]  # type: ignore[misc]
+    assert len(before) == 3
+    assert before[2].startswith(b"-")  # the result continues the call's group
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=k2_and_k1(), max_messages=3) as store:
+        assert await store.rekey() == 3  # the newest entry too: its bytes change
+        await store.add_messages([message_from_dict(answer)])
+        after = [entry.split(b"|")[0] for entry in await raw.lrange(index_key, 0, -1)]  # type: ignore[misc]
+        # The index survived the rekey (a stale one is dropped), so the trim kept the group whole.
+        assert after[:2] == before[1:]
+        assert [len(m.contents) and m.contents[0].type for m in await store.transcript()] == [
+            "function_call",
+            "function_result",
+            "text",
+        ]
 
 
 async def test_rekey_while_others_append_and_trim_loses_nothing(redis_url: str, raw: redis.asyncio.Redis) -> None:

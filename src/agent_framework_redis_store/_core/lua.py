@@ -924,11 +924,19 @@ def import_thread(
 REPLACE_UNCHANGED = Script(
     "replace_unchanged",
     """
-local messages_key = KEYS[1]
+local messages_key, index_key, fingerprints_key = KEYS[1], KEYS[2], KEYS[3]
 -- ARGV: {entry as read, replacement} pairs, in list order
 
 local positions = {}  -- entry -> its positions, the smallest last
 local current = redis.call('LRANGE', messages_key, 0, -1)
+local last = current[#current]
+local last_mark = last and string.sub(redis.sha1hex(last), 1, NEWEST_MARK_WIDTH)
+local function marks_last(stored)  -- a newest index entry or fingerprint still marks `last`
+  return stored and last_mark and string.sub(stored, -NEWEST_MARK_WIDTH) == last_mark
+end
+local newest_index = redis.call('LINDEX', index_key, -1)
+local newest_fingerprint = redis.call('LINDEX', fingerprints_key, -1)
+local index_trusted, fingerprints_trusted = marks_last(newest_index), marks_last(newest_fingerprint)
 for position = #current, 1, -1 do
   local entry = current[position]
   local found = positions[entry]
@@ -947,14 +955,28 @@ for i = 1, #ARGV, 2 do
     replaced = replaced + 1
   end
 end
+-- The newest entry changed: the index and the fingerprints that marked it mark its new bytes,
+-- or the next append would find them stale and drop them (group boundaries, token counts).
+local now_last = redis.call('LINDEX', messages_key, -1)
+if now_last and now_last ~= last then
+  local mark = string.sub(redis.sha1hex(now_last), 1, NEWEST_MARK_WIDTH)
+  if index_trusted then
+    redis.call('LSET', index_key, -1, string.sub(newest_index, 1, -NEWEST_MARK_WIDTH - 1) .. mark)
+  end
+  if fingerprints_trusted then
+    redis.call('LSET', fingerprints_key, -1, string.sub(newest_fingerprint, 1, -NEWEST_MARK_WIDTH - 1) .. mark)
+  end
+end
 return replaced
 """,
 )
 
 
-def replace_unchanged(messages_key: str, pairs: Sequence[tuple[str | bytes, str]]) -> ScriptCall:
+def replace_unchanged(keys: ThreadKeys, pairs: Sequence[tuple[str | bytes, str]]) -> ScriptCall:
     """The call of ``REPLACE_UNCHANGED``: (entry as read, replacement) pairs in list order."""
-    return ScriptCall(REPLACE_UNCHANGED, [messages_key], [part for pair in pairs for part in pair])
+    return ScriptCall(
+        REPLACE_UNCHANGED, [keys.messages, keys.index, keys.fingerprints], [part for pair in pairs for part in pair]
+    )
 
 
 # Replace a string key's value (field '') or a hash field's only if it is still the one the

@@ -449,7 +449,7 @@ class ThreadStorage:
                     pairs.append((entry, encryption.encrypt(text, context=key)))
                 if not pairs:
                     return total
-                replaced = int(await replace_unchanged(key, pairs).run(self.redis))
+                replaced = int(await replace_unchanged(self.keys, pairs).run(self.redis))
                 total += replaced
                 if replaced == len(pairs):
                     return total
