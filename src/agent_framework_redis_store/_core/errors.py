@@ -112,7 +112,7 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         # redis-py's RedisCluster fails at once when a node's pool is full; it does not wait.
         raise RedisUnavailableError(
             f"Redis at {where}: every connection of the client's pool is in use ({err}); "
-            f"a plain RedisCluster does not wait for one: use cluster=True (or cluster.BoundedRedisCluster)"
+            f"a plain RedisCluster does not wait for one: use cluster=True, whose client waits for a free connection"
         ) from err
     except (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError) as err:
         raise RedisUnavailableError(
