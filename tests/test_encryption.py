@@ -200,13 +200,13 @@ async def test_rekey_keeps_the_index_of_tool_call_groups(redis_url: str, raw: re
     async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as old:
         await old.add_messages([message_from_dict(m) for m in turn])
     index_key = Keyspace().thread("t").index
-    before = [entry.split(b"|")[0] for entry in await raw.lrange(index_key, 0, -1)]  # type: ignore[misc]
+    before = [entry.split(b"|")[0] for entry in await entries(raw, index_key)]
     assert len(before) == 3
     assert before[2].startswith(b"-")  # the result continues the call's group
     async with RedisChatMessageStore(redis_url, thread_id="t", encryption=k2_and_k1(), max_messages=3) as store:
         assert await store.rekey() == 3  # the newest entry too: its bytes change
         await store.add_messages([message_from_dict(answer)])
-        after = [entry.split(b"|")[0] for entry in await raw.lrange(index_key, 0, -1)]  # type: ignore[misc]
+        after = [entry.split(b"|")[0] for entry in await entries(raw, index_key)]
         # The index survived the rekey (a stale one is dropped), so the trim kept the group whole.
         assert after[:2] == before[1:]
         assert [len(m.contents) and m.contents[0].type for m in await store.transcript()] == [
@@ -371,17 +371,21 @@ async def test_repeats_are_recognised_with_keyed_fingerprints(redis_url: str, ra
         assert texts(await store.list_messages()) == [f"user: {SECRET}", f"assistant: {SECRET}", "next"]
 
 
-async def test_after_a_rotation_repeat_detection_starts_afresh(redis_url: str) -> None:
+async def test_repeats_saved_before_a_rotation_are_still_recognised(redis_url: str) -> None:
     turn = [message_from_dict({"role": r, "contents": [{"type": "text", "text": r}]}) for r in ("user", "assistant")]
+    later = message_from_dict({"role": "user", "contents": [{"type": "text", "text": "later"}]})
     async with RedisChatMessageStore(redis_url, thread_id="t", encryption=only_k1()) as old:
         assert await old.add_new_messages(turn) == 2
     async with RedisChatMessageStore(redis_url, thread_id="t", encryption=k2_and_k1()) as rotated:
         assert await rotated.rekey() == 2
-        # The fingerprints are keyed by the current key: the first save after the rotation
-        # cannot recognise what was saved before it (documented), and later ones do again.
-        assert await rotated.add_new_messages(turn) == 2
-        assert await rotated.add_new_messages(turn) == 0
-        assert await rotated.count() == 4
+        # The fingerprints were keyed by k1 and now by k2: k1's (a retired key) still recognise
+        # the replay, which stores only what is new and rewrites them under k2.
+        assert await rotated.add_new_messages([*turn, later]) == 1
+        assert await rotated.count() == 3
+    new_only = AESGCMEncryption({"k2": KEY2}, current="k2")
+    async with RedisChatMessageStore(redis_url, thread_id="t", encryption=new_only) as retired:
+        assert await retired.add_new_messages([*turn, later]) == 0  # without k1 at all
+        assert texts(await retired.list_messages()) == ["user", "assistant", "later"]
 
 
 @pytest.mark.current

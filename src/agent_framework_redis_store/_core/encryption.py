@@ -124,8 +124,10 @@ class AESGCMEncryption:
             known = ", ".join(self._ciphers)
             raise ValueError(f"current must be one of the key ids in keys ({known}), got {current!r}")
         self._current = current
-        # Derived from the current key, so a rotation also rotates the fingerprints' key.
-        self._digest_key = hmac.digest(keys[current], b"agent-framework-redis-store/fingerprints/v1", hashlib.sha256)
+        # Derived from the current key, so a rotation also rotates the fingerprints' key; the
+        # others' still recognise fingerprints stored before it (rewritten on their next match).
+        self._digest_key = _digest_key(keys[current])
+        self._retired_digest_keys = tuple(_digest_key(key) for key_id, key in keys.items() if key_id != current)
 
     @classmethod
     def from_env(cls, var: str = KEYS_ENV_VAR, *, current: str | None = None) -> AESGCMEncryption:
@@ -145,6 +147,11 @@ class AESGCMEncryption:
     def digest_key(self) -> bytes:
         """Keys the repeat-detection fingerprints (derived from the current key; never shown)."""
         return self._digest_key
+
+    @property
+    def retired_digest_keys(self) -> tuple[bytes, ...]:
+        """The digest keys of the other keys: fingerprints stored before a rotation still match."""
+        return self._retired_digest_keys
 
     @property
     def key_ids(self) -> list[str]:
@@ -270,3 +277,7 @@ def decrypt_entry(
         return encryption.decrypt(text, context=key)
     except ValueError as err:
         raise DecryptionError(key, index, str(err)) from err
+
+
+def _digest_key(key: bytes) -> bytes:
+    return hmac.digest(key, b"agent-framework-redis-store/fingerprints/v1", hashlib.sha256)

@@ -486,9 +486,12 @@ local fingerprints_key = KEYS[5]
 local registry_key = KEYS[6]  -- absent on Redis Cluster
 local h = read_header()  -- h.count: the batch's size
 local count = h.count
--- ARGV[FIRST_OWN_ARG..]: `count` fingerprints, then `count` payloads, then their `count` index entries
+-- ARGV[FIRST_OWN_ARG..]: `count` fingerprints, then `count` payloads, then their `count` index
+-- entries, then any number of alternate sets of `count` fingerprints: the same messages under
+-- the digest keys of an encryption's other keys (fingerprints stored before a key rotation).
 local first_payload = FIRST_OWN_ARG + count
 local first_entry = first_payload + count
+local alternates = math.floor((#ARGV - first_entry - count + 1) / count)
 
 if already_applied(h, batches_key) then
   return 0
@@ -524,8 +527,9 @@ if read > 0 then
   end
 end
 
+local base = FIRST_OWN_ARG  -- where the set of fingerprints compared starts
 local function incoming(i)
-  return ARGV[FIRST_OWN_ARG + i - 1]
+  return ARGV[base + i - 1]
 end
 -- Do incoming[1..last] end with the newest `span` known fingerprints?
 local function ends_with_known(last, span)
@@ -537,24 +541,35 @@ local function ends_with_known(last, span)
   return not (span == 1 and string.sub(known[read], 1, 1) == 'u')
 end
 
-local skip = 0
-if known_count > 0 then
+local function overlap()
   if count >= known_count then
     for last = known_count, count do
       if ends_with_known(last, known_count) then
-        skip = last
-        break
+        return last
       end
     end
   end
-  if skip == 0 then
-    for last = math.min(count, known_count - 1), 1, -1 do
-      if ends_with_known(last, last) then
-        skip = last
-        break
-      end
+  for last = math.min(count, known_count - 1), 1, -1 do
+    if ends_with_known(last, last) then
+      return last
     end
   end
+  return 0
+end
+
+local skip = 0
+local rewrite = false  -- the stored fingerprints are another key's: replace them all
+if known_count > 0 then
+  skip = overlap()
+  for a = 1, alternates do
+    if skip > 0 then
+      break
+    end
+    base = first_entry + count + (a - 1) * count
+    skip = overlap()
+    rewrite = skip > 0
+  end
+  base = FIRST_OWN_ARG
 end
 
 local length = redis.call('LLEN', messages_key)
@@ -565,16 +580,21 @@ if appended > 0 then
   length = push(messages_key, first_payload + skip, final)
   local covered = push_index(index_key, newest, first_entry + skip, first_entry + count - 1)
   length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered)
+end
+if appended > 0 or rewrite then
   local kept = FINGERPRINTS_KEPT
   if h.max_messages > 0 and h.max_messages < kept then
     kept = h.max_messages
   end
+  -- After a rewrite the batch's repeats are fingerprinted again, under the current key.
   local fresh = {}
-  for i = math.max(skip + 1, count - kept + 1), count do
+  for i = math.max(rewrite and 1 or skip + 1, count - kept + 1), count do
     fresh[#fresh + 1] = incoming(i)
   end
-  fresh[#fresh] = fresh[#fresh] .. mark(ARGV[final])
-  if known_count > 0 then  -- the previous newest is no longer the newest: its mark goes
+  fresh[#fresh] = fresh[#fresh] .. mark(redis.call('LINDEX', messages_key, -1))
+  if rewrite then
+    redis.call('DEL', fingerprints_key)
+  elseif known_count > 0 then  -- the previous newest is no longer the newest: its mark goes
     redis.call('LSET', fingerprints_key, -1, string.sub(newest_known, 1, -NEWEST_MARK_WIDTH - 1))
   end
   for i = 1, #fresh, 1000 do
@@ -592,15 +612,27 @@ return appended
 
 
 def append_new_and_trim(
-    header: AppendHeader, *, fingerprints: Sequence[bytes], payloads: Sequence[str], index: Sequence[str]
+    header: AppendHeader,
+    *,
+    fingerprints: Sequence[bytes],
+    payloads: Sequence[str],
+    index: Sequence[str],
+    alternates: Sequence[Sequence[bytes]] = (),
 ) -> ScriptCall:
-    """The call of ``APPEND_NEW_AND_TRIM``: one fingerprint and one index entry per payload."""
-    if not len(fingerprints) == len(payloads) == len(index):
-        raise ValueError("append_new_and_trim needs one fingerprint and one index entry per payload")
+    """The call of ``APPEND_NEW_AND_TRIM``: one fingerprint and one index entry per payload, and
+    ``alternates``: the fingerprints under other digest keys (an encryption's retired keys)."""
+    if not len(fingerprints) == len(payloads) == len(index) or any(len(a) != len(payloads) for a in alternates):
+        raise ValueError("append_new_and_trim needs one fingerprint (in every set) and one index entry per payload")
     return ScriptCall(
         APPEND_NEW_AND_TRIM,
         header.script_keys(header.keys.fingerprints),
-        [*header.args(len(payloads)), *fingerprints, *payloads, *_marked(index, payloads)],
+        [
+            *header.args(len(payloads)),
+            *fingerprints,
+            *payloads,
+            *_marked(index, payloads),
+            *(f for alternate in alternates for f in alternate),
+        ],
     )
 
 

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .cluster import RedisClient, is_cluster
@@ -76,6 +76,8 @@ class EncodedBatch:
     index: list[str]
     tokens: list[int]
     fingerprints: list[bytes]
+    alternates: list[list[bytes]] = field(default_factory=list)
+    """The fingerprints again under each retired key's digest key (see ``retired_digest_keys``)."""
 
     def __len__(self) -> int:
         return len(self.payloads)
@@ -86,6 +88,7 @@ class EncodedBatch:
             self.index + other.index,
             self.tokens + other.tokens,
             self.fingerprints + other.fingerprints,
+            [a + b for a, b in zip(self.alternates, other.alternates, strict=False)],
         )
 
 
@@ -159,9 +162,12 @@ class ThreadStorage:
         encryption = self.options.encryption
         # With encryption the fingerprints are keyed: they must reveal nothing about the bodies.
         digest_key = encryption.digest_key if encryption is not None else b""
+        # A key rotation changes the digest key: fingerprints stored under a retired key are
+        # recognised through these, and rewritten under the current one.
+        retired: Sequence[bytes] = getattr(encryption, "retired_digest_keys", ()) if fingerprints else ()
         tokenizer = self.options.tokenizer
         compressed = self.options.compression is not None
-        batch = EncodedBatch([], [], [], [])
+        batch = EncodedBatch([], [], [], [], [[] for _ in retired])
         previous: dict[str, Any] | None = None
         for message in messages:
             data = message.to_dict(exclude_none=True)
@@ -174,6 +180,8 @@ class ThreadStorage:
             batch.tokens.append(message_shape.tokens)
             if fingerprints:
                 batch.fingerprints.append(fingerprint(data, key=digest_key))
+                for alternate, key in zip(batch.alternates, retired, strict=True):
+                    alternate.append(fingerprint(data, key=key))
             previous = data
         return batch
 
@@ -209,7 +217,9 @@ class ThreadStorage:
             return 0
         header = self._header(token)
         payloads = self._sealed(batch.payloads)
-        call = append_new_and_trim(header, fingerprints=batch.fingerprints, payloads=payloads, index=batch.index)
+        call = append_new_and_trim(
+            header, fingerprints=batch.fingerprints, payloads=payloads, index=batch.index, alternates=batch.alternates
+        )
         if (op := self._operation()) is not None:
             self._describe_save(op, len(batch), payloads, dedupe=True)
         appended = int(await self._run(call, header.now_us))
