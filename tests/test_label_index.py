@@ -88,6 +88,19 @@ async def test_relabelling_moves_a_thread_between_indexes(redis_url: str, raw: r
     assert await listed(redis_url, {"user": "bob"}) == ["t"]
 
 
+async def test_an_index_entry_outlived_by_a_relabelling_is_neither_listed_nor_erased(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    # On a Cluster the index is written beside the thread; a writer holding old labels may
+    # re-enter a relabelled thread. The thread's own labels decide.
+    await write(redis_url, "t", {"user": "bob"})
+    await raw.zadd(KEYS.label_index("user", "alice"), {"t": 1})
+    assert await listed(redis_url, {"user": "alice"}) == []
+    async with RedisThreadRegistry(redis_url) as registry:
+        assert (await registry.erase(labels={"user": "alice"})).thread_ids == ()
+    assert await listed(redis_url, {"user": "bob"}) == ["t"]
+
+
 async def test_concurrent_writers_leave_each_index_exactly_matching_the_labels(
     redis_url: str, raw: redis.asyncio.Redis
 ) -> None:

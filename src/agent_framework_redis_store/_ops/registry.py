@@ -356,9 +356,10 @@ class RedisThreadRegistry(ClientOwner):
         key = await self._label_index_for(filters)
         walk = self._walk(newest_first=True, low=low, high=float("inf"), after=after, key=key)
         found: list[ThreadSummary] = []
-        # Unless entries are filtered out on the way, one extra entry tells whether another page exists.
-        filtered = len(filters) > (1 if key != self._index else 0)
-        size = _BATCH if filtered else min(_BATCH, limit + 1)
+        # Every thread's labels are checked on its metadata, the index's own too: on a Cluster an
+        # index entry is written beside the thread and may outlive a relabelling. A label index
+        # holds (almost) only matches, so one extra entry tells whether another page exists.
+        size = _BATCH if filters and key == self._index else min(_BATCH, limit + 1)
         while not walk.done:
             described = await self._described(await walk.batch(size), key)
             for index, (entry, summary) in enumerate(described):
