@@ -231,6 +231,24 @@ async def test_a_thread_written_during_the_erasure_is_erased_and_reported(
     assert await raw.keys("chat_messages:{alice*") == []
 
 
+async def test_a_thread_written_again_after_its_erasure_is_erased_again(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    for n in range(3):
+        await write(redis_url, f"alice-{n}", {"user": "alice"})
+
+    async def meanwhile(erased: int) -> None:
+        if erased == 3:  # an open chat of hers saves a turn after its thread was erased
+            await write(redis_url, "alice-0", {"user": "alice"}, "one more turn")
+
+    async with RedisThreadRegistry(redis_url) as registry:
+        receipt = await registry.erase(labels={"user": "alice"}, on_progress=meanwhile)
+        assert (receipt.complete, receipt.written_during) == (True, ("alice-0",))
+        assert sorted(receipt.thread_ids) == ["alice-0", "alice-1", "alice-2"]
+        assert (await registry.erase(labels={"user": "alice"})).thread_ids == ()
+    assert await raw.keys("chat_messages:{alice*") == []
+
+
 async def test_erase_refuses_to_erase_everything(redis_url: str) -> None:
     async with RedisThreadRegistry(redis_url) as registry:
         with pytest.raises(ValueError, match="at least one label"):

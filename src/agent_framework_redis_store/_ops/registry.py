@@ -100,7 +100,7 @@ class ErasureReceipt:
     thread_ids: tuple[str, ...]
     """Every thread erased, those written during the erasure included."""
     written_during: tuple[str, ...]
-    """Threads of these labels that appeared while the erasure ran (erased too)."""
+    """Threads of these labels that appeared, or were written again, while the erasure ran (erased too)."""
     keys_deleted: int
     messages_deleted: int
     started_at: datetime
@@ -623,14 +623,17 @@ class RedisThreadRegistry(ClientOwner):
         during: list[str] = []
         keys = messages = 0
         complete = False
+        done = 0
         for round_ in range(_ERASE_ROUNDS):
-            found = [t.thread_id async for t in self.iter_threads(labels=filters) if t.thread_id not in erased]
+            # Each round erases whatever carries the labels now: a thread written meanwhile, or
+            # one written again after an earlier round erased it.
+            found = [t.thread_id async for t in self.iter_threads(labels=filters)]
             if not found:
                 complete = True
                 break
             if round_:
-                during += found
-            erased += found
+                during += [t for t in found if t not in during]
+            erased += [t for t in found if t not in erased]
             for start in range(0, len(found), _BATCH):
                 chunk = found[start : start + _BATCH]
                 with self._errors():
@@ -639,8 +642,9 @@ class RedisThreadRegistry(ClientOwner):
                     )
                 keys += counted.keys
                 messages += counted.messages
+                done += len(chunk)
                 if on_progress is not None:
-                    reported = on_progress(len(erased) - len(found) + start + len(chunk))
+                    reported = on_progress(done)
                     if isinstance(reported, Awaitable):
                         await reported
             if dry_run:
