@@ -738,6 +738,41 @@ def test_compact_summarizes_long_threads_and_show_marks_the_summary(redis_url: s
     assert len(as_json["messages"]) == 8
 
 
+def test_a_failing_summarizer_is_reported_per_thread_and_exits_1(redis_url: str, tmp_path: Path) -> None:
+    from .openai_stub import OpenAIStub
+
+    write_threads(redis_url, {"long": {"texts": [f"t{n}" for n in range(8)]}, "short": {"texts": ["hi"]}})
+    with OpenAIStub() as stub:  # it rejects this key: the model's API fails, Redis is fine
+        env = {"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": stub.base_url}
+        done = cli(
+            redis_url,
+            "threads",
+            "compact",
+            "--all",
+            "--trigger-messages",
+            "5",
+            "--keep-last",
+            "2",
+            cwd=tmp_path,
+            env=env,
+        )
+    assert done.returncode == 1
+    assert "long: the summarizer failed (" in done.stdout
+    assert "short: not due" in done.stdout
+    assert done.stderr.strip() == "error: the summarizer failed for 1 thread(s): long"
+    assert "Traceback" not in done.stderr
+    assert "sk-wrong" not in done.stdout + done.stderr
+    assert len(exported(redis_url)["long"].messages) == 8  # nothing lost
+
+
+def test_a_label_given_twice_with_two_values_is_refused(populated: str) -> None:
+    for command in (["threads", "erase", "--yes"], ["threads", "list"]):
+        refused = cli_here(populated, *command, "--label", "user=alice", "--label", "user=bob")
+        assert refused.returncode == 2
+        assert "label 'user' given twice" in refused.stderr
+    assert len(thread_ids(populated)) == 3
+
+
 def test_compact_without_a_model_says_how_to_get_one(redis_url: str, tmp_path: Path) -> None:
     write_threads(redis_url, {"long": {"texts": [f"t{n}" for n in range(8)]}})
     done = cli(redis_url, "threads", "compact", "long", cwd=tmp_path)  # no .env there

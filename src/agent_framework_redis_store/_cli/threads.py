@@ -86,6 +86,9 @@ def _label_option(values: list[str] | None) -> dict[str, str]:
         key, sep, label = value.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"invalid label {value!r}: use KEY=VALUE, e.g. user=alice")
+        if key in labels and labels[key] != label:
+            # A thread carries one value per label: both would match nothing; the last would surprise.
+            raise typer.BadParameter(f"label {key!r} given twice ({labels[key]!r} and {label!r}): a thread has one")
         labels[key] = label
     return labels
 
@@ -118,6 +121,11 @@ def _encryption_from_env() -> AESGCMEncryption | None:
         fail(str(error))
 
 
+def _error_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type when it has none (a bare TimeoutError)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]) -> T:
     """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1."""
 
@@ -137,7 +145,7 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
             fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
         if isinstance(error.__cause__, RedisClusterException):
             fail(f"{error.__cause__}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node".splitlines()[0])
-        fail(str(error).splitlines()[0])
+        fail(_error_line(error))
 
 
 @contextmanager
@@ -367,24 +375,34 @@ def compact_threads(
                 if policy is None:
                     row["due"] = unsummarized > trigger_messages
                 else:
-                    result = await _store(registry, thread_id, compaction=policy).compact()
-                    row.update(result.to_dict())
+                    try:
+                        result = await _store(registry, thread_id, compaction=policy).compact()
+                    except (RedisStoreError, RedisError):
+                        raise
+                    except Exception as error:  # the summarizer's (the model's API, a timeout): the next thread
+                        row.update(compacted=False, reason="the summarizer failed", error=_error_line(error))
+                    else:
+                        row.update(result.to_dict())
                 rows.append(row)
                 update(len(rows), None)
         return rows
 
     rows = _run(ctx, work)
+    failed = [row["thread_id"] for row in rows if "error" in row]
     if as_json:
         emit_json({"dry_run": dry_run, "threads": rows})
-        return
-    for row in rows:
-        if dry_run:
-            verdict = "would be compacted" if row["due"] else "not due"
-            out.print(f"{row['thread_id']}: {row['unsummarized']} unsummarized message(s), {verdict}", soft_wrap=True)
-        elif row["compacted"]:
-            out.print(f"{row['thread_id']}: summarized {row['summarized']} message(s)", soft_wrap=True)
-        else:
-            out.print(f"{row['thread_id']}: {row['reason']}", soft_wrap=True)
+    else:
+        for row in rows:
+            if dry_run:
+                verdict = "would be compacted" if row["due"] else "not due"
+                line = f"{row['thread_id']}: {row['unsummarized']} unsummarized message(s), {verdict}"
+            elif row["compacted"]:
+                line = f"{row['thread_id']}: summarized {row['summarized']} message(s)"
+            else:
+                line = f"{row['thread_id']}: {row['reason']}" + (f" ({row['error']})" if "error" in row else "")
+            out.print(line, soft_wrap=True, markup=False)
+    if failed:
+        fail(f"the summarizer failed for {len(failed)} thread(s): {', '.join(failed)}")
 
 
 def _summarizer(offline: bool) -> Any:
@@ -707,11 +725,12 @@ def erase_threads(
         if asking:
             preview = await registry.erase(labels=labels, dry_run=True)
             expected = len(preview.thread_ids)
-            if expected:
-                ask(
-                    f"Erase {expected} thread(s) ({preview.messages_deleted} message(s)) carrying "
-                    f"{_labels_text(labels)} under {target.describe()}?"
-                )
+            if not expected:  # nothing to erase, nothing to ask: nothing is deleted unasked either
+                return {"key_prefix": registry.key_prefix, **preview.to_dict(), "dry_run": False}
+            ask(
+                f"Erase {expected} thread(s) ({preview.messages_deleted} message(s)) carrying "
+                f"{_labels_text(labels)} under {target.describe()}?"
+            )
         with _progress("checking" if dry_run else "erasing", expected, as_json) as update:
             receipt = await registry.erase(labels=labels, dry_run=dry_run, on_progress=lambda done: update(done, None))
         return {"key_prefix": registry.key_prefix, **receipt.to_dict()}
@@ -719,6 +738,8 @@ def erase_threads(
     receipt = _run(ctx, work)
     if as_json:
         emit_json(receipt)
+        if not receipt["complete"]:
+            fail("threads of these labels kept appearing while erasing: run it again")
         return
     erased = receipt["thread_ids"]
     out.print(
