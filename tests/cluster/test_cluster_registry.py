@@ -171,3 +171,16 @@ async def test_label_indexes_erasure_and_fork_across_slots(cluster_url: str, clu
             "t2",
             "t4",
         ]
+
+
+async def test_migrate_refuses_a_cluster_node_as_its_source(cluster_url: str, redis_url: str) -> None:
+    import pytest
+    import redis.asyncio
+
+    from agent_framework_redis_store import migrate_langchain
+
+    node = redis.asyncio.Redis.from_url(cluster_url)  # one node sees only its own slots' keys
+    async with RedisThreadRegistry(redis_url) as target:
+        with pytest.raises(ValueError, match="is a Redis Cluster node, and migrate reads a standalone server"):
+            await migrate_langchain(node, target)
+    await node.aclose()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import redis.asyncio
-from redis.exceptions import WatchError
+from redis.exceptions import ResponseError, WatchError
 
 from .._core.codec import message_from_dict
 from .._core.errors import CorruptMessageError, ThreadNotFoundError, translate_redis_errors
@@ -321,6 +321,17 @@ class _Migration:
         """The source's threads: jobs to run, outcomes known from the keys alone, keys ignored."""
         found: dict[str, _Job] = {}
         ignored = 0
+        with translate_redis_errors(self._where, self._layout.patterns[0], _HOLDS):
+            try:
+                cluster = await self._source.info("cluster")
+            except ResponseError:  # a user without INFO: a standalone server, as before
+                cluster = {}
+        if cluster.get("cluster_enabled") in (1, "1"):
+            # A SCAN of one node sees only its own slots: the others' threads would go unnoticed.
+            raise ValueError(
+                f"the source Redis at {self._where} is a Redis Cluster node, and migrate reads a standalone "
+                "server (a SCAN of one node would miss the threads on the others)"
+            )
         for pattern in self._layout.patterns:
             with translate_redis_errors(self._where, pattern, _HOLDS):
                 async for raw_key in self._source.scan_iter(match=pattern, count=_SCAN_COUNT, _type="list"):
