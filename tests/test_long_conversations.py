@@ -134,26 +134,25 @@ async def test_the_provider_trims_group_safe_too(redis_url: str, max_messages: i
             assert dicts(await history.get_messages("s")) == stored
 
 
-async def test_a_thread_may_hold_fewer_than_max_messages(redis_url: str) -> None:
+async def test_a_thread_may_hold_fewer_than_max_messages_never_more(redis_url: str) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="t", max_messages=3) as store:
         await store.add_messages(messages(turn(0, parallel=2, split_results=True)))
         # user, call, result, result, answer: the newest 3 would start with a result.
         assert signature(dicts(await store.transcript())) == ["assistant:answer 0"]
 
 
-async def test_a_newest_group_longer_than_max_messages_is_kept_whole(redis_url: str) -> None:
+async def test_a_newest_group_longer_than_max_messages_goes_as_a_group(redis_url: str) -> None:
     user, calls, *results, answer = turn(0, parallel=3, split_results=True)
     async with RedisChatMessageStore(redis_url, thread_id="t", max_messages=3) as store:
         await store.add_messages(messages([user]))
-        # The calls and their 3 results (4 messages) arrive before the answer: neither a cut inside
-        # them (orphaned results) nor one after them (an empty thread) is right; the group stays.
+        # The calls and their 3 results (4 messages) arrive before the answer: they cannot stay
+        # within 3 messages, and a cut inside them would orphan results: they go together.
         await store.add_messages(messages([calls, *results]))
-        stored = dicts(await store.transcript())
-        assert signature(stored) == ["assistant:c0_0", "tool:c0_0", "tool:c0_1", "tool:c0_2"]
-        assert_well_formed(stored)
-        assert await store.count() == 4
+        assert await store.transcript() == []
+        assert await store.count() == 0
         await store.add_messages(messages([answer]))
         assert signature(dicts(await store.transcript())) == ["assistant:answer 0"]
+        assert (await store.info()).message_count == 1
 
 
 # -- context windows ------------------------------------------------------------------------

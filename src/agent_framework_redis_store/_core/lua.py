@@ -280,10 +280,10 @@ end
 
 -- Keep at most max_messages (0: all), cutting only where a group starts: the first kept
 -- message may not continue a group whose start would be dropped, so the thread may keep
--- fewer (or, when its newest group alone is longer, that whole group). `covered`: how many
--- of the newest messages the index covers; the others count as group starts. The meta
--- hash's 'first' counts every message ever trimmed (absolute positions, for summaries).
--- Returns the length.
+-- fewer, never more (none, when its newest group alone is longer). `covered`: how many of
+-- the newest messages the index covers; the others count as group starts. The meta hash's
+-- 'first' counts every message ever trimmed (absolute positions, for summaries). Returns
+-- the length.
 local function trim(messages_key, index_key, meta_key, max_messages, length, covered)
   if max_messages <= 0 or length <= max_messages then
     return length
@@ -293,17 +293,8 @@ local function trim(messages_key, index_key, meta_key, max_messages, length, cov
   while cut < length and cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
     cut = cut + 1
   end
-  if cut >= length then
-    -- The newest group alone is longer than max_messages: keep it whole, from its start (a
-    -- cut inside it would orphan its results; one after it would empty the thread).
-    cut = length - max_messages - 1
-    while cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
-      cut = cut - 1
-    end
-    if cut <= 0 then
-      return length
-    end
-  end
+  -- cut == length: the newest group alone is longer than max_messages. It cannot be kept whole
+  -- within the limit, and a cut inside it would orphan its results: it goes, as a group.
   redis.call('LTRIM', messages_key, cut, -1)
   redis.call('LTRIM', index_key, math.max(cut - offset, 0), -1)
   redis.call('HINCRBY', meta_key, 'first', cut)
