@@ -939,6 +939,35 @@ def import_thread(
     )
 
 
+# What the scripts that change entries in place (rekey, set, remove) share: whether the index
+# still describes the list, and how a thread's bookkeeping follows an entry changed or removed.
+ENTRY_LIBRARY = """
+-- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale.
+local function trusted_index(messages_key, index_key)
+  local newest = redis.call('LINDEX', index_key, -1)
+  if not newest then
+    return 0
+  end
+  local message = redis.call('LINDEX', messages_key, -1)
+  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
+    return redis.call('LLEN', index_key)
+  end
+  redis.call('DEL', index_key)
+  return 0
+end
+
+-- Mark the index's newest entry with the list's newest message (after that message changed).
+local function remark(messages_key, index_key)
+  local newest = redis.call('LINDEX', index_key, -1)
+  local message = redis.call('LINDEX', messages_key, -1)
+  if newest and message then
+    local mark = string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH)
+    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+') .. '|' .. mark)
+  end
+end
+"""
+
+
 # Rekey: replace entries the client re-encrypted, each only if it is still in the list exactly
 # as the client read it. Concurrent trims shift positions, so entries are found by value, not
 # by the index they had; one trimmed away or changed meanwhile is left alone, and appends
@@ -953,13 +982,10 @@ local messages_key, index_key, fingerprints_key = KEYS[1], KEYS[2], KEYS[3]
 local positions = {}  -- entry -> its positions, the smallest last
 local current = redis.call('LRANGE', messages_key, 0, -1)
 local last = current[#current]
-local last_mark = last and string.sub(redis.sha1hex(last), 1, NEWEST_MARK_WIDTH)
-local function marks_last(stored)  -- a newest index entry or fingerprint still marks `last`
-  return stored and last_mark and string.sub(stored, -NEWEST_MARK_WIDTH) == last_mark
-end
-local newest_index = redis.call('LINDEX', index_key, -1)
+local covered = trusted_index(messages_key, index_key)
 local newest_fingerprint = redis.call('LINDEX', fingerprints_key, -1)
-local index_trusted, fingerprints_trusted = marks_last(newest_index), marks_last(newest_fingerprint)
+local fingerprints_trusted = newest_fingerprint and last
+  and string.sub(newest_fingerprint, -NEWEST_MARK_WIDTH) == string.sub(redis.sha1hex(last), 1, NEWEST_MARK_WIDTH)
 for position = #current, 1, -1 do
   local entry = current[position]
   local found = positions[entry]
@@ -982,16 +1008,17 @@ end
 -- or the next append would find them stale and drop them (group boundaries, token counts).
 local now_last = redis.call('LINDEX', messages_key, -1)
 if now_last and now_last ~= last then
-  local mark = string.sub(redis.sha1hex(now_last), 1, NEWEST_MARK_WIDTH)
-  if index_trusted then
-    redis.call('LSET', index_key, -1, string.sub(newest_index, 1, -NEWEST_MARK_WIDTH - 1) .. mark)
+  if covered > 0 then
+    remark(messages_key, index_key)
   end
   if fingerprints_trusted then
+    local mark = string.sub(redis.sha1hex(now_last), 1, NEWEST_MARK_WIDTH)
     redis.call('LSET', fingerprints_key, -1, string.sub(newest_fingerprint, 1, -NEWEST_MARK_WIDTH - 1) .. mark)
   end
 end
 return replaced
 """,
+    uses=(ENTRY_LIBRARY,),
 )
 
 
@@ -1035,34 +1062,6 @@ def replace_value_unchanged(key: str, expected: str | bytes, replacement: str, *
 
 
 # -- one entry at a time (the list-like methods kept for agent-framework-redis compatibility) --
-
-# What both single-entry scripts share: whether the index still describes the list, and how
-# a thread's bookkeeping follows an entry changed in place or removed.
-ENTRY_LIBRARY = """
--- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale.
-local function trusted_index(messages_key, index_key)
-  local newest = redis.call('LINDEX', index_key, -1)
-  if not newest then
-    return 0
-  end
-  local message = redis.call('LINDEX', messages_key, -1)
-  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
-    return redis.call('LLEN', index_key)
-  end
-  redis.call('DEL', index_key)
-  return 0
-end
-
--- Mark the index's newest entry with the list's newest message (after that message changed).
-local function remark(messages_key, index_key)
-  local newest = redis.call('LINDEX', index_key, -1)
-  local message = redis.call('LINDEX', messages_key, -1)
-  if newest and message then
-    local mark = string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH)
-    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+') .. '|' .. mark)
-  end
-end
-"""
 
 # Replace the entry at `position` (negative: from the end), resolved when the script runs, so a
 # concurrent append or trim never makes it replace another entry than the one named then. Its
