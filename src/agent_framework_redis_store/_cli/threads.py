@@ -738,18 +738,19 @@ def erase_threads(
     receipt = _run(ctx, work)
     if as_json:
         emit_json(receipt)
-        if not receipt["complete"]:
-            fail("threads of these labels kept appearing while erasing: run it again")
-        return
+    else:
+        _print_receipt(receipt, labels, dry_run=dry_run)
+    if not receipt["complete"]:
+        fail("threads of these labels kept appearing while erasing: run it again")
+
+
+def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: bool) -> None:
     erased = receipt["thread_ids"]
+    during = len(receipt["written_during"])
     out.print(
         f"{'would erase' if dry_run else 'erased'} {len(erased)} thread(s) carrying {_labels_text(labels)} "
         f"({receipt['keys_deleted']} key(s), {receipt['messages_deleted']} message(s))"
-        + (
-            f", {len(receipt['written_during'])} of them written during the erasure"
-            if receipt["written_during"]
-            else ""
-        ),
+        + (f", {during} of them written during the erasure" if during else ""),
         soft_wrap=True,
         markup=False,
     )
@@ -757,8 +758,6 @@ def erase_threads(
         out.print(f"  {thread_id}", markup=False)
     if len(erased) > _LISTED:
         out.print(f"  ... and {len(erased) - _LISTED} more (--json lists them all)")
-    if not receipt["complete"]:
-        fail("threads of these labels kept appearing while erasing: run it again")
 
 
 @threads_app.command("reindex")

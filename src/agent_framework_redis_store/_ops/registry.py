@@ -619,8 +619,9 @@ class RedisThreadRegistry(ClientOwner):
         if not filters:
             raise ValueError("labels must name at least one label: erase never deletes a whole prefix")
         started = await self.now()
-        erased: list[str] = []
-        during: list[str] = []
+        # Ordered sets: an id found again in a later round is recorded once.
+        erased: dict[str, None] = {}
+        during: dict[str, None] = {}
         keys = messages = 0
         complete = False
         done = 0
@@ -632,8 +633,8 @@ class RedisThreadRegistry(ClientOwner):
                 complete = True
                 break
             if round_:
-                during += [t for t in found if t not in during]
-            erased += [t for t in found if t not in erased]
+                during.update(dict.fromkeys(found))
+            erased.update(dict.fromkeys(found))
             for start in range(0, len(found), _BATCH):
                 chunk = found[start : start + _BATCH]
                 with self._errors():
