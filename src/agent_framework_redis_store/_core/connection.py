@@ -152,16 +152,12 @@ class ConnectionSettings:
         try:
             if self.cluster:
                 return BoundedRedisCluster.from_url(self.url, **options)
-            pool = BlockingConnectionPool.from_url(self.url, **options)
-        except ValueError as err:
-            # redis-py's parse errors quote parts of the URL (a password with a "/" becomes the "port").
-            raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL") from _without_text(err)
-        return Redis.from_pool(pool)
-
-
-def _without_text(error: Exception) -> Exception:
-    """The error's type, without its message (which may quote a credential)."""
-    return type(error)() if type(error) in (ValueError, TypeError) else ValueError()
+            return Redis.from_pool(BlockingConnectionPool.from_url(self.url, **options))
+        except ValueError:
+            pass
+        # Raised outside the handler, so that neither its cause nor its context holds redis-py's
+        # parse error, which quotes parts of the URL (a password with a "/" becomes the "port").
+        raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL")
 
 
 def _check_cluster_settings(settings: ConnectionSettings) -> None:
