@@ -144,7 +144,7 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
         if isinstance(error, _NOT_TOLD_CLUSTER) or isinstance(error.__cause__, _NOT_TOLD_CLUSTER):
             fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
         if isinstance(error.__cause__, RedisClusterException):
-            fail(f"{error.__cause__}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node".splitlines()[0])
+            fail(f"{_error_line(error.__cause__)}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node")
         fail(_error_line(error))
 
 
