@@ -85,7 +85,9 @@ class SummaryCompaction:
     Keyword Args:
         trigger_messages: Compact when more than this many messages follow the summary.
         trigger_tokens: Compact when the messages after the summary exceed this many tokens.
-        keep_last_messages: How many of the newest messages stay verbatim (fewer to cut at a group start).
+        keep_last_messages: How many of the newest messages stay verbatim (fewer to cut at a group
+            start). 0 summarizes every message (the model then gets the summary and what follows
+            it), except a newest tool call still awaiting its result or approval.
         instructions: The summarizer's system prompt (default ``DEFAULT_INSTRUCTIONS``).
         timeout: Seconds one summarizer call may take before it counts as failed.
         max_concurrency: Background compactions running at once, across all threads.

@@ -20,7 +20,16 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CharacterEstimator", "MessageShape", "Tokenizer", "index_entry", "may_link", "repair", "shape"]
+__all__ = [
+    "CharacterEstimator",
+    "MessageShape",
+    "Tokenizer",
+    "index_entry",
+    "may_link",
+    "open_group",
+    "repair",
+    "shape",
+]
 
 # Content types that open a call, with the field that names it. Hosted calls (MCP, code
 # interpreter, ...) usually carry their result in the same message; a result in another
@@ -236,6 +245,22 @@ def _tail(messages: Sequence[dict[str, Any]]) -> int:
         if not contents or not all(_answers(c) is not None for c in contents):
             break
     return tail
+
+
+def open_group(messages: Sequence[dict[str, Any]]) -> int:
+    """Where the newest group starts if it still awaits an answer (a function call without its
+    result, an approval request without its response), else ``len(messages)``."""
+    tail = _tail(messages)
+    answered = {link for message in messages[tail:] for c in _contents(message) if (link := _answers(c))}
+    for message in messages[tail:]:
+        for content in _contents(message):
+            link = _opens(content)
+            kind = content.get("type")
+            if link is None or link in answered or _approved_call(content) in answered:
+                continue
+            if kind in _NEEDS_RESULT or kind == _APPROVAL_REQUEST:
+                return tail
+    return len(messages)
 
 
 def transcript_line(message: dict[str, Any]) -> str:

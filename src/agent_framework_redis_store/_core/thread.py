@@ -24,7 +24,7 @@ from .compression import compress
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
-from .groups import index_entry, may_link, repair, shape
+from .groups import index_entry, may_link, open_group, repair, shape
 from .lua import (
     AppendHeader,
     Registration,
@@ -389,9 +389,14 @@ class ThreadStorage:
             if not force and not compaction.due(window.unsummarized, tokens):
                 return CompactionResult(False, "not due", boundary=window.boundary)
             dicts = [entry.decode()[0] for entry in window.entries]
-            cut = len(dicts) - compaction.keep_last_messages
+            # A newest call still awaiting its result or approval stays (keep_last_messages=0
+            # would otherwise summarize it, and its answer would arrive without it).
+            cut = min(len(dicts) - compaction.keep_last_messages, open_group(dicts))
             # The kept messages start where a group starts: summarize fewer rather than split one.
-            while cut > 0 and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues:
+            while (
+                0 < cut < len(dicts)
+                and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues
+            ):
                 cut -= 1
             if cut <= 0:
                 return CompactionResult(False, "nothing to summarize", boundary=window.boundary)
