@@ -28,7 +28,8 @@ class SignallingSummarizer:
         self.redis_url, self.name, self.wait = redis_url, name, wait
 
     async def get_response(self, request: Any) -> Any:
-        async with redis.asyncio.Redis.from_url(self.redis_url) as client:
+        # Its blocking read outlives redis-py's default socket timeout (5 s) while other processes start.
+        async with redis.asyncio.Redis.from_url(self.redis_url, socket_timeout=60) as client:
             await client.rpush("test:started", self.name)  # type: ignore[misc]
             if self.wait:
                 await client.blpop([f"test:go:{self.name}"], timeout=30)  # type: ignore[misc]

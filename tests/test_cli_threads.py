@@ -738,6 +738,18 @@ def test_compact_summarizes_long_threads_and_show_marks_the_summary(redis_url: s
     assert len(as_json["messages"]) == 8
 
 
+def test_compact_with_keep_last_0_summarizes_every_message(redis_url: str) -> None:
+    texts = [f"Turn {n}: how are you?" for n in range(7)] + ["Turn 7: my name is Carol and I love tea."]
+    write_threads(redis_url, {"long": {"texts": texts}})
+    done = cli(redis_url, "threads", "compact", "long", "--offline", "--trigger-messages", "5", "--keep-last", "0")
+    assert done.returncode == 0, done.stderr
+    assert "long: summarized 8 message(s)" in done.stdout
+    shown = cli_json(redis_url, "threads", "show", "long")
+    assert shown["thread"]["summary_boundary"] == 8
+    assert "Turn 7: my name is Carol" in shown["summary"]["contents"][0]["text"]  # the newest message too
+    assert len(shown["messages"]) == 8  # the transcript is whole
+
+
 def test_a_failing_summarizer_is_reported_per_thread_and_exits_1(redis_url: str, tmp_path: Path) -> None:
     from .openai_stub import OpenAIStub
 

@@ -517,7 +517,9 @@ async def test_two_processes_compacting_one_thread_store_one_summary(redis_url: 
 
     # A summarizes and is held inside its summarizer; B meanwhile finds the thread taken.
     a = await start("a", wait=True)
-    assert await raw.blpop(["test:started"], timeout=30) == (b"test:started", b"a")  # type: ignore[misc]
+    # A blocking read outlives redis-py's default socket timeout (5 s) while a process starts on a busy machine.
+    async with redis.asyncio.Redis.from_url(redis_url, socket_timeout=60) as waiter:
+        assert await waiter.blpop(["test:started"], timeout=30) == (b"test:started", b"a")  # type: ignore[misc]
     assert (await result(await start("b", wait=False)))["reason"] == "another instance is compacting this thread"
     # A's lease runs out (as if A stalled past its timeout): C summarizes and commits first.
     await raw.delete(KEYS("t").compacting)

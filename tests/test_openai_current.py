@@ -81,3 +81,37 @@ async def test_chat_completions_client_streams_tools_and_resumes(redis_url: str)
             roles = [m["role"] for m in stub.requests[-1]["messages"]]
             assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]
             assert await provider.store_for("completions").count() == 6
+
+
+@pytest.mark.parametrize("answer", ["ignored", "approved", "rejected"])
+async def test_a_tool_approval_left_unanswered_never_blocks_the_session(redis_url: str, answer: str) -> None:
+    from agent_framework import Message, tool
+    from agent_framework.openai import OpenAIChatCompletionClient
+    from openai import AsyncOpenAI
+
+    from agent_framework_redis_store import RedisChatHistoryProvider
+
+    @tool(approval_mode="always_require")
+    def add(a: int, b: int) -> int:
+        """Add two numbers (needs approval)."""
+        return a + b
+
+    with OpenAIStub() as stub:
+        client = OpenAIChatCompletionClient(
+            stub.model, async_client=AsyncOpenAI(api_key=stub.api_key, base_url=stub.base_url)
+        )
+        async with RedisChatHistoryProvider(redis_url) as provider:
+            agent = agent_for(client, provider)
+            session = agent.create_session(session_id="s")
+            pending = await agent.run('call add {"a": 1, "b": 2}', session=session, tools=[add])
+            [request] = pending.user_input_requests
+            if answer != "ignored":  # answered first: the approval flow still works
+                response = Message(role="user", contents=[request.to_function_approval_response(answer == "approved")])
+                reply = await agent.run(response, session=session, tools=[add])
+                assert reply.text.startswith("tool call_1 returned ")
+            # The user moves on (without answering, when ignored), then two more turns.
+            replies = [
+                (await agent.run(text, session=session, tools=[add])).text for text in ("never mind", "hello", "again")
+            ]
+    assert stub.rejections == []
+    assert replies[-1] == 'seen 4: call add {"a": 1, "b": 2} | never mind | hello | again'

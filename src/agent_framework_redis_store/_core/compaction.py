@@ -5,7 +5,8 @@ When the messages after a thread's summary exceed a trigger, all but the newest
 the previous summary into one new summary, stored with the boundary it covers in one
 atomic step that succeeds only if the boundary has not moved meanwhile (see
 ``lua.COMMIT_SUMMARY``). The full transcript stays in Redis; the model gets the summary and
-the messages after the boundary.
+the messages after the boundary, at most ``max_unsummarized_messages`` (and
+``max_unsummarized_tokens``) of them when the store sets no context window of its own.
 
 By default this happens off the critical path: a turn saves and returns, and the summary
 is made in a background task (at most ``max_concurrency`` per ``SummaryCompaction``, one
@@ -85,12 +86,23 @@ class SummaryCompaction:
     Keyword Args:
         trigger_messages: Compact when more than this many messages follow the summary.
         trigger_tokens: Compact when the messages after the summary exceed this many tokens.
-        keep_last_messages: How many of the newest messages stay verbatim (fewer to cut at a group start).
+        keep_last_messages: How many of the newest messages stay verbatim (fewer to cut at a group
+            start). 0 summarizes every message (the model then gets the summary and what follows
+            it), except a newest tool call still awaiting its result or approval.
         instructions: The summarizer's system prompt (default ``DEFAULT_INSTRUCTIONS``).
         timeout: Seconds one summarizer call may take before it counts as failed.
         max_concurrency: Background compactions running at once, across all threads.
         background: Compact in a background task after a save (default); False leaves it to
             ``compact()``.
+
+    A ceiling while a summary is late: a store with ``compaction=`` and no context window of
+    its own (neither ``context_messages`` nor ``context_tokens``) hands the model at most
+    ``max_unsummarized_messages`` (twice ``trigger_messages``) of the messages after the
+    summary, and at most ``max_unsummarized_tokens`` (twice ``trigger_tokens``) of their
+    tokens, the newest, cut where a tool-call group starts. A summarizer slower than the
+    conversation (or failing) then costs the model the oldest unsummarized messages until
+    the summary lands, never an ever-growing request; the transcript keeps them, and the
+    next summary covers them.
     """
 
     def __init__(
@@ -140,6 +152,16 @@ class SummaryCompaction:
             f"SummaryCompaction(client={type(self.client).__name__}, trigger_messages={self.trigger_messages!r}, "
             f"trigger_tokens={self.trigger_tokens!r}, keep_last_messages={self.keep_last_messages!r})"
         )
+
+    @property
+    def max_unsummarized_messages(self) -> int | None:
+        """At most this many messages after the summary reach the model when the store sets no window."""
+        return None if self.trigger_messages is None else 2 * self.trigger_messages
+
+    @property
+    def max_unsummarized_tokens(self) -> int | None:
+        """At most this many tokens after the summary reach the model when the store sets no window."""
+        return None if self.trigger_tokens is None else 2 * self.trigger_tokens
 
     def due(self, messages: int, tokens: int | None) -> bool:
         """True when ``messages`` (with ``tokens``, if known) after the summary exceed a trigger."""

@@ -20,7 +20,16 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CharacterEstimator", "MessageShape", "Tokenizer", "index_entry", "may_link", "repair", "shape"]
+__all__ = [
+    "CharacterEstimator",
+    "MessageShape",
+    "Tokenizer",
+    "index_entry",
+    "may_link",
+    "open_group",
+    "repair",
+    "shape",
+]
 
 # Content types that open a call, with the field that names it. Hosted calls (MCP, code
 # interpreter, ...) usually carry their result in the same message; a result in another
@@ -167,8 +176,11 @@ def repair(messages: Sequence[dict[str, Any]]) -> list[int | dict[str, Any]]:
 
     Removed: results and approval responses whose call or request is not before them;
     function calls and approval requests left unanswered although the conversation went
-    on past their group (a pending call at the end of the history is kept: it may still
-    be answered, e.g. an approval the user has yet to give).
+    on past their group. A pending call at the end of the history is kept (its result may
+    be what the next request is about), except one awaiting approval: only its approval
+    request is kept. A reader cannot see the turn's input, so the next message may be the
+    approval (the framework then turns the request back into the call, with its result
+    after it) or anything else (the model then sees no call left unanswered).
     """
     # Most histories have no tool calls at all: one cheap pass decides.
     if not any(
@@ -192,21 +204,25 @@ def repair(messages: Sequence[dict[str, Any]]) -> list[int | dict[str, Any]]:
         for content in _contents(message):
             if (link := _opens(content)) is not None:
                 opened_at.setdefault(link, position)
-    # Where the last group starts: the last message that is neither an answer nor reasoning.
-    tail = len(messages)
-    for position in range(len(messages) - 1, -1, -1):
-        contents = _contents(messages[position])
-        tail = position
-        if not contents or not all(_answers(c) is not None for c in contents):
-            break
+    tail = _tail(messages)
+    # The newest group's calls that await an approval (the legacy framework stores the call
+    # beside its approval request): the request stands for them until the approval arrives.
+    awaiting = {
+        call
+        for message in messages[tail:]
+        for content in _contents(message)
+        if (call := _approved_call(content)) is not None and call not in answered and _opens(content) not in answered
+    }
     for position, message in enumerate(messages):
-        if position >= tail:
-            break
         for slot, content in enumerate(_contents(message)):
             link = _opens(content)
             if link is None or link in answered or _approved_call(content) in answered:
                 continue
-            if content.get("type") in _NEEDS_RESULT or content.get("type") == _APPROVAL_REQUEST:
+            kind = content.get("type")
+            if position >= tail:
+                if kind in _NEEDS_RESULT and link in awaiting:
+                    drop.setdefault(position, set()).add(slot)
+            elif kind in _NEEDS_RESULT or kind == _APPROVAL_REQUEST:
                 drop.setdefault(position, set()).add(slot)
     kept: list[int | dict[str, Any]] = []
     for position, message in enumerate(messages):
@@ -218,6 +234,33 @@ def repair(messages: Sequence[dict[str, Any]]) -> list[int | dict[str, Any]]:
         if contents:
             kept.append({**message, "contents": contents})
     return kept
+
+
+def _tail(messages: Sequence[dict[str, Any]]) -> int:
+    """Where the newest group starts: the last message that is not only answers."""
+    tail = len(messages)
+    for position in range(len(messages) - 1, -1, -1):
+        contents = _contents(messages[position])
+        tail = position
+        if not contents or not all(_answers(c) is not None for c in contents):
+            break
+    return tail
+
+
+def open_group(messages: Sequence[dict[str, Any]]) -> int:
+    """Where the newest group starts if it still awaits an answer (a function call without its
+    result, an approval request without its response), else ``len(messages)``."""
+    tail = _tail(messages)
+    answered = {link for message in messages[tail:] for c in _contents(message) if (link := _answers(c))}
+    for message in messages[tail:]:
+        for content in _contents(message):
+            link = _opens(content)
+            kind = content.get("type")
+            if link is None or link in answered or _approved_call(content) in answered:
+                continue
+            if kind in _NEEDS_RESULT or kind == _APPROVAL_REQUEST:
+                return tail
+    return len(messages)
 
 
 def transcript_line(message: dict[str, Any]) -> str:

@@ -66,7 +66,9 @@ class StoreOptions(SessionStoreOptions, total=False):
     tokenizer: Tokenizer | None
     """Counts tokens (``count_tokens(text)``); default: the framework's 4-characters-a-token estimate."""
     compaction: SummaryCompaction | None
-    """Summarize older messages into a summary persisted in Redis (``SummaryCompaction``)."""
+    """Summarize older messages into a summary persisted in Redis (``SummaryCompaction``). Without
+    ``context_messages`` and ``context_tokens``, the model gets the summary and at most twice the
+    compaction's trigger of the messages after it (while a summary is late), cut at a group start."""
     compression: Compression | None
     """``"zlib"``: store message bodies of 512 bytes or more compressed (before encryption); None: plain JSON."""
 

@@ -24,7 +24,7 @@ from .compression import compress
 from .encryption import decrypt_entry, key_id_of
 from .errors import RedisStoreError, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
-from .groups import index_entry, may_link, repair, shape
+from .groups import index_entry, may_link, open_group, repair, shape
 from .lua import (
     AppendHeader,
     Registration,
@@ -244,19 +244,30 @@ class ThreadStorage:
         At most ``context_messages`` (or ``last``) messages and ``context_tokens`` tokens
         (the summary's included), cut where a tool-call group starts, and repaired so that
         no result is without its call and no call is left unanswered behind the conversation.
+        With ``compaction=`` and neither window, at most the compaction's ceiling
+        (``max_unsummarized_messages``, ``max_unsummarized_tokens``) after the summary.
         """
         options = self.options
         limits = [n for n in (options.context_messages, last) if n is not None]
         compaction = options.compaction
+        max_tokens = options.context_tokens
+        ceiling_tokens = None
+        if compaction is not None and not options.windowed:
+            # A summary may land late (a slow or failing summarizer): the request must not grow meanwhile.
+            if compaction.max_unsummarized_messages is not None:
+                limits.append(compaction.max_unsummarized_messages)
+            max_tokens = ceiling_tokens = compaction.max_unsummarized_tokens
         window = await self._read_window(
             max_count=min(limits) if limits else None,
-            max_tokens=options.context_tokens,
+            max_tokens=max_tokens,
             unsummarized_tokens=compaction is not None and compaction.trigger_tokens is not None,
         )
         self._unsummarized = (window.unsummarized, window.unsummarized_tokens)
         entries = window.entries
         if options.context_tokens is not None:
             entries = self._fit(entries, options.context_tokens - self._tokens(window.summary))
+        elif ceiling_tokens is not None:
+            entries = self._fit(entries, ceiling_tokens)
         if any(may_link(entry.text) for entry in entries):
             decoded = [entry.decode() for entry in entries]
             kept = repair([data for data, _ in decoded])
@@ -268,8 +279,8 @@ class ThreadStorage:
         if (op := self._operation()) is not None:
             if limits:
                 op.set(WINDOW_MAX_MESSAGES, min(limits))
-            if options.context_tokens is not None:
-                op.set(WINDOW_MAX_TOKENS, options.context_tokens)
+            if max_tokens is not None:
+                op.set(WINDOW_MAX_TOKENS, max_tokens)
             op.set(MESSAGES_RETURNED, len(messages))
         return messages
 
@@ -389,9 +400,14 @@ class ThreadStorage:
             if not force and not compaction.due(window.unsummarized, tokens):
                 return CompactionResult(False, "not due", boundary=window.boundary)
             dicts = [entry.decode()[0] for entry in window.entries]
-            cut = len(dicts) - compaction.keep_last_messages
+            # A newest call still awaiting its result or approval stays (keep_last_messages=0
+            # would otherwise summarize it, and its answer would arrive without it).
+            cut = min(len(dicts) - compaction.keep_last_messages, open_group(dicts))
             # The kept messages start where a group starts: summarize fewer rather than split one.
-            while cut > 0 and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues:
+            while (
+                0 < cut < len(dicts)
+                and shape(dicts[cut], "", self.options.tokenizer, previous=dicts[cut - 1]).continues
+            ):
                 cut -= 1
             if cut <= 0:
                 return CompactionResult(False, "nothing to summarize", boundary=window.boundary)
