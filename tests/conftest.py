@@ -59,7 +59,8 @@ def own_server() -> Iterator[EmbeddedRedis]:
 @pytest.fixture
 async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     """A plain redis-py client on the session server, to inspect what the store wrote."""
-    client = redis.asyncio.Redis.from_url(redis_url)
+    # An observer: a test's own load on the loop must never time it out (redis-py's default is 5 s).
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=120, socket_connect_timeout=120)
     try:
         yield client
     finally:

@@ -326,9 +326,14 @@ async def test_ten_thousand_sessions_stay_within_the_pool() -> None:
     from agent_framework_redis_store import RedisChatHistoryProvider
 
     server = EmbeddedRedis().start()  # a private server: every client on it is ours
-    inspector = redis.asyncio.Redis.from_url(server.url)
+    # 10,000 coroutines on one loop can starve any socket's timer for seconds on a busy machine:
+    # the observer and the provider get generous timeouts (this test is about the pool's bound).
+    inspector = redis.asyncio.Redis.from_url(server.url, socket_timeout=120, socket_connect_timeout=120)
     try:
-        provider = RedisChatHistoryProvider(server.url, max_connections=8)
+        await inspector.ping()
+        provider = RedisChatHistoryProvider(
+            server.url, max_connections=8, socket_timeout=120, socket_connect_timeout=120, pool_timeout=None
+        )
         peak = 0
         done = asyncio.Event()
 
