@@ -293,8 +293,8 @@ async def test_rekey_prefix_skips_and_reports_foreign_keys_and_finishes_the_rest
 
     skipped = dict(report.skipped)
     assert set(skipped) == set(foreign)
-    assert "holds a string, where this layout keeps a list" in skipped["chat_messages:{str}"]
-    assert "holds a hash, where this layout keeps a string" in skipped["chat_messages:{hashed}:session"]
+    assert "holds another type than the list this layout keeps there" in skipped["chat_messages:{str}"]
+    assert "holds another type than the string this layout keeps there" in skipped["chat_messages:{hashed}:session"]
     assert "chat_messages:{foreign}" in skipped["chat_messages:{foreign}"]  # the decryption error, naming it
     assert skipped["chat_messages:{a b}"] == "not a key of this layout"
     assert (report.threads_changed, report.entries_rekeyed) == (2, 4)
@@ -316,7 +316,7 @@ async def test_cli_rekey_lists_the_keys_it_skipped(redis_url: str, raw: redis.as
 
     assert ran.returncode == 1
     assert "re-encrypted 1 entry in 1 of 1 thread(s) with key 'k2'" in ran.stdout
-    assert "skipped 'chat_messages:{str}': holds a string, where this layout keeps a list" in ran.stderr
+    assert "skipped 'chat_messages:{str}': holds another type than the list this layout keeps there" in ran.stderr
     assert "1 key(s) left as they were" in ran.stderr
     assert KEY1.hex() not in ran.stdout + ran.stderr
     stored = await raw.lrange(KEYS.thread("good").messages, 0, -1)  # type: ignore[misc]

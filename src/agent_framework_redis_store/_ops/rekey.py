@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+from redis.exceptions import ResponseError
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption, key_id_of
@@ -18,7 +21,7 @@ __all__ = ["RekeyProgress", "rekey_prefix"]
 
 # The keys that hold sealed values, in the order that picks the one a thread is rekeyed from
 # (SCAN returns each of a thread's keys: the first that exists stands for the thread), with
-# the type each must have.
+# the type each holds.
 _SEALED = {"": "list", "meta": "hash", "session": "string"}
 _WHERE = "the given redis client"
 
@@ -110,36 +113,37 @@ class _Rekeying:
         if not visited:
             return
         threads = [self._keyspace.thread(thread_id) for thread_id in visited]
+        # Which keys exist, and (a command of each key's type: WRONGTYPE if it holds another)
+        # the sealed values; only commands the store's own ACL user has, SCAN and GET aside.
         pipe = self._redis.pipeline(transaction=False)
         for keys in threads:
-            for suffix in _SEALED:
-                pipe.type(_key(keys, suffix))
-            # The sealed values of the companion keys scanned, for when they are not the thread's first (below).
+            pipe.exists(keys.messages)
+            pipe.exists(keys.meta)
+            pipe.exists(keys.session)
+            pipe.llen(keys.messages)
+            pipe.hmget(keys.meta, ["summary"])
+        replies = _checked(await pipe.execute(raise_on_error=False))
+        width = 5
+        sessions = [keys for n, keys in enumerate(threads) if replies[n * width + 2]]
+        pipe = self._redis.pipeline(transaction=False)
+        for keys in sessions:
+            pipe.get(keys.session)
+        stored = dict(
+            zip(sessions, _checked(await pipe.execute(raise_on_error=False)) if sessions else [], strict=True)
+        )
+        for n, keys in enumerate(threads):
+            *present, length, summary = replies[n * width : (n + 1) * width]
+            values = {"": length, "meta": summary, "session": stored.get(keys)}
+            wrong = [suffix for suffix, value in values.items() if _wrong_type(value)]
+            for suffix in wrong:
+                self._skip(_key(keys, suffix), f"holds another type than the {_SEALED[suffix]} this layout keeps there")
+            first = next((suffix for suffix, here in zip(_SEALED, present, strict=True) if here), None)
+            if wrong or first is None:
+                continue  # left alone, or gone meanwhile
             scanned = visited[keys.thread_id]
-            if "meta" in scanned:
-                pipe.hmget(keys.meta, ["summary"])
-            if "session" in scanned:
-                pipe.get(keys.session)
-        replies = iter(await pipe.execute(raise_on_error=False))
-        for keys in threads:
-            scanned = visited[keys.thread_id]
-            found = {suffix: _text(next(replies)) for suffix in _SEALED}
-            values = {suffix: next(replies) for suffix in ("meta", "session") if suffix in scanned}
-            wrong = [
-                (_key(keys, suffix), f"holds a {kind}, where this layout keeps a {_SEALED[suffix]}")
-                for suffix, kind in found.items()
-                if kind not in ("none", _SEALED[suffix])
-            ]
-            if wrong:
-                for key, reason in wrong:
-                    self._skip(key, reason)
-                continue
-            present = [suffix for suffix, kind in found.items() if kind != "none"]
-            if not present:
-                continue  # gone meanwhile
-            if present[0] in scanned:
+            if first in scanned:
                 await self._rekey(keys)
-            elif any(self._due(value) for value in values.values()):
+            elif any(self._due(values[suffix]) for suffix in scanned):
                 # The thread's first key stands for it, but SCAN may not return a key made during
                 # the walk: a sealed value under an older key, scanned here, is rekeyed here.
                 await self._rekey(keys, messages=False)
@@ -184,10 +188,16 @@ class _Rekeying:
         return None
 
 
-def _text(reply: object) -> str:
-    if isinstance(reply, Exception):
-        raise reply
-    return reply.decode() if isinstance(reply, bytes) else str(reply)
+def _wrong_type(reply: object) -> bool:
+    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies, WRONGTYPE errors kept as values; any other error raised."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not _wrong_type(reply):
+            raise reply
+    return replies
 
 
 def _key(keys: ThreadKeys, suffix: str) -> str:
