@@ -110,7 +110,7 @@ async def test_a_session_only_thread_exists_for_info_missing_and_delete(
     await raw.set(KEYS.thread("s").session, SNAPSHOT)
     async with RedisThreadRegistry(redis_url) as registry:
         info = await registry.info("s")
-        assert (info.exists, info.message_count, info.keys) == (True, 0, 1)
+        assert (info.exists, info.message_count, info.key_count) == (True, 0, 1)
         assert await registry.missing(["s", "nobody"]) == ["nobody"]
         assert await registry.delete(["s"]) == 1
     assert await left_of(raw, "s") == []

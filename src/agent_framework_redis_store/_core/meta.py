@@ -219,13 +219,13 @@ class ThreadInfo:
     """With a summary: the position of the first message after it (it stands for every one before)."""
     forked_from: str | None = None
     """The thread this one was forked from, if it was."""
-    keys: int = 0
+    key_count: int = 0
     """How many of the thread's keys (``ThreadKeys.owned``) exist."""
 
     @property
     def exists(self) -> bool:
         """True if any key of the thread exists (its messages, its meta hash, its session snapshot, ...)."""
-        return self.keys > 0 or self.message_count > 0
+        return self.key_count > 0 or self.message_count > 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (timestamps as ISO 8601 UTC)."""
@@ -242,7 +242,7 @@ class ThreadInfo:
             "trimmed": self.trimmed,
             "summary_boundary": self.summary_boundary,
             "forked_from": self.forked_from,
-            "keys": self.keys,
+            "key_count": self.key_count,
         }
 
     @property
@@ -284,5 +284,5 @@ async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys
         trimmed=meta.first,
         summary_boundary=meta.boundary if meta.summary is not None else None,
         forked_from=meta.forked_from,
-        keys=int(existing),
+        key_count=int(existing),
     )
