@@ -583,6 +583,7 @@ def test_purge_counts_and_asks_on_a_terminal(populated: str) -> None:
         "purged": 0,
         "expired": 0,
         "kept": 0,
+        "damaged": [],
     }
 
 

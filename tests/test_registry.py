@@ -14,6 +14,7 @@ import redis.asyncio
 
 from agent_framework_redis_store import (
     CorruptMessageError,
+    Keyspace,
     RedisChatMessageStore,
     RedisStoreFactory,
     RedisThreadRegistry,
@@ -238,13 +239,13 @@ async def test_purge_removes_entries_of_expired_threads(redis_url: str, raw: red
         for name in ("a", "b", "c"):
             async with RedisChatMessageStore(redis_url, thread_id=name, ttl=600) as store:
                 await store.add_messages([user_message(name)])
-        # Force expiry on the server instead of waiting ten minutes.
+        # Force expiry on the server instead of waiting ten minutes: every key of the thread, as a TTL does.
         for name in ("a", "b"):
-            await raw.pexpire(f"chat_messages:{{{name}}}", 1)
-            await raw.pexpire(meta_key(name), 1)
+            for key in Keyspace().thread(name).owned:
+                await raw.pexpire(key, 1)
 
         async def expired() -> bool:
-            return await raw.exists(meta_key("a"), meta_key("b")) == 0
+            return await raw.exists(*Keyspace().thread("a").owned, *Keyspace().thread("b").owned) == 0
 
         await poll(expired)
         dry = await registry.purge(older_than=timedelta(days=30), dry_run=True)
@@ -315,12 +316,12 @@ async def _page_through(registry: RedisThreadRegistry, limit: int, cursor: str |
 
 async def _expire(raw: redis.asyncio.Redis, *thread_ids: str) -> None:
     """Let threads expire by TTL on the server (their registry entries stay behind)."""
-    for thread_id in thread_ids:
-        await raw.pexpire(f"chat_messages:{{{thread_id}}}", 1)
-        await raw.pexpire(meta_key(thread_id), 1)
+    keys = [key for thread_id in thread_ids for key in Keyspace().thread(thread_id).owned]
+    for key in keys:  # every key of the thread, as a TTL does
+        await raw.pexpire(key, 1)
 
     async def expired() -> bool:
-        return await raw.exists(*(meta_key(t) for t in thread_ids)) == 0
+        return await raw.exists(*keys) == 0
 
     await poll(expired)
 

@@ -22,6 +22,7 @@ from ._core.encryption import AESGCMEncryption, MessageEncryption
 from ._core.errors import (
     CorruptMessageError,
     CorruptSessionError,
+    CorruptThreadMetaError,
     DecryptionError,
     RedisPermissionError,
     RedisStoreError,
@@ -68,6 +69,7 @@ __all__ = [
     "ConnectionSettings",
     "CorruptMessageError",
     "CorruptSessionError",
+    "CorruptThreadMetaError",
     "DecryptionError",
     "ErasureReceipt",
     "Keyspace",

@@ -864,17 +864,22 @@ def rekey_threads(
             "threads": result.threads_seen,
             "threads_changed": result.threads_changed,
             "entries_rekeyed": result.entries_rekeyed,
+            "skipped": [{"key": key, "reason": reason} for key, reason in result.skipped],
         }
 
     result = _run(ctx, work)
     if as_json:
         emit_json(result)
-        return
-    out.print(
-        f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
-        f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}",
-        soft_wrap=True,
-    )
+    else:
+        out.print(
+            f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
+            f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}",
+            soft_wrap=True,
+        )
+        for skipped in result["skipped"]:
+            err.print(f"skipped {skipped['key']!r}: {skipped['reason']}", soft_wrap=True, markup=False)
+    if result["skipped"]:
+        fail(f"{len(result['skipped'])} key(s) left as they were (listed above): the rest is rekeyed")
 
 
 # -- stats ---------------------------------------------------------------------------------

@@ -44,6 +44,23 @@ class CorruptMessageError(RedisStoreError):
         )
 
 
+class CorruptThreadMetaError(RedisStoreError, ValueError):
+    """A field of a thread's meta hash does not hold what the store writes there.
+
+    ``key`` and ``field`` address it (``HGET key field`` shows it). Listings skip such a
+    thread and report it; deleting, purging and erasing it still work.
+    """
+
+    def __init__(self, key: str, field: str, reason: str) -> None:
+        self.key = key
+        self.field = field
+        self.reason = reason
+        super().__init__(
+            f"Corrupt field {field!r} of the Redis hash {key!r}: {reason}. "
+            f"Inspect it with HGET; delete the field (HDEL) or the thread to go on."
+        )
+
+
 class RedisUnavailableError(RedisStoreError, ConnectionError):
     """Redis could not be reached after the configured retry policy was exhausted."""
 

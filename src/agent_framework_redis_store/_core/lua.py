@@ -809,18 +809,25 @@ def release_lease(keys: ThreadKeys, lease: str) -> ScriptCall:
 
 # Delete a thread found in the registry if it was last active at or before the cutoff
 # (or has expired meanwhile). Atomic, so a thread written to after the registry page was
-# read survives. Returns 1 (deleted), 2 (already expired) or 0 (active again: kept).
+# read survives. Returns 1 (deleted), 2 (already expired: no key left) or 0 (active again:
+# kept), or 3 (its meta hash or its 'active' is damaged: kept, for the caller to report). A
+# thread whose meta hash is gone (evicted) but which still owns a key is deleted: the
+# registry entry that led here says it was last active before the cutoff.
 PURGE_THREAD = Script(
     "purge_thread",
     """
-local messages_key, meta_key = KEYS[1], KEYS[2]  -- then every other key of the thread
+local meta_key = KEYS[2]  -- KEYS: every key of the thread, the message list and the meta hash first
 local cutoff_ms, member, prefix = tonumber(ARGV[1]), ARGV[2], ARGV[3]  -- prefix '': labels kept by the caller
 
-local active = redis.call('HGET', meta_key, 'active')
-if not active then
-  if redis.call('EXISTS', messages_key) == 0 then
+local active = redis.pcall('HGET', meta_key, 'active')
+if type(active) == 'table' then  -- the meta key holds another type: damaged
+  return 3
+elseif not active then
+  if redis.call('EXISTS', unpack(KEYS)) == 0 then
     return 2
   end
+elseif not string.match(active, '^%d+$') then
+  return 3
 elseif tonumber(active) > cutoff_ms then
   return 0
 end
@@ -842,8 +849,8 @@ def purge_thread(keys: ThreadKeys, *, cutoff_ms: int, prefix: str | None) -> Scr
 
 # Write a whole exported thread: messages in order with their index entries, its summary
 # (boundary counted from the first message), metadata as exported, expiry as left at
-# export. Refuses (returns 0) when the thread exists, unless `replace` is '1', which first
-# deletes every key of the thread.
+# export. Refuses (returns 0) when any key of the thread exists (a session snapshot alone
+# is a thread), unless `replace` is '1', which first deletes every key of the thread.
 IMPORT_THREAD = Script(
     "import_thread",
     """
@@ -861,10 +868,13 @@ if has_registry then
   owned = owned - 1
 end
 
-if not replace and redis.call('EXISTS', messages_key) == 1 then
+if not replace and redis.call('EXISTS', unpack(KEYS, 1, owned)) > 0 then
   return 0
 end
-local old_labels = redis.call('HGET', meta_key, 'labels')
+local old_labels = redis.pcall('HGET', meta_key, 'labels')
+if type(old_labels) == 'table' then  -- replacing a meta key of another type
+  old_labels = false
+end
 redis.call('DEL', unpack(KEYS, 1, owned))
 local final = first + n - 1
 for i = first, final, 1000 do
@@ -1163,8 +1173,15 @@ local messages_key, meta_key = KEYS[1], KEYS[2]  -- then every other key of the 
 local registry_key = KEYS[#KEYS]
 local member = ARGV[1]
 
-local messages = redis.call('LLEN', messages_key)
-unindex_labels(prefix_of(registry_key), member, redis.call('HMGET', meta_key, 'labels')[1])
+-- pcall: a key of another type (damaged) is deleted all the same.
+local messages = redis.pcall('LLEN', messages_key)
+if type(messages) ~= 'number' then
+  messages = 0
+end
+local labels = redis.pcall('HMGET', meta_key, 'labels')
+if type(labels) == 'table' and not labels.err then
+  unindex_labels(prefix_of(registry_key), member, labels[1])
+end
 local existed = redis.call('DEL', unpack(KEYS, 1, #KEYS - 1))
 redis.call('ZREM', registry_key, member)
 forget_empty_registry(registry_key)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from .cluster import RedisClient
+from .errors import CorruptThreadMetaError
 from .keyspace import ThreadKeys
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "decode_labels",
     "from_ms",
     "iso",
+    "meta_int",
+    "read_labels",
     "read_thread_info",
     "to_ms",
 ]
@@ -56,7 +59,7 @@ def seconds_from_ms(ms: object) -> float | None:
 
 
 def decode_labels(raw: bytes | str | None) -> dict[str, str]:
-    """The labels a meta hash stores as JSON ({} when absent or unreadable)."""
+    """The labels a meta hash stores as JSON, leniently ({} when absent or unreadable): for deleting."""
     if not raw:
         return {}
     try:
@@ -66,8 +69,54 @@ def decode_labels(raw: bytes | str | None) -> dict[str, str]:
     return labels if isinstance(labels, dict) else {}
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
+def _shown(value: object) -> str:
+    """A damaged value in an error: its start only."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: bytes | str, key: str, field: str) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptThreadMetaError(key, field, f"{_shown(value)} is not UTF-8 text") from None
+
+
+def meta_int(value: bytes | str | None, *, key: str, field: str) -> int:
+    """A non-negative integer field of a meta hash (absent: 0); ``CorruptThreadMetaError`` naming it if damaged."""
+    if value is None or value in ("", b""):
+        return 0
+    try:
+        number = int(value)
+    except ValueError:
+        raise CorruptThreadMetaError(key, field, f"{_shown(value)} is not an integer") from None
+    if number < 0:
+        raise CorruptThreadMetaError(key, field, f"{number} is negative")
+    return number
+
+
+def _time(value: str | None, *, key: str, field: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return from_ms(meta_int(value, key=key, field=field))
+    except OverflowError:
+        raise CorruptThreadMetaError(key, field, f"{_shown(value)} is out of range for a time") from None
+
+
+def read_labels(raw: bytes | str | None, *, key: str) -> dict[str, str]:
+    """The labels a meta hash stores as JSON ({} when absent); ``CorruptThreadMetaError`` if damaged."""
+    if raw is None or raw in ("", b""):
+        return {}
+    try:
+        labels = json.loads(raw)
+    except ValueError:
+        raise CorruptThreadMetaError(key, "labels", f"{_shown(raw)} is not JSON") from None
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise CorruptThreadMetaError(key, "labels", f"{_shown(raw)} is not an object of string values")
+    return labels
 
 
 @dataclass(frozen=True)
@@ -92,21 +141,28 @@ class ThreadMeta:
     FIELDS = ("count", "created", "active", "ttl", "labels")
 
     @classmethod
-    def decode(cls, raw: Mapping[Any, Any] | Sequence[Any]) -> Self:
-        """From HGETALL (a mapping) or HMGET of ``FIELDS`` (a list)."""
+    def decode(cls, raw: Mapping[Any, Any] | Sequence[Any], *, key: str) -> Self:
+        """From HGETALL (a mapping) or HMGET of ``FIELDS`` (a list) of the hash ``key``.
+
+        A damaged field raises ``CorruptThreadMetaError`` naming ``key`` and the field.
+        """
         pairs = raw.items() if isinstance(raw, Mapping) else zip(cls.FIELDS, raw, strict=True)
-        meta = {_text(k): _text(v) for k, v in pairs if v is not None}
+        meta: dict[str, str] = {}
+        for raw_name, value in pairs:
+            if value is not None:
+                name = raw_name.decode("utf-8", "replace") if isinstance(raw_name, bytes) else str(raw_name)
+                meta[name] = _text(value, key, name)
         return cls(
             # A trim records 'first' even for a thread kept out of the registry.
             present="active" in meta,
-            count=int(meta.get("count") or 0),
-            created_at=from_ms(meta.get("created")),
-            last_active=from_ms(meta.get("active")),
-            ttl=seconds_from_ms(meta.get("ttl")),
-            labels=decode_labels(meta.get("labels")),
-            first=int(meta.get("first") or 0),
+            count=meta_int(meta.get("count"), key=key, field="count"),
+            created_at=_time(meta.get("created"), key=key, field="created"),
+            last_active=_time(meta.get("active"), key=key, field="active"),
+            ttl=seconds_from_ms(meta_int(meta.get("ttl"), key=key, field="ttl")),
+            labels=read_labels(meta.get("labels"), key=key),
+            first=meta_int(meta.get("first"), key=key, field="first"),
             summary=meta.get("summary"),
-            boundary=int(meta.get("boundary") or 0),
+            boundary=meta_int(meta.get("boundary"), key=key, field="boundary"),
             forked_from=meta.get("forked_from"),
         )
 
@@ -145,7 +201,7 @@ class ThreadInfo:
 
     ``ttl`` is the configured sliding expiry, ``ttl_remaining`` what is left of it now;
     ``approximate_bytes`` is Redis' ``MEMORY USAGE`` of the thread's keys (None where that
-    command is not allowed). A thread that does not exist has ``message_count`` 0.
+    command is not allowed). A thread that does not exist has ``message_count`` 0 and ``keys`` 0.
     """
 
     thread_id: str
@@ -163,11 +219,13 @@ class ThreadInfo:
     """With a summary: the position of the first message after it (it stands for every one before)."""
     forked_from: str | None = None
     """The thread this one was forked from, if it was."""
+    key_count: int = 0
+    """How many of the thread's keys (``ThreadKeys.owned``) exist."""
 
     @property
     def exists(self) -> bool:
-        """True if the thread holds messages."""
-        return self.message_count > 0
+        """True if any key of the thread exists (its messages, its meta hash, its session snapshot, ...)."""
+        return self.key_count > 0 or self.message_count > 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (timestamps as ISO 8601 UTC)."""
@@ -184,6 +242,7 @@ class ThreadInfo:
             "trimmed": self.trimmed,
             "summary_boundary": self.summary_boundary,
             "forked_from": self.forked_from,
+            "key_count": self.key_count,
         }
 
     @property
@@ -195,18 +254,22 @@ class ThreadInfo:
 
 
 async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys) -> ThreadInfo:
-    """One round trip (a pipeline on the thread's hash slot) that describes a thread."""
+    """One round trip (a pipeline on the thread's hash slot) that describes a thread.
+
+    A damaged meta field raises ``CorruptThreadMetaError`` naming the key and the field.
+    """
     pipe = redis.pipeline(transaction=False)
     pipe.hgetall(keys.meta)
     pipe.llen(keys.messages)
     pipe.pttl(keys.messages)
+    pipe.exists(*keys.owned)
     for key in keys.owned:
         pipe.memory_usage(key)
-    raw_meta, length, pttl, *usage = await pipe.execute(raise_on_error=False)
-    for reply in (raw_meta, length, pttl):
+    raw_meta, length, pttl, existing, *usage = await pipe.execute(raise_on_error=False)
+    for reply in (raw_meta, length, pttl, existing):
         if isinstance(reply, Exception):
             raise reply
-    meta = ThreadMeta.decode(raw_meta)
+    meta = ThreadMeta.decode(raw_meta, key=keys.meta)
     sizes = [size for size in usage if not isinstance(size, Exception)]
     return ThreadInfo(
         thread_id=keys.thread_id,
@@ -221,4 +284,5 @@ async def read_thread_info(redis: RedisClient, key_prefix: str, keys: ThreadKeys
         trimmed=meta.first,
         summary_boundary=meta.boundary if meta.summary is not None else None,
         forked_from=meta.forked_from,
+        key_count=int(existing),
     )

@@ -146,7 +146,8 @@ async def read_record(
 ) -> ThreadRecord | None:
     """A consistent snapshot of the thread (its first ``upto`` messages), or None when it holds none.
 
-    Every entry is decoded, so a record that a write would refuse is found out now.
+    Every entry is decoded, so a record that a write would refuse is found out now; a damaged
+    meta field raises ``CorruptThreadMetaError`` naming it.
     """
     if is_cluster(redis):
         # redis-py queues a cluster transaction's commands on a throwaway event loop: the
@@ -159,7 +160,7 @@ async def read_record(
     payloads, raw_meta, pttl = await pipe.execute()
     if not payloads:
         return None
-    meta = ThreadMeta.decode(raw_meta)
+    meta = ThreadMeta.decode(raw_meta, key=keys.meta)
     summary = None
     # Positions count from the thread's first message ever; the record's from its first kept.
     covers = min(max(meta.boundary - meta.first, 0), len(payloads))
@@ -193,7 +194,10 @@ async def write_record(
     compression: Compression | None = None,
     tokenizer: Tokenizer | None = None,
 ) -> bool:
-    """Write ``record`` in one atomic step; False if its thread exists and not ``replace``.
+    """Write ``record`` in one atomic step; False if any key of its thread exists and not ``replace``.
+
+    A thread is every key it owns: an id holding only a session snapshot (or only a meta
+    hash, a lease, ...) exists, and is left untouched unless ``replace``.
 
     Missing timestamps become ``now_ms``. Entries are compressed (with ``compression``) and
     sealed for the record's own thread; ``tokenizer`` (default: the character estimate)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import ResponseError
 
 from .cluster import RedisClient, is_cluster
 from .keyspace import Keyspace
@@ -53,7 +56,8 @@ async def delete_threads(
         reads.hget(thread.meta, "labels")
         if count_messages:
             reads.llen(thread.messages)
-    found = await reads.execute()
+    # A key of another type (damaged) is deleted all the same: its reply counts as empty.
+    found = [_unless_wrong_type(reply) for reply in await reads.execute(raise_on_error=False)]
     labels = found[:: 2 if count_messages else 1]
     entries = redis.pipeline(transaction=False)
     entries.zrem(keyspace.registry, *thread_ids)
@@ -69,5 +73,14 @@ async def delete_threads(
         # As DELETE_THREAD does; should a thread be entered meanwhile, lists by label only read slower.
         deletes.delete(keyspace.labels_complete)
     existed = (await deletes.execute())[: len(keys)]
-    messages = sum(int(n) for n in found[1::2]) if count_messages else 0
+    messages = sum(int(n or 0) for n in found[1::2]) if count_messages else 0
     return Deleted(sum(1 for count in existed if count), sum(int(count) for count in existed), messages)
+
+
+def _unless_wrong_type(reply: Any) -> Any:
+    """A read's reply; None for a key of another type (WRONGTYPE), which is deleted all the same."""
+    if isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply):
+        return None
+    if isinstance(reply, Exception):
+        raise reply
+    return reply

@@ -39,7 +39,7 @@ from .lua import (
     replace_value_unchanged,
     set_entry,
 )
-from .meta import ThreadInfo, decode_labels, read_thread_info
+from .meta import ThreadInfo, decode_labels, meta_int, read_thread_info
 from .options import ThreadOptions
 from .removal import delete_threads
 from .telemetry import (
@@ -444,7 +444,7 @@ class ThreadStorage:
 
     # -- encryption ------------------------------------------------------------------------
 
-    async def rekey(self, *, encrypt_plaintext: bool = False, max_rounds: int = 5) -> int:
+    async def rekey(self, *, encrypt_plaintext: bool = False, max_rounds: int = 5, messages: bool = True) -> int:
         """Re-encrypt every entry (the session snapshot and summary too) not under the current key.
 
         Returns how many were re-encrypted. Each round reads the list, re-encrypts
@@ -452,7 +452,8 @@ class ThreadStorage:
         read, wherever a concurrent trim has moved it: appends and trims by other writers
         are never lost or undone. An entry changed meanwhile is retried in the next round.
         Nothing is written when an entry fails to decrypt. ``encrypt_plaintext`` also
-        encrypts entries written before encryption was on.
+        encrypts entries written before encryption was on. ``messages=False``: only the session
+        snapshot and the summary.
         """
         encryption = self.options.encryption
         if encryption is None:
@@ -465,6 +466,8 @@ class ThreadStorage:
             )
             summary = (self.keys.meta, "summary", self.keys.summary)
             total += await self._rekey_value(*summary, encrypt_plaintext=encrypt_plaintext)
+            if not messages:
+                return total
             for _ in range(max_rounds):
                 entries = await self.redis.lrange(key, 0, -1)  # type: ignore[misc]
                 pairs: list[tuple[bytes | str, str]] = []
@@ -488,16 +491,18 @@ class ThreadStorage:
         """Re-encrypt a string key (or a hash's ``field``), sealed for ``context``, unless under the current key."""
         encryption = self.options.encryption
         assert encryption is not None
-        # EXISTS first: an ACL user of a store that keeps no sessions may not have GET.
-        if not await self.redis.exists(key):
-            return 0
-        # HMGET: the store's ACL user has it (READ_CONTEXT), and may lack HGET.
-        value = (await self.redis.hmget(key, [field]))[0] if field else await self.redis.get(key)  # type: ignore[misc]
-        if value is None or key_id_of(value) == encryption.key_id:
-            return 0
-        text = self._open(value, context, 0, allow_plaintext=encrypt_plaintext)
-        call = replace_value_unchanged(key, value, encryption.encrypt(text, context=context), field=field)
-        return int(await call.run(self.redis))
+        # Errors name this key, not the message list (a session key of another type, say).
+        with translate_redis_errors(self.where, key, "a hash" if field else "a string"):
+            # EXISTS first: an ACL user of a store that keeps no sessions may not have GET.
+            if not await self.redis.exists(key):
+                return 0
+            # HMGET: the store's ACL user has it (READ_CONTEXT), and may lack HGET.
+            value = (await self.redis.hmget(key, [field]))[0] if field else await self.redis.get(key)  # type: ignore[misc]
+            if value is None or key_id_of(value) == encryption.key_id:
+                return 0
+            text = self._open(value, context, 0, allow_plaintext=encrypt_plaintext)
+            call = replace_value_unchanged(key, value, encryption.encrypt(text, context=context), field=field)
+            return int(await call.run(self.redis))
 
     # -- internals -------------------------------------------------------------------------
 
@@ -550,7 +555,8 @@ class ThreadStorage:
         count_round_trips()
         with self.errors():
             (first, summary, boundary), payloads = await pipe.execute()
-        first, boundary = int(first or 0), int(boundary or 0)
+        first = meta_int(first, key=self.keys.meta, field="first")
+        boundary = meta_int(boundary, key=self.keys.meta, field="boundary")
         after = min(max(boundary - first, 0), len(payloads))
         return [first + after, after, 1, len(payloads) - after, -1, summary, boundary, payloads[after:]]
 

@@ -6,6 +6,11 @@ scored by last activity in milliseconds) in the same round trip. ``RedisThreadRe
 reads it by paging through that sorted set, a bounded batch at a time, so listing, purging
 and counting 100,000 threads needs constant memory and never uses KEYS or SCAN. Threads
 that expired by TTL leave a stale registry entry behind, which reads skip and remove.
+
+A thread is every key it owns (``ThreadKeys.owned``): an entry whose meta hash is gone
+(evicted) while other keys of its thread remain is kept, listed with what is known, and
+deleted, purged and erased like any other. A thread whose meta hash is damaged is skipped by
+listings and reported (``ThreadPage.damaged``, ``RegistryStats.damaged``, ...).
 """
 
 from __future__ import annotations
@@ -13,16 +18,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Self, Unpack
+from typing import Any, Literal, Self, Unpack
+
+from redis.exceptions import ResponseError
 
 from .._core.cluster import RedisClient, is_cluster
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
-from .._core.errors import ThreadNotFoundError, translate_redis_errors
+from .._core.errors import CorruptThreadMetaError, ThreadNotFoundError, translate_redis_errors
 from .._core.keyspace import Keyspace, validate_thread_id
 from .._core.lua import PURGE_THREAD, prune_registry, purge_thread, registry_after
 from .._core.meta import (
@@ -33,6 +41,7 @@ from .._core.meta import (
     decode_labels,
     from_ms,
     iso,
+    read_labels,
     read_thread_info,
     to_ms,
 )
@@ -65,6 +74,9 @@ class ThreadPage:
 
     threads: list[ThreadSummary]
     next_cursor: str | None
+    damaged: list[str] = field(default_factory=list)
+    """Ids of matching threads skipped on this page: their meta hash is damaged (``info`` names the
+    field), or missing while the labels asked for could be checked nowhere else."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,8 @@ class PurgeResult:
     """Registry entries of threads that had already expired by TTL, removed (or to be removed)."""
     kept: int
     """Threads written to while the purge ran, left alone."""
+    damaged: tuple[str, ...] = ()
+    """Threads whose last activity cannot be read (damaged meta hash), left alone: ``info`` names the field."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -88,6 +102,7 @@ class PurgeResult:
             "purged": self.purged,
             "expired": self.expired,
             "kept": self.kept,
+            "damaged": list(self.damaged),
         }
 
 
@@ -106,7 +121,13 @@ class ErasureReceipt:
     started_at: datetime
     finished_at: datetime
     complete: bool
-    """False only if threads of these labels kept appearing for every round: run it again."""
+    """True only if a final check found no key left of any erased thread (every key it owns) and no
+    other thread of these labels; False: ``remaining`` lists what was left after every round."""
+    remaining: tuple[str, ...] = ()
+    """Threads of these labels, or erased ones, that still held keys after the last round: run it again."""
+    unverified: tuple[str, ...] = ()
+    """Threads left alone because their labels cannot be read (meta hash missing or damaged) and no
+    label index names them (the prefix's indexes are incomplete: ``reindex``): check them."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (timestamps as ISO 8601 UTC)."""
@@ -120,6 +141,8 @@ class ErasureReceipt:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "complete": self.complete,
+            "remaining": list(self.remaining),
+            "unverified": list(self.unverified),
         }
 
 
@@ -135,6 +158,8 @@ class RegistryStats:
     newest_activity: datetime | None
     length_distribution: dict[str, int]
     expired_removed: int
+    damaged: int = 0
+    """Threads skipped because their meta hash is damaged (not counted above)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -147,6 +172,7 @@ class RegistryStats:
             "newest_activity": iso(self.newest_activity),
             "length_distribution": self.length_distribution,
             "expired_removed": self.expired_removed,
+            "damaged": self.damaged,
         }
 
 
@@ -195,6 +221,50 @@ class _Entry:
     @property
     def position(self) -> _Position:
         return _Position(self.score, self.member)
+
+
+_Verdict = Literal["listed", "damaged", "unverified"]
+
+
+@dataclass(frozen=True)
+class _Described:
+    """A registry (or label index) entry whose thread still owns a key."""
+
+    entry: _Entry
+    summary: ThreadSummary | None
+    """None when its meta hash is damaged."""
+    labels: dict[str, str] | None
+    """The labels its meta hash holds; None when they cannot be read (meta hash missing or damaged)."""
+
+    def verdict(self, filters: Mapping[str, str], *, via_index: bool) -> _Verdict | None:
+        """Whether the thread matches ``filters``: listed, damaged (matches, or an index of them
+        names it, but its meta hash cannot be read), unverified (its labels are known nowhere), or None."""
+        if self.labels is not None:
+            if not all(self.labels.get(k) == v for k, v in filters.items()):
+                return None
+        elif filters and not via_index:
+            return "unverified"
+        return "listed" if self.summary is not None else "damaged"
+
+
+def _wrong_type(reply: object) -> bool:
+    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
+
+
+def _purge_outcome(active: object, existing: object, cutoff_ms: int) -> int:
+    """What ``PURGE_THREAD`` would return for a thread, from its ``active`` and how many of its keys exist."""
+    if isinstance(active, Exception):
+        if not _wrong_type(active):
+            raise active
+        return 3
+    if isinstance(existing, Exception):
+        raise existing
+    if active is None:
+        return 1 if existing else 2
+    text = active if isinstance(active, bytes) else str(active).encode("utf-8")
+    if not re.fullmatch(rb"[0-9]+", text):
+        return 3
+    return 0 if int(text) > cutoff_ms else 1
 
 
 class _Walk:
@@ -264,6 +334,16 @@ class _Walk:
 def _redis_errors(where: str, key: str) -> AbstractContextManager[None]:
     # The package's shared translation; WRONGTYPE names the registry key or a thread's keys.
     return translate_redis_errors(where, key, "what the thread registry expects there")
+
+
+def _readable_labels(raw: bytes | str | None, meta_key: str) -> dict[str, str] | None:
+    """A damaged meta hash's labels, if that field at least can be read."""
+    if raw is None:
+        return None
+    try:
+        return read_labels(raw, key=meta_key)
+    except CorruptThreadMetaError:
+        return None
 
 
 def _as_cutoff_ms(now_ms: int, older_than: timedelta | float) -> int:
@@ -344,7 +424,9 @@ class RedisThreadRegistry(ClientOwner):
         ``labels`` keeps threads carrying all those labels, read from the label indexes (see
         ``reindex`` for threads written before them); ``active_since`` (a time, or a duration
         back from now) keeps recently active ones. Expired threads are skipped and their
-        entries removed.
+        entries removed. A thread whose meta hash is gone but which still owns a key is listed
+        with what is known (its message count, its last activity as the index records it); one
+        whose meta hash is damaged is skipped and reported in ``ThreadPage.damaged``.
         """
         filters = validate_labels(labels, name="labels") or {}
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -355,28 +437,48 @@ class RedisThreadRegistry(ClientOwner):
         # depend on how many threads the prefix has. (A cursor names a position, whichever key.)
         key = await self._label_index_for(filters)
         walk = self._walk(newest_first=True, low=low, high=float("inf"), after=after, key=key)
+        via_index = key != self._index
         found: list[ThreadSummary] = []
+        damaged: list[str] = []
         # Every thread's labels are checked on its metadata, the index's own too: on a Cluster an
         # index entry is written beside the thread and may outlive a relabelling. A label index
         # holds (almost) only matches, so one extra entry tells whether another page exists.
-        size = _BATCH if filters and key == self._index else min(_BATCH, limit + 1)
+        size = _BATCH if filters and not via_index else min(_BATCH, limit + 1)
         while not walk.done:
             described = await self._described(await walk.batch(size), key)
-            for index, (entry, summary) in enumerate(described):
-                if all(summary.labels.get(k) == v for k, v in filters.items()):
-                    found.append(summary)
-                    if len(found) == limit:
-                        last = walk.done and index == len(described) - 1
-                        return ThreadPage(found, None if last else entry.position.encode())
-        return ThreadPage(found, None)
+            for index, thread in enumerate(described):
+                verdict = thread.verdict(filters, via_index=via_index)
+                if verdict is None:
+                    continue
+                if verdict != "listed" or thread.summary is None:
+                    damaged.append(thread.entry.thread_id)
+                    continue
+                summary = thread.summary
+                if thread.labels is None:  # its meta hash is gone: the index it was found in knows its labels
+                    summary = replace(summary, labels=dict(filters))
+                found.append(summary)
+                if len(found) == limit:
+                    last = walk.done and index == len(described) - 1
+                    return ThreadPage(found, None if last else thread.entry.position.encode(), damaged)
+        return ThreadPage(found, None, damaged)
 
     async def iter_threads(
-        self, *, labels: Mapping[str, str] | None = None, active_since: datetime | timedelta | None = None
+        self,
+        *,
+        labels: Mapping[str, str] | None = None,
+        active_since: datetime | timedelta | None = None,
+        on_damaged: Callable[[str], None] | None = None,
     ) -> AsyncIterator[ThreadSummary]:
-        """Every matching thread, newest activity first, read a page at a time."""
+        """Every matching thread, newest activity first, read a page at a time.
+
+        Threads skipped because their meta hash is damaged are passed to ``on_damaged(thread_id)``.
+        """
         cursor: str | None = None
         while True:
             page = await self.list_threads(labels=labels, active_since=active_since, limit=_BATCH, cursor=cursor)
+            if on_damaged is not None:
+                for thread_id in page.damaged:
+                    on_damaged(thread_id)
             for summary in page.threads:
                 yield summary
             if page.next_cursor is None:
@@ -384,7 +486,10 @@ class RedisThreadRegistry(ClientOwner):
             cursor = page.next_cursor
 
     async def info(self, thread_id: str) -> ThreadInfo:
-        """Details of one thread; raises ``ThreadNotFoundError`` if it does not exist."""
+        """Details of one thread; raises ``ThreadNotFoundError`` if no key of it exists.
+
+        A damaged meta hash field raises ``CorruptThreadMetaError`` naming the key and the field.
+        """
         keys = self._keyspace.thread(thread_id)
         with self._errors(keys.messages):
             info = await read_thread_info(self._redis, self._key_prefix, keys)
@@ -398,14 +503,14 @@ class RedisThreadRegistry(ClientOwner):
             return int(await self._redis.zcard(self._index))
 
     async def missing(self, thread_ids: Iterable[str]) -> list[str]:
-        """Those of ``thread_ids`` that do not exist, in the order given."""
+        """Those of ``thread_ids`` of which no key exists, in the order given."""
         ids = [validate_thread_id(t) for t in thread_ids]
         absent: list[str] = []
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             pipe = self._redis.pipeline(transaction=False)
             for thread_id in chunk:
-                pipe.exists(self._keyspace.thread(thread_id).messages)
+                pipe.exists(*self._keyspace.thread(thread_id).owned)
             with self._errors():
                 found = await pipe.execute()
             absent.extend(t for t, present in zip(chunk, found, strict=True) if not present)
@@ -413,8 +518,11 @@ class RedisThreadRegistry(ClientOwner):
 
     @traced("registry.stats")
     async def stats(self) -> RegistryStats:
-        """Threads, messages, approximate bytes and thread-length distribution of the prefix."""
-        threads = messages = total_bytes = expired = 0
+        """Threads, messages, approximate bytes and thread-length distribution of the prefix.
+
+        Threads whose meta hash is damaged are counted in ``damaged`` only.
+        """
+        threads = messages = total_bytes = expired = damaged = 0
         bytes_known = True
         oldest: datetime | None = None
         newest: datetime | None = None
@@ -422,8 +530,10 @@ class RedisThreadRegistry(ClientOwner):
         walk = self._walk(newest_first=True, low=float("-inf"), high=float("inf"))
         while not walk.done:
             entries = await walk.batch()
-            described = await self._described(entries)
-            expired += len(entries) - len(described)
+            found = await self._described(entries)
+            expired += len(entries) - len(found)
+            described = [(thread.entry, thread.summary) for thread in found if thread.summary is not None]
+            damaged += len(found) - len(described)
             pipe = self._redis.pipeline(transaction=False)
             for entry, _ in described:
                 for key in self._keyspace.thread(entry.thread_id).owned:
@@ -451,6 +561,7 @@ class RedisThreadRegistry(ClientOwner):
             newest_activity=newest,
             length_distribution=ordered,
             expired_removed=expired,
+            damaged=damaged,
         )
 
     @traced("registry.export")
@@ -498,14 +609,16 @@ class RedisThreadRegistry(ClientOwner):
     ) -> PurgeResult:
         """Delete every thread last active longer than ``older_than`` ago (seconds or timedelta).
 
-        Also removes the registry entries of threads that expired by TTL. A thread written
-        to while the purge runs is kept. ``on_progress(done, total)`` is called after each
-        batch. With ``dry_run`` nothing is changed and the counts say what would be.
+        Also removes the registry entries of threads that expired by TTL (no key of theirs
+        left). A thread written to while the purge runs is kept; one whose meta hash is
+        damaged is kept and reported in ``damaged``. ``on_progress(done, total)`` is called
+        after each batch. With ``dry_run`` nothing is changed and the counts say what would be.
         """
         now_ms = to_ms(await self.now())
         cutoff_ms = _as_cutoff_ms(now_ms, older_than)
         total = await self.count()
         done = purged = expired = kept = 0
+        damaged: list[str] = []
         walk = self._walk(newest_first=False, low=float("-inf"), high=cutoff_ms)
         while not walk.done:
             entries = await walk.batch()
@@ -517,15 +630,20 @@ class RedisThreadRegistry(ClientOwner):
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
                 if dry_run:
-                    # Nothing changes, so nothing to do atomically: does the thread still exist?
-                    pipe.exists(self._keyspace.thread(entry.thread_id).meta)
+                    # Nothing changes, so nothing to do atomically: what PURGE_THREAD would find.
+                    keys = self._keyspace.thread(entry.thread_id)
+                    pipe.hget(keys.meta, "active")
+                    pipe.exists(*keys.owned)
                 elif not is_cluster(self._redis):
                     purge_call = purge_thread(
                         self._keyspace.thread(entry.thread_id), cutoff_ms=cutoff_ms, prefix=self._key_prefix
                     )
                     purge_call.script.queue(pipe, purge_call.keys, purge_call.args)
             with self._errors():
-                if dry_run or not is_cluster(self._redis):
+                if dry_run:
+                    read = await pipe.execute(raise_on_error=False)
+                    replies = [_purge_outcome(a, n, cutoff_ms) for a, n in zip(read[::2], read[1::2], strict=True)]
+                elif not is_cluster(self._redis):
                     replies = await pipe.execute()
                 else:  # Redis Cluster runs no script in a pipeline: one per thread, all at once
                     labels = await self._labels_of(entries)
@@ -537,11 +655,11 @@ class RedisThreadRegistry(ClientOwner):
                             for e in entries
                         )
                     )
-                    await self._unindex(
-                        [(e.thread_id, lab) for e, lab, reply in zip(entries, labels, replies, strict=True) if reply]
-                    )
-            outcomes = [1 if reply else 2 for reply in replies] if dry_run else replies
-            gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome]
+                    purged_now = zip(entries, labels, replies, strict=True)
+                    await self._unindex([(e.thread_id, lab) for e, lab, reply in purged_now if reply == 1])
+            outcomes = [int(reply) for reply in replies]
+            gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome in (1, 2)]
+            damaged += [e.thread_id for e, outcome in zip(entries, outcomes, strict=True) if outcome == 3]
             purged += sum(1 for outcome in outcomes if outcome == 1)
             expired += sum(1 for outcome in outcomes if outcome == 2)
             kept += sum(1 for outcome in outcomes if outcome == 0)
@@ -556,7 +674,7 @@ class RedisThreadRegistry(ClientOwner):
             entries = await walk.batch()
             pipe = self._redis.pipeline(transaction=False)
             for entry in entries:
-                pipe.exists(self._keyspace.thread(entry.thread_id).meta)
+                pipe.exists(*self._keyspace.thread(entry.thread_id).owned)
             with self._errors():
                 present = await pipe.execute() if entries else []
             gone = [e for e, here in zip(entries, present, strict=True) if not here]
@@ -570,7 +688,7 @@ class RedisThreadRegistry(ClientOwner):
             with self._errors():
                 if not await self._redis.exists(self._index):
                     await self._redis.delete(self._keyspace.labels_complete)  # nothing of the prefix is left
-        return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept)
+        return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept, tuple(damaged))
 
     @traced("registry.reindex")
     async def reindex(self, *, on_progress: Callable[[int, int], None] | None = None) -> int:
@@ -586,10 +704,10 @@ class RedisThreadRegistry(ClientOwner):
         while not walk.done:
             described = await self._described(await walk.batch())
             pipe = self._redis.pipeline(transaction=False)
-            for entry, summary in described:
-                for key in self._keyspace.label_indexes(summary.labels):
+            for thread in described:
+                for key in self._keyspace.label_indexes(thread.labels):
                     # GT: never move an entry a writer has just made newer back in time.
-                    pipe.zadd(key, {entry.thread_id: entry.score}, gt=True)
+                    pipe.zadd(key, {thread.entry.thread_id: thread.entry.score}, gt=True)
             with self._errors():
                 await pipe.execute()
             done += len(described)
@@ -610,10 +728,14 @@ class RedisThreadRegistry(ClientOwner):
         """Delete every thread carrying all of ``labels`` (e.g. one user's), with a receipt of what was erased.
 
         Every key of each thread (messages, summary, session snapshot, bookkeeping) and every
-        registry and label index entry naming it. A thread of those labels written while the
-        erasure runs is erased too, and listed in ``written_during``; running it again finds
-        nothing. ``dry_run``: nothing is deleted and the receipt says what would be.
-        ``on_progress(erased so far)`` (a function or a coroutine function) runs after each batch.
+        registry and label index entry naming it. A thread an index of those labels names is
+        erased even if its meta hash is gone or damaged. A thread of those labels written while
+        the erasure runs, or a key of an erased thread written again (a session snapshot saved
+        meanwhile), is erased too and listed in ``written_during``. The receipt is ``complete``
+        only when a final check finds no key of any erased thread and no other thread of those
+        labels; running it again finds nothing. ``dry_run``: nothing is deleted and the receipt
+        says what would be. ``on_progress(erased so far)`` (a function or a coroutine function)
+        runs after each batch.
         """
         filters = validate_labels(labels, name="labels")
         if not filters:
@@ -622,21 +744,32 @@ class RedisThreadRegistry(ClientOwner):
         # Ordered sets: an id found again in a later round is recorded once.
         erased: dict[str, None] = {}
         during: dict[str, None] = {}
+        unverified: dict[str, None] = {}
+        remaining: list[str] = []
         keys = messages = 0
         complete = False
         done = 0
-        for round_ in range(_ERASE_ROUNDS):
-            # Each round erases whatever carries the labels now: a thread written meanwhile, or
-            # one written again after an earlier round erased it.
-            found = [t.thread_id async for t in self.iter_threads(labels=filters)]
-            if not found:
+        # Each round erases whatever carries the labels now (a thread written meanwhile, or one
+        # written again after an earlier round erased it) and whatever key of an erased thread
+        # exists again; the round that finds nothing is the final check.
+        for round_ in range(_ERASE_ROUNDS + 1):
+            found, unsure = await self._erasable(filters)
+            unverified.update(dict.fromkeys(unsure))
+            targets = dict.fromkeys(found)
+            if not dry_run:
+                targets.update(dict.fromkeys(await self._with_keys([t for t in erased if t not in targets])))
+            if not targets:
                 complete = True
                 break
+            if round_ == _ERASE_ROUNDS:
+                remaining = list(targets)
+                break
             if round_:
-                during.update(dict.fromkeys(found))
-            erased.update(dict.fromkeys(found))
-            for start in range(0, len(found), _BATCH):
-                chunk = found[start : start + _BATCH]
+                during.update(targets)
+            erased.update(targets)
+            chunks = list(targets)
+            for start in range(0, len(chunks), _BATCH):
+                chunk = chunks[start : start + _BATCH]
                 with self._errors():
                     counted = await (
                         self._count_keys(chunk) if dry_run else delete_threads(self._redis, self._keyspace, chunk)
@@ -661,6 +794,8 @@ class RedisThreadRegistry(ClientOwner):
             started_at=started,
             finished_at=await self.now(),
             complete=complete,
+            remaining=tuple(remaining),
+            unverified=tuple(t for t in unverified if t not in erased),
         )
 
     @traced("registry.fork")
@@ -678,6 +813,35 @@ class RedisThreadRegistry(ClientOwner):
             encryption=self._encryption,
             where=self._where(),
         )
+
+    async def _erasable(self, filters: Mapping[str, str]) -> tuple[list[str], list[str]]:
+        """The threads ``erase(labels=filters)`` deletes now, and those it cannot tell (labels unreadable)."""
+        key = await self._label_index_for(filters)
+        via_index = key != self._index
+        walk = self._walk(newest_first=True, low=float("-inf"), high=float("inf"), key=key)
+        found: dict[str, None] = {}
+        unsure: dict[str, None] = {}
+        while not walk.done:
+            for thread in await self._described(await walk.batch(), key):
+                verdict = thread.verdict(filters, via_index=via_index)
+                if verdict == "unverified":
+                    unsure[thread.entry.thread_id] = None
+                elif verdict is not None:  # listed, or damaged: erasing is always safe
+                    found[thread.entry.thread_id] = None
+        return list(found), list(unsure)
+
+    async def _with_keys(self, thread_ids: Sequence[str]) -> list[str]:
+        """Those of ``thread_ids`` that own any key now (EXISTS over every key of each, in bounded batches)."""
+        present: list[str] = []
+        for start in range(0, len(thread_ids), _BATCH):
+            chunk = thread_ids[start : start + _BATCH]
+            pipe = self._redis.pipeline(transaction=False)
+            for thread_id in chunk:
+                pipe.exists(*self._keyspace.thread(thread_id).owned)
+            with self._errors():
+                counts = await pipe.execute()
+            present.extend(t for t, count in zip(chunk, counts, strict=True) if count)
+        return present
 
     async def _count_keys(self, thread_ids: Sequence[str]) -> Deleted:
         """What deleting these threads would delete (for a dry run)."""
@@ -717,10 +881,12 @@ class RedisThreadRegistry(ClientOwner):
             return to_ms(active_since)
         raise TypeError(f"active_since must be a datetime, a timedelta or None, got {type(active_since).__name__}")
 
-    async def _described(self, entries: list[_Entry], key: str | None = None) -> list[tuple[_Entry, ThreadSummary]]:
-        """The entries (of ``key``, default the registry) whose thread still exists, with its summary.
+    async def _described(self, entries: list[_Entry], key: str | None = None) -> list[_Described]:
+        """The entries (of ``key``, default the registry) whose thread still owns a key, as far as known.
 
-        Stale entries (threads expired by TTL) are removed from ``key``.
+        A thread whose meta hash is gone is described by its message count and the entry's
+        score; a damaged one by its labels, if they can be read. Entries of threads that own
+        no key any more (expired by TTL) are removed from ``key``.
         """
         if not entries:
             return []
@@ -728,17 +894,50 @@ class RedisThreadRegistry(ClientOwner):
         for entry in entries:
             pipe.hmget(self._keyspace.thread(entry.thread_id).meta, ThreadMeta.FIELDS)
         with self._errors():
-            metas = await pipe.execute()
-        described: list[tuple[_Entry, ThreadSummary]] = []
-        stale: list[_Entry] = []
-        for entry, raw_meta in zip(entries, metas, strict=True):
-            meta = ThreadMeta.decode(raw_meta)
+            metas = await pipe.execute(raise_on_error=False)
+            for reply in metas:
+                if isinstance(reply, Exception) and not _wrong_type(reply):
+                    raise reply
+        described: dict[int, _Described] = {}
+        unread: list[tuple[int, dict[str, str] | None]] = []  # no meta hash (or no 'active' in it)
+        for position, (entry, raw_meta) in enumerate(zip(entries, metas, strict=True)):
+            meta_key = self._keyspace.thread(entry.thread_id).meta
+            if isinstance(raw_meta, Exception):  # the meta key holds another type
+                described[position] = _Described(entry, None, None)
+                continue
+            try:
+                meta = ThreadMeta.decode(raw_meta, key=meta_key)
+            except CorruptThreadMetaError:
+                described[position] = _Described(entry, None, _readable_labels(raw_meta[-1], meta_key))
+                continue
+            labels = meta.labels if raw_meta[-1] is not None else None
             if meta.present:
-                described.append((entry, ThreadSummary.from_meta(entry.thread_id, meta)))
+                described[position] = _Described(entry, ThreadSummary.from_meta(entry.thread_id, meta), labels)
             else:
-                stale.append(entry)
+                unread.append((position, labels))
+        stale: list[_Entry] = []
+        if unread:
+            # Evicted or expired? A thread is every key it owns: one left keeps the entry.
+            pipe = self._redis.pipeline(transaction=False)
+            for position, _ in unread:
+                keys = self._keyspace.thread(entries[position].thread_id)
+                pipe.exists(*keys.owned)
+                pipe.llen(keys.messages)
+            with self._errors():
+                found = await pipe.execute(raise_on_error=False)
+                for reply in found:
+                    if isinstance(reply, Exception) and not _wrong_type(reply):
+                        raise reply
+            for (position, labels), existing, length in zip(unread, found[::2], found[1::2], strict=True):
+                entry = entries[position]
+                if not existing:
+                    stale.append(entry)
+                    continue
+                count = 0 if isinstance(length, Exception) else int(length)
+                summary = ThreadSummary(entry.thread_id, count, None, from_ms(entry.score), None, labels or {})
+                described[position] = _Described(entry, summary, labels)
         await self._remove_entries(stale, key)
-        return described
+        return [described[position] for position in sorted(described)]
 
     async def _remove_entries(self, entries: list[_Entry], key: str | None = None) -> None:
         """Remove entries of ``key`` (default the registry), each only if its score is still the one read."""
@@ -769,7 +968,12 @@ class RedisThreadRegistry(ClientOwner):
         for entry in entries:
             pipe.hget(self._keyspace.thread(entry.thread_id).meta, "labels")
         with self._errors():
-            return [decode_labels(raw) for raw in await pipe.execute()]
+            replies = await pipe.execute(raise_on_error=False)
+            for reply in replies:
+                if isinstance(reply, Exception) and not _wrong_type(reply):
+                    raise reply
+        # A meta key of another type has no labels to unindex: PURGE_THREAD keeps the thread anyway.
+        return [{} if isinstance(raw, Exception) else decode_labels(raw) for raw in replies]
 
     async def _unindex(self, threads: Sequence[tuple[str, Mapping[str, str]]]) -> None:
         """Redis Cluster: take threads out of their label indexes (other slots than their keys)."""

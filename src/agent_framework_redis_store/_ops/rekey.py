@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from redis.exceptions import ResponseError
 
 from .._core.cluster import RedisClient
-from .._core.encryption import MessageEncryption
-from .._core.keyspace import DEFAULT_KEY_PREFIX, Keyspace
+from .._core.encryption import MessageEncryption, key_id_of
+from .._core.errors import CorruptMessageError, translate_redis_errors
+from .._core.keyspace import COMPANION_SUFFIXES, DEFAULT_KEY_PREFIX, Keyspace, ThreadKeys
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
 
 __all__ = ["RekeyProgress", "rekey_prefix"]
+
+# The keys that hold sealed values, in the order that picks the one a thread is rekeyed from
+# (SCAN returns each of a thread's keys: the first that exists stands for the thread), with
+# the type each holds.
+_SEALED = {"": "list", "meta": "hash", "session": "string"}
+_WHERE = "the given redis client"
 
 
 @dataclass(frozen=True)
@@ -22,6 +34,9 @@ class RekeyProgress:
     threads_changed: int
     entries_rekeyed: int
     thread_id: str | None = None  # the thread just finished
+    skipped: tuple[tuple[str, str], ...] = ()
+    """(key, reason) of every key left alone: a key under the prefix that is not this layout's,
+    one of another type than the store writes, or a thread with an entry that cannot be decrypted."""
 
 
 async def rekey_prefix(
@@ -33,26 +48,157 @@ async def rekey_prefix(
     on_progress: Callable[[RekeyProgress], None] | None = None,
     scan_count: int = 500,
 ) -> RekeyProgress:
-    """Re-encrypt every thread under ``key_prefix`` (messages and session snapshot) with the current key.
+    """Re-encrypt every thread under ``key_prefix`` (messages, summary and session snapshot) with the current key.
 
-    Walks the keys with SCAN. A maintenance operation: safe while the application runs
-    (entries are swapped only if unchanged, see ``RedisChatMessageStore.rekey``) and safe to
-    run again after an interruption. SCAN may visit a thread twice; the second visit finds
-    nothing to do. ``on_progress`` is called after each thread.
+    Walks the keys with SCAN, every key of every thread: a thread that holds only a session
+    snapshot (or only a summary) is rekeyed too. A maintenance operation: safe while the
+    application runs (entries are swapped only if unchanged, see ``RedisChatMessageStore.rekey``)
+    and safe to run again after an interruption. SCAN may visit a thread twice; the second visit
+    finds nothing to do. A key that is not this layout's, or of another type, and a thread with an
+    entry that cannot be decrypted are left alone and listed in ``skipped``; the rest is finished.
+    ``on_progress`` is called after each thread.
     """
-    keyspace = Keyspace(key_prefix)
-    options = ThreadOptions(key_prefix=key_prefix, encryption=encryption, registry=False)
-    seen = changed = rekeyed = 0
-    thread_id: str | None = None
-    async for raw_key in redis.scan_iter(match=keyspace.thread_scan_pattern, count=scan_count):
-        thread_id = keyspace.thread_id_of(raw_key)
-        if thread_id is None:
-            continue
-        thread = ThreadStorage(redis, thread_id, options, where="the given redis client")
-        count = await thread.rekey(encrypt_plaintext=encrypt_plaintext)
-        seen += 1
-        changed += 1 if count else 0
-        rekeyed += count
-        if on_progress is not None:
-            on_progress(RekeyProgress(seen, changed, rekeyed, thread_id))
-    return RekeyProgress(seen, changed, rekeyed, thread_id)
+    rekeying = _Rekeying(redis, encryption, Keyspace(key_prefix), encrypt_plaintext, on_progress)
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{key_prefix}:{{") + "*"
+    batch: list[bytes | str] = []
+    with translate_redis_errors(_WHERE, pattern, "keys of this layout"):
+        async for raw_key in redis.scan_iter(match=pattern, count=scan_count):
+            batch.append(raw_key)
+            if len(batch) >= scan_count:
+                await rekeying.visit(batch)
+                batch = []
+        await rekeying.visit(batch)
+    return rekeying.progress()
+
+
+class _Rekeying:
+    """One ``rekey_prefix`` walk: its counts and what it skipped."""
+
+    def __init__(
+        self,
+        redis: RedisClient,
+        encryption: MessageEncryption,
+        keyspace: Keyspace,
+        encrypt_plaintext: bool,
+        on_progress: Callable[[RekeyProgress], None] | None,
+    ) -> None:
+        self._redis = redis
+        self._where = _WHERE
+        self._keyspace = keyspace
+        self._options = ThreadOptions(key_prefix=keyspace.prefix, encryption=encryption, registry=False)
+        self._current = encryption.key_id
+        self._encrypt_plaintext = encrypt_plaintext
+        self._on_progress = on_progress
+        self._seen = self._changed = self._rekeyed = 0
+        self._thread_id: str | None = None
+        self._skipped: dict[str, str] = {}  # key -> reason: SCAN may return a key twice
+        self._skipped_view: tuple[tuple[str, str], ...] = ()
+
+    def progress(self) -> RekeyProgress:
+        """The counts so far."""
+        if len(self._skipped_view) != len(self._skipped):
+            self._skipped_view = tuple(self._skipped.items())
+        return RekeyProgress(self._seen, self._changed, self._rekeyed, self._thread_id, self._skipped_view)
+
+    def _skip(self, key: str, reason: str) -> None:
+        self._skipped.setdefault(key, reason)
+
+    async def visit(self, raw_keys: Sequence[bytes | str]) -> None:
+        """Rekey the threads these scanned keys stand for."""
+        visited: dict[str, set[str]] = {}  # thread id -> the suffixes scanned
+        for raw_key in raw_keys:
+            owner = self._owner(raw_key)
+            if owner is not None and owner[1] in _SEALED:
+                visited.setdefault(owner[0], set()).add(owner[1])
+        if not visited:
+            return
+        threads = [self._keyspace.thread(thread_id) for thread_id in visited]
+        # Which keys exist, and (a command of each key's type: WRONGTYPE if it holds another)
+        # the sealed values; only commands the store's own ACL user has, SCAN and GET aside.
+        pipe = self._redis.pipeline(transaction=False)
+        for keys in threads:
+            pipe.exists(keys.messages)
+            pipe.exists(keys.meta)
+            pipe.exists(keys.session)
+            pipe.llen(keys.messages)
+            pipe.hmget(keys.meta, ["summary"])
+        replies = _checked(await pipe.execute(raise_on_error=False))
+        width = 5
+        sessions = [keys for n, keys in enumerate(threads) if replies[n * width + 2]]
+        pipe = self._redis.pipeline(transaction=False)
+        for keys in sessions:
+            pipe.get(keys.session)
+        stored = dict(
+            zip(sessions, _checked(await pipe.execute(raise_on_error=False)) if sessions else [], strict=True)
+        )
+        for n, keys in enumerate(threads):
+            *present, length, summary = replies[n * width : (n + 1) * width]
+            values = {"": length, "meta": summary, "session": stored.get(keys)}
+            wrong = [suffix for suffix, value in values.items() if _wrong_type(value)]
+            for suffix in wrong:
+                self._skip(_key(keys, suffix), f"holds another type than the {_SEALED[suffix]} this layout keeps there")
+            first = next((suffix for suffix, here in zip(_SEALED, present, strict=True) if here), None)
+            if wrong or first is None:
+                continue  # left alone, or gone meanwhile
+            scanned = visited[keys.thread_id]
+            if first in scanned:
+                await self._rekey(keys)
+            elif any(self._due(values[suffix]) for suffix in scanned):
+                # The thread's first key stands for it, but SCAN may not return a key made during
+                # the walk: a sealed value under an older key, scanned here, is rekeyed here.
+                await self._rekey(keys, messages=False)
+
+    def _due(self, value: object) -> bool:
+        """Whether a value read (HMGET's list, GET's value, or an error) is sealed under another key."""
+        if isinstance(value, list):
+            value = value[0] if value else None
+        key_id = key_id_of(value) if isinstance(value, bytes | str) else None
+        return key_id is not None and key_id != self._current
+
+    async def _rekey(self, keys: ThreadKeys, *, messages: bool = True) -> None:
+        thread = ThreadStorage(self._redis, keys.thread_id, self._options, where=self._where)
+        if messages:
+            self._seen += 1
+            self._thread_id = keys.thread_id
+        try:
+            count = await thread.rekey(encrypt_plaintext=self._encrypt_plaintext, messages=messages)
+        except CorruptMessageError as err:  # decryption included: nothing of that value was written
+            self._skip(err.key.removesuffix("#summary"), str(err))
+        else:
+            self._changed += 1 if count and messages else 0
+            self._rekeyed += count
+        if self._on_progress is not None and messages:
+            self._on_progress(self.progress())
+
+    def _owner(self, raw_key: bytes | str) -> tuple[str, str] | None:
+        """(thread id, suffix) of a key of this layout; None (and reported) for any other key."""
+        key = raw_key.decode("utf-8", "backslashreplace") if isinstance(raw_key, bytes) else raw_key
+        head = f"{self._keyspace.prefix}:{{"
+        encoded, brace, rest = key[len(head) :].partition("}")
+        suffix = rest.removeprefix(":")
+        if brace and "{" not in encoded and (rest == "" or (rest != suffix and suffix in COMPANION_SUFFIXES)):
+            try:
+                thread_id = unquote(encoded, errors="strict")
+                # The one spelling the store writes: a key spelled otherwise is not a thread's.
+                if _key(self._keyspace.thread(thread_id), suffix) == key:
+                    return thread_id, suffix
+            except ValueError:  # not UTF-8 once decoded, or not a thread id
+                pass
+        self._skip(key, "not a key of this layout")
+        return None
+
+
+def _wrong_type(reply: object) -> bool:
+    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies, WRONGTYPE errors kept as values; any other error raised."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not _wrong_type(reply):
+            raise reply
+    return replies
+
+
+def _key(keys: ThreadKeys, suffix: str) -> str:
+    return keys.messages + (f":{suffix}" if suffix else "")
