@@ -60,9 +60,15 @@ from agent_framework_redis_store.testing import EmbeddedRedis
 
 # erase/import/fork/delete/rekey treat a thread as its message list (issue 15, section 1):
 # a thread holding only a session snapshot, or only its meta hash (every message trimmed away),
-# is overwritten by import(replace=False) and fork, not counted by delete, skipped by rekey.
+# is overwritten by import(replace=False) and fork, and skipped by rekey_prefix. Shortest:
+#   session_set(X); append(t1, chat); export_import(t1 -> X, replace=False)  -> True, snapshot gone
+#   session_set(X); append(t1, chat); fork(t1 -> X)                           -> no ValueError
+#   append(t1, call); answer_pending_call(t1, final=False, max_messages=1)    (t1: meta, no messages)
+#     then append(a:{b}, chat); export_import(a:{b} -> t1) / fork(a:{b} -> t1): the same two
+#   [encrypted] session_set(X); rotate_key()                                  -> CorruptSessionError
 KNOWN_BUG_THREAD_WITHOUT_MESSAGES = True
-# SummaryCompaction(keep_last_messages=0) passes validation and then raises IndexError (section 5).
+# SummaryCompaction(keep_last_messages=0) passes validation and then raises IndexError (section 5):
+#   append(t1, chat); compact(t1, keep_last=0)
 KNOWN_BUG_KEEP_LAST_ZERO = True
 
 PREFIX = "stateful"
