@@ -22,8 +22,9 @@ continues its group); a retried batch (same message ids) is stored once; a repla
 fingerprinted messages is skipped; a thread exists while any key it owns exists.
 
 Bounded for CI (derandomized when ``CI`` is set); ``AFRS_STATEFUL_EXAMPLES=500`` runs longer.
-The ``KNOWN_BUG_*`` flags below steer around bugs being fixed elsewhere (issue 15); each names
-the shortest failing sequence Hypothesis found. Turn a flag off once its fix is merged.
+It found, before they were fixed: import and fork overwriting a thread that held only a session
+snapshot or only its meta hash, rekey_prefix skipping session-only snapshots, and
+``keep_last_messages=0`` raising IndexError.
 """
 
 from __future__ import annotations
@@ -56,21 +57,6 @@ from agent_framework_redis_store import (
 from agent_framework_redis_store._core.codec import message_from_dict
 from agent_framework_redis_store.testing import EmbeddedRedis
 
-# -- known bugs (issue 15), each fixed on another branch: set to False once merged ------------
-
-# erase/import/fork/delete/rekey treat a thread as its message list (issue 15, section 1):
-# a thread holding only a session snapshot, or only its meta hash (every message trimmed away),
-# is overwritten by import(replace=False) and fork, and skipped by rekey_prefix. Shortest:
-#   session_set(X); append(t1, chat); export_import(t1 -> X, replace=False)  -> True, snapshot gone
-#   session_set(X); append(t1, chat); fork(t1 -> X)                           -> no ValueError
-#   append(t1, call); answer_pending_call(t1, final=False, max_messages=1)    (t1: meta, no messages)
-#     then append(a:{b}, chat); export_import(a:{b} -> t1) / fork(a:{b} -> t1): the same two
-#   [encrypted] session_set(X); rotate_key()                                  -> CorruptSessionError
-KNOWN_BUG_THREAD_WITHOUT_MESSAGES = True
-# SummaryCompaction(keep_last_messages=0) passes validation and then raises IndexError (section 5):
-#   append(t1, chat); compact(t1, keep_last=0)
-KNOWN_BUG_KEEP_LAST_ZERO = True
-
 PREFIX = "stateful"
 THREAD_IDS = ("t1", "a:{b}", "[/x] é\x1b")
 USERS = ("alice", "[red]bob")
@@ -99,6 +85,21 @@ def continues(data: dict[str, Any]) -> bool:
     contents = data.get("contents") or []
     opened = {c.get("call_id") for c in contents if c.get("type") == "function_call"}
     return any(c.get("type") == "function_result" and c.get("call_id") not in opened for c in contents)
+
+
+def awaiting_answer(window: list[dict[str, Any]]) -> int:
+    """Where the newest group starts if one of its calls has no result yet, else ``len(window)``."""
+    tail = len(window)
+    for position in range(len(window) - 1, -1, -1):
+        tail = position
+        contents = window[position].get("contents") or []
+        if not contents or not all(c.get("type") == "function_result" for c in contents):
+            break
+    group = [c for message in window[tail:] for c in message.get("contents") or []]
+    answered = {c.get("call_id") for c in group if c.get("type") == "function_result"}
+    if any(c.get("type") == "function_call" and c.get("call_id") not in answered for c in group):
+        return tail
+    return len(window)
 
 
 def signature(data: dict[str, Any]) -> tuple[Any, ...]:
@@ -394,8 +395,6 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(thread_id=st.sampled_from(THREAD_IDS), keep_last=st.integers(0, 3))
     def compact(self, thread_id: str, keep_last: int) -> None:
-        if keep_last == 0 and KNOWN_BUG_KEEP_LAST_ZERO:
-            return
         try:
             policy = SummaryCompaction(
                 MarkerSummarizer(), trigger_messages=50, keep_last_messages=keep_last, background=False
@@ -406,7 +405,8 @@ class StoreMachine(RuleBasedStateMachine):
         result = self.run(self.store(thread_id, compaction=policy).compact(force=True))
         model = self.threads[thread_id]
         window = model.messages[model.covered :]
-        cut = len(window) - keep_last
+        # A newest call still awaiting its result stays unsummarized, whatever keep_last says.
+        cut = min(len(window) - keep_last, awaiting_answer(window))
         while 0 < cut < len(window) and continues(window[cut]):
             cut -= 1
         if cut <= 0:
@@ -430,8 +430,6 @@ class StoreMachine(RuleBasedStateMachine):
     )
     def fork(self, source: str, destination: str, upto: int | None) -> None:
         src, dst = self.threads[source], self.threads[destination]
-        if KNOWN_BUG_THREAD_WITHOUT_MESSAGES and dst.exists and not dst.messages:
-            return
         if not src.messages:
             with pytest.raises(ThreadNotFoundError):
                 self.run(self.registry().fork(source, destination, upto=upto))
@@ -445,8 +443,6 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(source=st.sampled_from(THREAD_IDS), destination=st.sampled_from(THREAD_IDS), replace_existing=st.booleans())
     def export_import(self, source: str, destination: str, replace_existing: bool) -> None:
         src, dst = self.threads[source], self.threads[destination]
-        if KNOWN_BUG_THREAD_WITHOUT_MESSAGES and not replace_existing and dst.exists and not dst.messages:
-            return
         registry = self.registry()
         if not src.messages:
             with pytest.raises(ThreadNotFoundError):
@@ -498,11 +494,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.run(rekey_prefix(self.client, both, key_prefix=PREFIX))
         self.key_number += 1
         self.encryption = AESGCMEncryption(keys={new: _key(self.key_number)}, current=new)
-        for thread_id, model in self.threads.items():
-            if KNOWN_BUG_THREAD_WITHOUT_MESSAGES and model.session and not model.messages:
-                # rekey_prefix skips a session-only snapshot: it is unreadable once the old key goes
-                self.run(self.client.delete(self.keyspace.thread(thread_id).session))
-                model.session = False
+        for model in self.threads.values():
             # Fingerprints are keyed by the current key: once the old one is dropped, replays of
             # messages saved before the rotation are not recognised (README, Encryption at rest).
             model.fingerprinted = 0
