@@ -6,6 +6,8 @@ to connect and never appear in ``repr``, logs, errors or serialized state.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -14,6 +16,7 @@ from typing import Any, Self, TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.credentials import CredentialProvider
@@ -21,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cluster import BoundedRedisCluster, RedisClient
+from .errors import cancel_requests
 
 __all__ = [
     "ClientOwner",
@@ -152,12 +156,37 @@ class ConnectionSettings:
         try:
             if self.cluster:
                 return BoundedRedisCluster.from_url(self.url, **options)
-            return Redis.from_pool(BlockingConnectionPool.from_url(self.url, **options))
+            pool = BlockingConnectionPool.from_url(self.url, **options)
         except ValueError:
             pass
+        else:
+            pool.connection_class = _cancellable(pool.connection_class)
+            return Redis.from_pool(pool)
         # Raised outside the handler, so that neither its cause nor its context holds redis-py's
         # parse error, which quotes parts of the URL (a password with a "/" becomes the "port").
         raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL")
+
+
+class _CancellableSend:
+    """Mixed into the connections of a pool we create: a send whose cancellation Python dropped raises it.
+
+    On Python 3.11 ``asyncio.wait_for``, which redis-py sends through, returns normally when a
+    cancel arrives as the send completes; the task would then wait for the reply, as long as
+    the socket timeout when the server has stopped answering.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        requested = cancel_requests()
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        if requested >= 0 and cancel_requests() > requested:
+            # The command went out and its reply will never be read: the connection is spent.
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise asyncio.CancelledError
+
+
+@functools.cache
+def _cancellable(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    return type(connection_class.__name__, (_CancellableSend, connection_class), {"__module__": __name__})
 
 
 def _check_cluster_settings(settings: ConnectionSettings) -> None:

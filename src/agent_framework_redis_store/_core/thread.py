@@ -22,7 +22,7 @@ from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
 from .compression import compress
 from .encryption import decrypt_entry, key_id_of
-from .errors import RedisStoreError, translate_redis_errors
+from .errors import RedisStoreError, kept_cancellation, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, repair, shape
 from .lua import (
@@ -602,9 +602,10 @@ class ThreadStorage:
     async def _run(self, call: ScriptCall, now_us: int) -> Any:
         """Run one of the thread's write scripts: the hot path of every turn, so kept lean."""
         try:
-            if self._registration is not None and self._cluster:
-                return await self._run_beside_index(call, now_us // 1000)
-            return await call.run(self.redis)
+            with kept_cancellation():
+                if self._registration is not None and self._cluster:
+                    return await self._run_beside_index(call, now_us // 1000)
+                return await call.run(self.redis)
         except Exception:
             # Translating only on failure keeps the context manager off the success path.
             with self.errors():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption
+from .._core.errors import cancel_requests, raise_if_cancelled
 from .._core.keyspace import DEFAULT_KEY_PREFIX, Keyspace
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
@@ -44,7 +45,9 @@ async def rekey_prefix(
     options = ThreadOptions(key_prefix=key_prefix, encryption=encryption, registry=False)
     seen = changed = rekeyed = 0
     thread_id: str | None = None
+    requested = cancel_requests()
     async for raw_key in redis.scan_iter(match=keyspace.thread_scan_pattern, count=scan_count):
+        raise_if_cancelled(requested)  # SCAN is outside the threads' error handling, which re-raises a lost cancel
         thread_id = keyspace.thread_id_of(raw_key)
         if thread_id is None:
             continue
