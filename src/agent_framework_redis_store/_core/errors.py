@@ -160,8 +160,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
 def _out_of_memory(where: str, key: str) -> RedisOutOfMemoryError:
     return RedisOutOfMemoryError(
         f"Redis at {where} is out of memory (maxmemory reached, maxmemory-policy noeviction) and refused "
-        f"the write to {key!r}; nothing was written. Raise maxmemory, or free memory (purge old threads, "
-        "set a ttl=), then retry"
+        f"the write to {key!r} (nothing of it was written). Raise maxmemory, or free memory (purge old "
+        "threads, set a ttl=), then retry"
     )
 
 
