@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.exceptions import OutOfMemoryError
 
 from agent_framework_redis_store import (
     RedisChatMessageStore,
@@ -37,7 +38,7 @@ def full_server() -> Iterator[EmbeddedRedis]:
                 client.set(f"filler:{n}", b"x" * 100_000)
             # Below what it holds: every write that may add data is refused, however small.
             client.config_set("maxmemory", "1mb")
-            with pytest.raises(redis.exceptions.OutOfMemoryError):
+            with pytest.raises(OutOfMemoryError):
                 client.set("probe", "x")
         yield server
     finally:
