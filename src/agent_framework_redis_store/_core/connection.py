@@ -69,6 +69,42 @@ def redact_url(url: str) -> str:
     return url.partition("?")[0] + "?" + query + ("#" + parts.fragment if parts.fragment else "")
 
 
+def _check_url(url: str, name: str) -> None:
+    """Raise naming ``name`` unless ``url`` is a Redis URL whose credentials can be told from its host.
+
+    The errors quote none of the URL's user info, however malformed.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in _URL_SCHEMES:
+        raise ValueError(f"{name} must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
+    _check_encodable(url, name)
+    if "@" not in rest or (scheme.lower() == "unix" and rest.startswith("/")):
+        return  # no user info (a socket path may hold an '@')
+    userinfo = rest.rpartition("@")[0]
+    if _AMBIGUOUS_USERINFO.search(userinfo):
+        # Parsers end the host part at the first '/', '?' or '#': an unencoded one in a password
+        # makes part of the password the host (looked up in DNS), the port or the database.
+        raise ValueError(
+            f"{name} cannot be parsed safely: its user info (the username and password before the '@') "
+            "holds a character that must be percent-encoded ('/', '?', '#', '@', '[', ']', or a '%' that "
+            "starts no %XX escape). Percent-encode the password and username, e.g. "
+            "urllib.parse.quote(password, safe=''), or pass them as password= and username="
+        )
+
+
+# In the user info of a URL: a character that ends the host part early, a second '@', brackets
+# (IPv6 hosts) or a '%' that starts no escape.
+_AMBIGUOUS_USERINFO = re.compile(r"[/?#@\[\]]|%(?![0-9A-Fa-f]{2})")
+
+
+def _check_encodable(text: str, name: str) -> None:
+    # The value itself is never quoted: it may be a credential.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where and how to connect. Give ``redis_url`` or ``host``; else ``REDIS_URL`` is used."""
@@ -92,13 +128,13 @@ class ConnectionSettings:
         if self.redis_url is not None:
             if not isinstance(self.redis_url, str) or not self.redis_url:
                 raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379'")
-            scheme = self.redis_url.split("://", 1)[0].lower() if "://" in self.redis_url else ""
-            if scheme not in _URL_SCHEMES:
-                raise ValueError(
-                    f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}"
-                )
+            _check_url(self.redis_url, "redis_url")
         if self.host is not None and (not isinstance(self.host, str) or not self.host):
             raise ValueError("host must be a non-empty str")
+        for name in ("host", "username", "password"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                _check_encodable(value, name)
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ValueError(f"port must be an int between 1 and 65535, got {self.port!r}")
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int):
@@ -119,6 +155,7 @@ class ConnectionSettings:
             return f"{scheme}://{host}:{self.port}/{self.db}"
         env_url = os.environ.get("REDIS_URL")
         if env_url:
+            _check_url(env_url, "REDIS_URL")
             return env_url
         raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
 
