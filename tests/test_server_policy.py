@@ -5,10 +5,12 @@ Each test has a redis-server of its own with a small ``maxmemory`` and the polic
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
 import redis
+import redis.asyncio
 from redis.exceptions import OutOfMemoryError
 
 from agent_framework_redis_store import (
@@ -103,3 +105,93 @@ async def test_a_provider_save_and_a_session_snapshot_refused_for_memory_raise_t
             await sessions.set("s", AgentSession(session_id="s"))
         _check(caught.value, full_server, sessions.key_for("s"))
     assert _thread_keys(full_server) == []
+
+
+# -- an evicting policy is warned about, once per client -------------------------------------------
+
+
+def _policy_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "agent_framework_redis_store"
+        and r.levelno == logging.WARNING
+        and "maxmemory-policy" in r.getMessage()
+    ]
+
+
+@pytest.fixture
+def evicting_server() -> Iterator[EmbeddedRedis]:
+    server = _server("allkeys-lru")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _talk(store: RedisChatMessageStore, turns: int = 3) -> None:
+    for n in range(turns):
+        await store.add_messages([user_message(f"q{n}"), user_message(f"a{n}")])
+        await store.list_messages()
+
+
+async def test_an_allkeys_policy_is_warned_about_once_per_client(
+    evicting_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agent_framework_redis_store")
+    async with RedisChatMessageStore.factory(evicting_server.url) as factory:
+        for store in (factory.store("a"), factory.store("b"), factory.store("a")):
+            await _talk(store)
+    [warning] = _policy_warnings(caplog)
+    assert f"127.0.0.1:{evicting_server.port}" in warning
+    assert "allkeys-lru" in warning
+    assert "noeviction" in warning
+    assert "volatile-" in warning
+
+    caplog.clear()  # a caller's client shared by two stores: warned about once too
+    client = redis.asyncio.Redis.from_url(evicting_server.url)
+    for thread_id in ("c", "d"):
+        await _talk(RedisChatMessageStore(redis_client=client, thread_id=thread_id))
+    await client.aclose()
+    assert len(_policy_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize("policy", ["noeviction", "volatile-lru"])
+async def test_a_policy_that_evicts_no_thread_keys_is_not_warned_about(
+    policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = _server(policy)
+    try:
+        async with RedisChatMessageStore.factory(server.url) as factory:
+            await _talk(factory.store("a"))
+            await _talk(factory.store("b"))
+    finally:
+        server.stop()
+    assert _policy_warnings(caplog) == []
+
+
+async def test_a_user_denied_info_gets_no_warning_and_no_error(
+    evicting_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    with redis.Redis(port=evicting_server.port) as admin:
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">app-pw", "~*", "+@all", "-info", "-config")
+    url = f"redis://app:app-pw@127.0.0.1:{evicting_server.port}/0"
+    async with RedisChatMessageStore(url, thread_id="t") as store:
+        await _talk(store)
+        assert len(await store.list_messages()) == 6
+    assert _policy_warnings(caplog) == []
+
+
+@pytest.mark.current
+async def test_the_session_store_warns_once_too(
+    evicting_server: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent_framework import AgentSession
+
+    from agent_framework_redis_store import RedisSessionStore
+
+    async with RedisSessionStore(evicting_server.url) as sessions:
+        for session_id in ("s1", "s2", "s1"):
+            await sessions.set(session_id, AgentSession(session_id=session_id))
+            assert await sessions.get(session_id) is not None
+    assert len(_policy_warnings(caplog)) == 1

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict
@@ -23,8 +25,8 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .cluster import BoundedRedisCluster, RedisClient
-from .errors import cancel_requests
+from .cluster import BoundedRedisCluster, RedisClient, is_cluster
+from .errors import cancel_requests, kept_cancellation
 
 __all__ = [
     "ClientOwner",
@@ -32,9 +34,13 @@ __all__ = [
     "ConnectionSettings",
     "RedisClient",
     "default_retry",
+    "eviction_policy_unread",
     "open_client",
     "redact_url",
+    "warn_if_evicting",
 ]
+
+logger = logging.getLogger("agent_framework_redis_store")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
@@ -338,3 +344,47 @@ def open_client(
             given.setdefault("ssl", True)
         settings = ConnectionSettings(redis_url=redis_url, **given)
     return settings, settings.create_client()
+
+
+# -- the server's eviction policy ---------------------------------------------------------------
+
+_policy_read: weakref.WeakSet[Any] = weakref.WeakSet()  # the clients whose servers were asked
+
+
+def eviction_policy_unread(client: RedisClient) -> bool:
+    """True until ``warn_if_evicting`` has asked ``client``'s server (cheap: call it before awaiting that)."""
+    return client not in _policy_read
+
+
+async def warn_if_evicting(client: RedisClient, where: str) -> None:
+    """Once per client: log a warning if the server may evict single keys of a thread.
+
+    With ``maxmemory-policy allkeys-*`` Redis evicts any key under memory pressure, one at a
+    time: a thread can lose its metadata, index or messages piecemeal. Read with ``INFO memory``
+    (on Redis Cluster, from every primary); a user denied INFO is not asked again, and nothing
+    here fails the caller's call (cancellation aside).
+    """
+    if client in _policy_read:
+        return
+    _policy_read.add(client)
+    try:
+        with kept_cancellation():
+            if is_cluster(client):
+                info = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            else:
+                info = await client.info("memory")
+    except Exception as err:
+        logger.debug("could not read the maxmemory-policy of Redis at %s: %s", where, type(err).__name__)
+        return
+    nodes = [info] if "maxmemory_policy" in info else [v for v in info.values() if isinstance(v, dict)]
+    evicting = sorted({str(n.get("maxmemory_policy")) for n in nodes} - {"None"})
+    evicting = [policy for policy in evicting if policy.startswith("allkeys-")]
+    if evicting:
+        logger.warning(
+            "Redis at %s has maxmemory-policy %s: under memory pressure it evicts single keys, so a thread "
+            "can lose its metadata, index or messages piecemeal. Set maxmemory-policy noeviction (a full "
+            "Redis then refuses writes with RedisOutOfMemoryError and loses nothing), or volatile-* if the "
+            "store sets no ttl= (keys without a TTL are never evicted).",
+            where,
+            " and ".join(evicting),
+        )
