@@ -14,7 +14,7 @@ from typing import Any, Unpack
 
 from agent_framework import AgentSession, SessionStore
 
-from .._core.connection import ClientOwner, RedisClient
+from .._core.connection import ClientOwner, RedisClient, eviction_policy_unread, warn_if_evicting
 from .._core.encryption import decrypt_entry
 from .._core.errors import CorruptSessionError, DecryptionError, translate_redis_errors
 from .._core.keyspace import validate_thread_id
@@ -102,6 +102,8 @@ class RedisSessionStore(ClientOwner, SessionStore):
             snapshot = encryption.encrypt(snapshot, context=key)
         with self._redis_errors(key):
             await self._redis.set(key, snapshot, px=self._options.ttl_ms or None)
+        if eviction_policy_unread(self._redis):  # once per client, after its first write
+            await warn_if_evicting(self._redis, self._where())
 
     async def delete(self, session_id: str) -> None:
         """Delete the stored session, if any."""

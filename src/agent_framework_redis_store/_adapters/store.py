@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 from .._core.compaction import CompactionResult
 from .._core.compat import framework_message_class
 from .._core.connection import ClientOwner, RedisClient
-from .._core.errors import StoreStateError
+from .._core.errors import StoreStateError, kept_cancellation
 from .._core.fingerprints import batch_token
 from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
@@ -376,7 +376,8 @@ class RedisChatMessageStore(ClientOwner):
     async def ping(self) -> bool:
         """True if Redis answers, False otherwise. Never raises."""
         try:
-            return bool(await self._redis.ping())  # type: ignore[misc]
+            with kept_cancellation():
+                return bool(await self._redis.ping())  # type: ignore[misc]
         except Exception as err:
             logger.debug("ping to %s failed: %s", self._where(), type(err).__name__)
             return False

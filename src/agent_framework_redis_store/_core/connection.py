@@ -6,21 +6,27 @@ to connect and never appear in ``repr``, logs, errors or serialized state.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .cluster import BoundedRedisCluster, RedisClient
+from .cluster import BoundedRedisCluster, RedisClient, is_cluster
+from .errors import cancel_requests, kept_cancellation
 
 __all__ = [
     "ClientOwner",
@@ -28,9 +34,13 @@ __all__ = [
     "ConnectionSettings",
     "RedisClient",
     "default_retry",
+    "eviction_policy_unread",
     "open_client",
     "redact_url",
+    "warn_if_evicting",
 ]
+
+logger = logging.getLogger("agent_framework_redis_store")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
@@ -65,6 +75,42 @@ def redact_url(url: str) -> str:
     return url.partition("?")[0] + "?" + query + ("#" + parts.fragment if parts.fragment else "")
 
 
+def _check_url(url: str, name: str) -> None:
+    """Raise naming ``name`` unless ``url`` is a Redis URL whose credentials can be told from its host.
+
+    The errors quote none of the URL's user info, however malformed.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() not in _URL_SCHEMES:
+        raise ValueError(f"{name} must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
+    _check_encodable(url, name)
+    if "@" not in rest or (scheme.lower() == "unix" and rest.startswith("/")):
+        return  # no user info (a socket path may hold an '@')
+    userinfo = rest.rpartition("@")[0]
+    if _AMBIGUOUS_USERINFO.search(userinfo):
+        # Parsers end the host part at the first '/', '?' or '#': an unencoded one in a password
+        # makes part of the password the host (looked up in DNS), the port or the database.
+        raise ValueError(
+            f"{name} cannot be parsed safely: its user info (the username and password before the '@') "
+            "holds a character that must be percent-encoded ('/', '?', '#', '@', '[', ']', or a '%' that "
+            "starts no %XX escape). Percent-encode the password and username, e.g. "
+            "urllib.parse.quote(password, safe=''), or pass them as password= and username="
+        )
+
+
+# In the user info of a URL: a character that ends the host part early, a second '@', brackets
+# (IPv6 hosts) or a '%' that starts no escape.
+_AMBIGUOUS_USERINFO = re.compile(r"[/?#@\[\]]|%(?![0-9A-Fa-f]{2})")
+
+
+def _check_encodable(text: str, name: str) -> None:
+    # The value itself is never quoted: it may be a credential.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where and how to connect. Give ``redis_url`` or ``host``; else ``REDIS_URL`` is used."""
@@ -88,13 +134,13 @@ class ConnectionSettings:
         if self.redis_url is not None:
             if not isinstance(self.redis_url, str) or not self.redis_url:
                 raise ValueError("redis_url must be a non-empty str such as 'redis://localhost:6379'")
-            scheme = self.redis_url.split("://", 1)[0].lower() if "://" in self.redis_url else ""
-            if scheme not in _URL_SCHEMES:
-                raise ValueError(
-                    f"redis_url must start with redis://, rediss:// or unix://, got {redact_url(self.redis_url)!r}"
-                )
+            _check_url(self.redis_url, "redis_url")
         if self.host is not None and (not isinstance(self.host, str) or not self.host):
             raise ValueError("host must be a non-empty str")
+        for name in ("host", "username", "password"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                _check_encodable(value, name)
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ValueError(f"port must be an int between 1 and 65535, got {self.port!r}")
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int):
@@ -115,6 +161,7 @@ class ConnectionSettings:
             return f"{scheme}://{host}:{self.port}/{self.db}"
         env_url = os.environ.get("REDIS_URL")
         if env_url:
+            _check_url(env_url, "REDIS_URL")
             return env_url
         raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
 
@@ -152,12 +199,37 @@ class ConnectionSettings:
         try:
             if self.cluster:
                 return BoundedRedisCluster.from_url(self.url, **options)
-            return Redis.from_pool(BlockingConnectionPool.from_url(self.url, **options))
+            pool = BlockingConnectionPool.from_url(self.url, **options)
         except ValueError:
             pass
+        else:
+            pool.connection_class = _cancellable(pool.connection_class)
+            return Redis.from_pool(pool)
         # Raised outside the handler, so that neither its cause nor its context holds redis-py's
         # parse error, which quotes parts of the URL (a password with a "/" becomes the "port").
         raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL")
+
+
+class _CancellableSend:
+    """Mixed into the connections of a pool we create: a send whose cancellation Python dropped raises it.
+
+    On Python 3.11 ``asyncio.wait_for``, which redis-py sends through, returns normally when a
+    cancel arrives as the send completes; the task would then wait for the reply, as long as
+    the socket timeout when the server has stopped answering.
+    """
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        requested = cancel_requests()
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        if requested >= 0 and cancel_requests() > requested:
+            # The command went out and its reply will never be read: the connection is spent.
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise asyncio.CancelledError
+
+
+@functools.cache
+def _cancellable(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    return type(connection_class.__name__, (_CancellableSend, connection_class), {"__module__": __name__})
 
 
 def _check_cluster_settings(settings: ConnectionSettings) -> None:
@@ -272,3 +344,47 @@ def open_client(
             given.setdefault("ssl", True)
         settings = ConnectionSettings(redis_url=redis_url, **given)
     return settings, settings.create_client()
+
+
+# -- the server's eviction policy ---------------------------------------------------------------
+
+_policy_read: weakref.WeakSet[Any] = weakref.WeakSet()  # the clients whose servers were asked
+
+
+def eviction_policy_unread(client: RedisClient) -> bool:
+    """True until ``warn_if_evicting`` has asked ``client``'s server (cheap: call it before awaiting that)."""
+    return client not in _policy_read
+
+
+async def warn_if_evicting(client: RedisClient, where: str) -> None:
+    """Once per client: log a warning if the server may evict single keys of a thread.
+
+    With ``maxmemory-policy allkeys-*`` Redis evicts any key under memory pressure, one at a
+    time: a thread can lose its metadata, index or messages piecemeal. Read with ``INFO memory``
+    (on Redis Cluster, from every primary); a user denied INFO is not asked again, and nothing
+    here fails the caller's call (cancellation aside).
+    """
+    if client in _policy_read:
+        return
+    _policy_read.add(client)
+    try:
+        with kept_cancellation():
+            if is_cluster(client):
+                info = await client.info("memory", target_nodes=RedisCluster.PRIMARIES)  # type: ignore[call-arg]
+            else:
+                info = await client.info("memory")
+    except Exception as err:
+        logger.debug("could not read the maxmemory-policy of Redis at %s: %s", where, type(err).__name__)
+        return
+    nodes = [info] if "maxmemory_policy" in info else [v for v in info.values() if isinstance(v, dict)]
+    evicting = sorted({str(n.get("maxmemory_policy")) for n in nodes} - {"None"})
+    evicting = [policy for policy in evicting if policy.startswith("allkeys-")]
+    if evicting:
+        logger.warning(
+            "Redis at %s has maxmemory-policy %s: under memory pressure it evicts single keys, so a thread "
+            "can lose its metadata, index or messages piecemeal. Set maxmemory-policy noeviction (a full "
+            "Redis then refuses writes with RedisOutOfMemoryError and loses nothing), or volatile-* if the "
+            "store sets no ttl= (keys without a TTL are never evicted).",
+            where,
+            " and ".join(evicting),
+        )

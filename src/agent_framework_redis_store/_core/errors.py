@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +13,7 @@ from redis.exceptions import (
     MaxConnectionsError,
     MovedError,
     NoPermissionError,
+    OutOfMemoryError,
     RedisClusterException,
     ResponseError,
 )
@@ -84,6 +86,14 @@ class RedisPermissionError(RedisStoreError, PermissionError):
     """The Redis user (ACL) may not run a command the store needs on the thread's keys."""
 
 
+class RedisOutOfMemoryError(RedisStoreError):
+    """Redis refused a write: ``maxmemory`` is reached and its ``maxmemory-policy`` is ``noeviction``.
+
+    The write was not applied. Raise ``maxmemory`` or free memory (``RedisThreadRegistry.purge``
+    old threads, a ``ttl=``), then retry.
+    """
+
+
 class ThreadNotFoundError(RedisStoreError, LookupError):
     """No thread with this id exists under the key prefix (never written, deleted or expired)."""
 
@@ -120,7 +130,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
     ``holds`` says what ``key`` should hold, for the error when it holds another type.
     """
     try:
-        yield
+        with kept_cancellation():
+            yield
     except AuthenticationError as err:
         raise RedisStoreError(
             f"Redis at {where} rejected the credentials ({err}); check the username and password"
@@ -142,11 +153,15 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
             f"Redis at {where} is a Redis Cluster node ({type(err).__name__} for {key!r}); "
             "pass cluster=True (or a RedisCluster client)"
         ) from err
+    except OutOfMemoryError as err:
+        raise _out_of_memory(where, key) from err
     except RedisClusterException as err:
         raise RedisStoreError(
             f"Redis Cluster client at {where}: {err}; cluster=True needs a Redis Cluster node"
         ) from err
     except ResponseError as err:
+        if "OOM command not allowed" in str(err):  # inside a script, Redis < 7 wraps the error
+            raise _out_of_memory(where, key) from err
         # Inside a script, Redis reports an ACL denial as a plain error with its own wording.
         if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
             reason = str(err).rstrip(".")
@@ -157,3 +172,52 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise
+
+
+def _out_of_memory(where: str, key: str) -> RedisOutOfMemoryError:
+    return RedisOutOfMemoryError(
+        f"Redis at {where} is out of memory (maxmemory reached, maxmemory-policy noeviction) and refused "
+        f"the write to {key!r} (nothing of it was written). Raise maxmemory, or free memory (purge old "
+        "threads, set a ttl=), then retry"
+    )
+
+
+# -- cancellation that redis-py loses ---------------------------------------------------------
+#
+# On Python 3.11, asyncio.wait_for returns the result and drops a cancel() that arrives as its
+# awaitable completes; redis-py sends every command through wait_for(socket_timeout), so a task
+# cancelled at that moment runs on as if never cancelled (a loop over pages: to its end). The
+# task still counts the request (Task.cancelling()): a Redis call after which the count grew
+# was cancelled, and raises CancelledError itself.
+
+
+def cancel_requests() -> int:
+    """How many times the running task has been asked to cancel (-1 outside a task)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return -1
+    return -1 if task is None else task.cancelling()
+
+
+def raise_if_cancelled(requested: int) -> None:
+    """Raise ``CancelledError`` if the task was asked to cancel since ``cancel_requests()`` returned ``requested``."""
+    if requested >= 0 and cancel_requests() > requested:
+        raise asyncio.CancelledError
+
+
+class kept_cancellation:
+    """Re-raise, as the block ends, a cancellation requested inside it that got lost.
+
+    A block that failed after such a loss (a timeout of a server that stopped answering, which
+    redis-py then retried) raises ``CancelledError`` too: the caller asked to stop.
+    """
+
+    __slots__ = ("_requested",)
+
+    def __enter__(self) -> None:
+        self._requested = cancel_requests()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
+            raise_if_cancelled(self._requested)

@@ -76,6 +76,10 @@ def validate_key_prefix(key_prefix: object, *, name: str = "key_prefix") -> str:
     if "{" in key_prefix or "}" in key_prefix:
         # A brace in the prefix would become the Redis Cluster hash tag instead of the thread id.
         raise ValueError(f"{name} must not contain '{{' or '}}', got {key_prefix!r}")
+    try:
+        key_prefix.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
     return key_prefix
 
 

@@ -21,8 +21,9 @@ from .cluster import RedisClient, is_cluster
 from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
 from .compression import compress
+from .connection import eviction_policy_unread, warn_if_evicting
 from .encryption import decrypt_entry, key_id_of
-from .errors import RedisStoreError, translate_redis_errors
+from .errors import RedisStoreError, kept_cancellation, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, open_group, repair, shape
 from .lua import (
@@ -624,13 +625,18 @@ class ThreadStorage:
     async def _run(self, call: ScriptCall, now_us: int) -> Any:
         """Run one of the thread's write scripts: the hot path of every turn, so kept lean."""
         try:
-            if self._registration is not None and self._cluster:
-                return await self._run_beside_index(call, now_us // 1000)
-            return await call.run(self.redis)
+            with kept_cancellation():
+                if self._registration is not None and self._cluster:
+                    applied = await self._run_beside_index(call, now_us // 1000)
+                else:
+                    applied = await call.run(self.redis)
         except Exception:
             # Translating only on failure keeps the context manager off the success path.
             with self.errors():
                 raise
+        if eviction_policy_unread(self.redis):  # once per client, after its first write
+            await warn_if_evicting(self.redis, self.where)
+        return applied
 
     async def _run_beside_index(self, call: ScriptCall, now_ms: int) -> Any:
         """Redis Cluster: the registry and label index updates go to their nodes at the same time as the script.

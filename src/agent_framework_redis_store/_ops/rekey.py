@@ -12,7 +12,7 @@ from redis.exceptions import ResponseError
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption, key_id_of
-from .._core.errors import CorruptMessageError, translate_redis_errors
+from .._core.errors import CorruptMessageError, cancel_requests, raise_if_cancelled, translate_redis_errors
 from .._core.keyspace import COMPANION_SUFFIXES, DEFAULT_KEY_PREFIX, Keyspace, ThreadKeys
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
@@ -62,7 +62,9 @@ async def rekey_prefix(
     pattern = re.sub(r"([*?\[\]\\])", r"\\\1", f"{key_prefix}:{{") + "*"
     batch: list[bytes | str] = []
     with translate_redis_errors(_WHERE, pattern, "keys of this layout"):
+        requested = cancel_requests()
         async for raw_key in redis.scan_iter(match=pattern, count=scan_count):
+            raise_if_cancelled(requested)  # a cancel Python 3.11's wait_for dropped inside SCAN
             batch.append(raw_key)
             if len(batch) >= scan_count:
                 await rekeying.visit(batch)
