@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from .cluster import RedisClient, is_cluster
 from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
 from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_summary
@@ -621,20 +623,32 @@ class ThreadStorage:
             count_round_trips()  # the HGET of the labels, once per store
             self._labels_indexed = decode_labels(await self.redis.hget(self.keys.meta, "labels"))  # type: ignore[misc]
         labels = self.options.labels if self.options.labels is not None else self._labels_indexed
+        added_to = keyspace.label_indexes(labels)
+        removed_from = set(keyspace.label_indexes(self._labels_indexed)) - set(added_to)  # relabelled
         pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(keyspace.registry, {member: now_ms})
-        for index in keyspace.label_indexes(labels):
+        for index in added_to:
             pipe.zadd(index, {member: now_ms})
-        for index in set(keyspace.label_indexes(self._labels_indexed)) - set(keyspace.label_indexes(labels)):
-            pipe.zrem(index, member)  # relabelled
+        for index in removed_from:
+            pipe.zrem(index, member)
         count_round_trips()  # the pipeline; the script counts its own
-        index_update = asyncio.ensure_future(pipe.execute())
+        index_update = asyncio.ensure_future(pipe.execute(raise_on_error=False))
         try:
             applied = await call.run(self.redis)
         except BaseException:
             index_update.cancel()
             raise
-        added, *_ = await index_update
+        results = await index_update
+        for key, result in zip([keyspace.registry, *added_to, *removed_from], results, strict=True):
+            if isinstance(result, ResponseError) and "WRONGTYPE" in str(result):
+                raise RedisStoreError(
+                    f"Redis key {key!r} holds another type than the sorted set the store keeps there: the messages "
+                    "were stored, the thread's entry there was not updated; inspect it with TYPE, then repair or "
+                    "delete it"
+                ) from result
+            if isinstance(result, Exception):
+                raise result
+        added = results[0]
         self._labels_indexed = dict(labels)
         if added and await self.redis.zcard(keyspace.registry) == 1:  # type: ignore[misc]
             # The first thread of a new prefix: its label indexes are complete (as the scripts mark it).
