@@ -356,3 +356,24 @@ async def test_a_legacy_agent_thread_resumes_on_the_cluster(cluster_url: str) ->
     response = await agent.run("What is my name?", thread=resumed)
     assert response.text == "seen 2: My name is Alice. | What is my name?"
     await factory.aclose()
+
+
+async def test_a_key_of_the_wrong_type_is_named(cluster_url: str, cluster_raw: RedisCluster) -> None:
+    keys = Keyspace("chat_messages").thread("t")
+    async with RedisChatMessageStore(cluster_url, cluster=True, thread_id="t") as store:
+        await store.add_messages([user_message("one")])
+        # A key of the thread: the script checks it before its first write, so nothing is stored.
+        await cluster_raw.delete(keys.meta)
+        await cluster_raw.set(keys.meta, "damaged")
+        with pytest.raises(RedisStoreError, match="nothing was written") as failed:
+            await store.add_messages([user_message("two")])
+        assert repr(keys.meta) in str(failed.value)
+        assert texts(await store.transcript()) == ["one"]
+        # The registry is in another slot, updated beside the script: the error names it.
+        await cluster_raw.delete(keys.meta)
+        registry = Keyspace("chat_messages").registry
+        await cluster_raw.delete(registry)
+        await cluster_raw.set(registry, "damaged")
+        with pytest.raises(RedisStoreError, match="the messages were stored") as failed:
+            await store.add_messages([user_message("three")])
+        assert repr(registry) in str(failed.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -123,6 +124,24 @@ class CorruptSessionError(RedisStoreError):
         )
 
 
+# A script's report of a key of the wrong type, met before its first write (lua.INDEX_LIBRARY):
+# the type the key should hold and the key's bytes in hex.
+_WRONGTYPE_KEY = re.compile(r"WRONGTYPE_KEY (\w+) ((?:[0-9a-f]{2})+)")
+_TYPE_NAMES = {"list": "list", "hash": "hash", "zset": "sorted set"}
+
+
+def _wrong_type_key(err: ResponseError) -> RedisStoreError | None:
+    """The package's error for a script's ``WRONGTYPE_KEY`` report, naming the key; None for any other error."""
+    found = _WRONGTYPE_KEY.search(str(err))
+    if found is None:
+        return None
+    expected, key = found.group(1), bytes.fromhex(found.group(2)).decode("utf-8", errors="replace")
+    return RedisStoreError(
+        f"Redis key {key!r} holds another type than the {_TYPE_NAMES.get(expected, expected)} the store keeps "
+        "there, so nothing was written; inspect it with TYPE, then repair or delete it"
+    )
+
+
 @contextmanager
 def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
     """Turn redis-py errors into this package's, naming the server ``where`` and the ``key``.
@@ -169,6 +188,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
                 f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
                 "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
             ) from err
+        if (wrong_type := _wrong_type_key(err)) is not None:
+            raise wrong_type from err
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise

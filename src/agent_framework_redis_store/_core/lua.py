@@ -33,6 +33,7 @@ __all__ = [
     "FINGERPRINTS_KEPT",
     "FINGERPRINT_WIDTH",
     "IMPORT_THREAD",
+    "INDEX_LIBRARY",
     "LABELS_LIBRARY",
     "PRUNE_REGISTRY",
     "PURGE_THREAD",
@@ -205,12 +206,68 @@ local function unindex_labels(prefix, member, labels)
 end
 """
 
+# -- the thread's keys, as the scripts read them ------------------------------------------
+
+# What the scripts that write a thread or read its window share: reading a key that is about
+# to be written with a check of its type, and reading the index (see APPEND_LIBRARY) as the
+# hint it is.
+#
+# Redis keeps the writes a script made before an error, so a key of the wrong type met by a
+# write midway (a meta hash SET to a string, a registry that is a list) would leave half an
+# append applied. The scripts read every key they write before their first write, with a
+# command the store's ACL user has anyway, and end on one of another type with an error
+# holding ``WRONGTYPE_KEY <type> <key in hex>`` (errors.translate_redis_errors names the key).
+INDEX_LIBRARY = """
+local function checked(expected, command, key, ...)
+  local reply = redis.pcall(command, key, ...)
+  if type(reply) == 'table' and reply.err then
+    if string.find(reply.err, 'WRONGTYPE', 1, true) then
+      local hex = string.gsub(key, '.', function(c) return string.format('%02x', string.byte(c)) end)
+      error('WRONGTYPE_KEY ' .. expected .. ' ' .. hex)  -- a string: Redis 6 and 7 both pass it on
+    end
+    return redis.call(command, key, ...)  -- any other error (NOPERM, ...) as Redis raises it
+  end
+  return reply
+end
+
+local function mark(payload)
+  return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
+end
+
+-- An index entry's value: tokens, negative for a message that continues an earlier group; nil
+-- for anything else (a damaged index).
+local function entry_value(entry)
+  return tonumber(string.match(entry, '^(-?%d+)$') or string.match(entry, '^(-?%d+)|%x+$'))
+end
+
+-- The value of the index's newest entry `newest` if it marks `message`, the list's newest.
+local function marked_value(newest, message)
+  local value, newest_mark = string.match(newest, '^(-?%d+)|(%x+)$')
+  if value and message and newest_mark == mark(message) then
+    return value
+  end
+  return nil
+end
+
+-- Can the stored message at `position` continue a group, as the index says? Its body tells when
+-- the script can read it (JSON, neither sealed nor compressed): only one with a call, a result or
+-- an approval can (groups.may_link). Otherwise the index is taken at its word.
+local function may_continue(messages_key, position)
+  local body = redis.call('LINDEX', messages_key, position)
+  if not body or string.byte(body, 1) ~= 123 then  -- '{'
+    return true
+  end
+  return string.find(body, '_result"', 1, true) ~= nil or string.find(body, '_call"', 1, true) ~= nil
+    or string.find(body, 'approval_re', 1, true) ~= nil
+end
+"""
+
 # -- appending ---------------------------------------------------------------------------
 
 # What every append script shares: its first ARGV (the header ``AppendHeader`` lays out),
-# the retry check, the thread's index, group-safe trimming, and what follows the append
-# (TTLs, the batch token, the registry). Functions with explicit parameters; a script
-# includes them by naming APPEND_LIBRARY.
+# the retry check, the type checks, the thread's index, group-safe trimming, and what follows
+# the append (TTLs, the batch token, the registry). Functions with explicit parameters; a
+# script includes them by naming APPEND_LIBRARY (after LABELS_LIBRARY and INDEX_LIBRARY).
 #
 # The index list ({thread}:index) holds one entry per message, aligned with the message
 # list from its newest end: the message's token count, negative when a cut just before it
@@ -218,7 +275,9 @@ end
 # (history written before it existed). Its newest entry carries "|" and a mark of the
 # newest message (the caller marks the last entry it sends: ``newest_mark``); a writer that
 # appended without it (an older version of this library) leaves the mark stale, and the
-# index is then dropped and restarts with the next batch.
+# index is then dropped and restarts with the next batch. It is a hint, never trusted with
+# messages: an index longer than the list, or whose newest entry is malformed, is dropped;
+# the entries a trim reads are checked as it reads them (see trim).
 APPEND_LIBRARY = """
 -- ARGV[1..8]: max_messages, ttl_ms, token, now_us, count, register ('1'/'0'), labels, member.
 -- A script's own arguments start at ARGV[FIRST_OWN_ARG].
@@ -232,65 +291,102 @@ end
 
 -- A batch whose token was already applied (a retried append whose reply was lost).
 local function already_applied(h, batches_key)
-  return h.token ~= '' and redis.call('ZSCORE', batches_key, h.token)
+  return h.token ~= '' and checked('zset', 'ZSCORE', batches_key, h.token)
 end
 
-local function mark(payload)
-  return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
+-- Before the first write: the meta hash and, when the script keeps them (standalone Redis), the
+-- registry and every label index the append touches must be of their types. Returns the
+-- thread's stored labels (false: none).
+local function check_bookkeeping(h, meta_key, registry_key)
+  local stored_labels = checked('hash', 'HMGET', meta_key, 'labels')[1]
+  if registry_key and h.register then
+    checked('zset', 'ZSCORE', registry_key, h.member)
+    local prefix = prefix_of(registry_key)
+    local labels = h.labels ~= '' and h.labels or stored_labels
+    for _, key in ipairs(label_keys(prefix, labels)) do
+      checked('zset', 'ZSCORE', key, h.member)
+    end
+    if stored_labels and stored_labels ~= labels then  -- relabelled: it leaves these
+      for _, key in ipairs(label_keys(prefix, stored_labels)) do
+        checked('zset', 'ZSCORE', key, h.member)
+      end
+    end
+  end
+  return stored_labels
 end
 
--- An index entry's value: tokens, negative for a message that continues an earlier group.
-local function entry_value(entry)
-  return tonumber(string.match(entry, '^-?%d+'))
-end
-
--- The index's newest entry if the index still describes the message list (that entry marks
--- the newest message); otherwise the index is deleted and nil returned.
+-- The value of the index's newest entry if the index still describes the message list (that
+-- entry marks the newest message); otherwise the index is deleted and nil returned.
 local function checked_index(messages_key, index_key)
-  local newest = redis.call('LINDEX', index_key, -1)
+  local newest = checked('list', 'LINDEX', index_key, -1)
   if not newest then
     return nil
   end
-  local message = redis.call('LINDEX', messages_key, -1)
-  if message and string.match(newest, '|(%x+)$') == mark(message) then
-    return newest
+  local value = marked_value(newest, redis.call('LINDEX', messages_key, -1))
+  if not value then
+    redis.call('DEL', index_key)
   end
-  redis.call('DEL', index_key)
-  return nil
+  return value
 end
 
--- RPUSH ARGV[first..final] in chunks (unpack() is bounded by the Lua stack); the new length.
-local function push(key, first, final)
+-- RPUSH values[first..final] in chunks (unpack() is bounded by the Lua stack); the new length.
+local function push(key, values, first, final)
   local length = nil
   for i = first, final, 1000 do
-    length = redis.call('RPUSH', key, unpack(ARGV, i, math.min(i + 999, final)))
+    length = redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, final)))
   end
   return length or redis.call('LLEN', key)
 end
 
--- Index the messages just pushed: ARGV[first..final] hold their entries, the newest already
--- marked by the caller; the previous newest entry (`newest`, if any) loses its mark. Returns
--- the index's length: how many of the newest messages it covers.
-local function push_index(index_key, newest, first, final)
+-- Index the messages just pushed (the list is now `length` long): values[first..final] hold
+-- their entries, the newest already marked; the previous newest entry (its value `newest`, if
+-- any) loses its mark. Returns how many of the newest messages the index covers. An index
+-- longer than the list does not describe it: only the new entries stay.
+local function push_index(index_key, newest, values, first, final, length)
   if newest then
-    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+'))
+    redis.call('LSET', index_key, -1, newest)
   end
-  return push(index_key, first, final)
+  local covered = push(index_key, values, first, final)
+  if covered > length then
+    covered = final - first + 1
+    redis.call('LTRIM', index_key, -covered, -1)
+  end
+  return covered
 end
 
 -- Keep at most max_messages (0: all), cutting only where a group starts: the first kept
 -- message may not continue a group whose start would be dropped, so the thread may keep
 -- fewer, never more (none, when its newest group alone is longer). `covered`: how many of
--- the newest messages the index covers; the others count as group starts. The meta hash's
--- 'first' counts every message ever trimmed (absolute positions, for summaries). Returns
--- the length.
-local function trim(messages_key, index_key, meta_key, max_messages, length, covered)
+-- the newest messages the index covers; the others count as group starts. `batch` holds the
+-- entries of the messages just pushed (batch.values[batch.first..], the newest batch.count
+-- messages): the caller's own word, read from the arguments. The stored entries are a hint:
+-- one that is not an entry, or says a message continues a group where the message's body
+-- says it cannot (may_continue), ends the walk there, so the cut never goes further than
+-- max_messages and the groups the list really holds require, and the stored part of the
+-- index goes. The meta hash's 'first' counts every message ever trimmed (absolute positions,
+-- for summaries). Returns the length.
+local function trim(messages_key, index_key, meta_key, max_messages, length, covered, batch)
   if max_messages <= 0 or length <= max_messages then
     return length
   end
   local offset = length - covered  -- the list position of the index's first entry
+  local batch_start = length - batch.count
   local cut = length - max_messages
-  while cut < length and cut >= offset and entry_value(redis.call('LINDEX', index_key, cut - offset)) < 0 do
+  while cut < length and cut >= offset do
+    local value
+    if cut >= batch_start then
+      value = entry_value(batch.values[batch.first + cut - batch_start]) or 0
+    else
+      value = entry_value(redis.call('LINDEX', index_key, cut - offset))
+      if value == nil or (value < 0 and not may_continue(messages_key, cut)) then
+        redis.call('LTRIM', index_key, -batch.count, -1)
+        offset = batch_start
+        value = 0
+      end
+    end
+    if value >= 0 then
+      break
+    end
     cut = cut + 1
   end
   -- cut == length: the newest group alone is longer than max_messages. It cannot be kept whole
@@ -317,10 +413,10 @@ end
 -- companion key (batches, index, meta, ...) outlives the messages it describes.
 -- Then the batch token is recorded (the oldest forgotten) and the registry updated:
 -- created/active (milliseconds of the writer's clock, taken from now_us as a string, exact
--- whatever Lua's number formatting does), count, ttl and labels ('' keeps the stored ones)
--- in the meta hash, and, when registry_key is given (standalone Redis), the prefix's registry
--- and its label indexes.
-local function finish_append(h, messages_key, batches_key, meta_key, registry_key, length, companions)
+-- whatever Lua's number formatting does), count, ttl and labels ('' keeps the stored ones,
+-- `stored_labels` as check_bookkeeping read them) in the meta hash, and, when registry_key is
+-- given (standalone Redis), the prefix's registry and its label indexes.
+local function finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length, companions)
   local expire_ms = h.ttl_ms
   if h.ttl_ms > 0 then
     redis.call('PEXPIRE', messages_key, h.ttl_ms)
@@ -332,8 +428,6 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
   end
   if h.register then
     local now_ms = string.sub(h.now_us, 1, -4)
-    -- HMGET, not HGET: one command fewer for the store's ACL user to need
-    local stored_labels = registry_key and redis.call('HMGET', meta_key, 'labels')[1]
     redis.call('HSETNX', meta_key, 'created', now_ms)
     if h.labels ~= '' then
       redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms, 'labels', h.labels)
@@ -424,6 +518,7 @@ local first = FIRST_OWN_ARG
 if already_applied(h, batches_key) then
   return -1
 end
+local stored_labels = check_bookkeeping(h, meta_key, registry_key)
 if h.count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + h.count
 end
@@ -431,17 +526,18 @@ local final = FIRST_OWN_ARG + n - 1
 local length
 if first <= final then
   local newest = checked_index(messages_key, index_key)
-  length = push(messages_key, first, final)
-  local covered = push_index(index_key, newest, first + n, final + n)
-  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered)
+  length = push(messages_key, ARGV, first, final)
+  local covered = push_index(index_key, newest, ARGV, first + n, final + n, length)
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered,
+    {values = ARGV, first = first + n, count = final - first + 1})
 else
   length = redis.call('LLEN', messages_key)
 end
-finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
+finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length,
   {batches_key, meta_key, index_key})
 return length
 """,
-    uses=(LABELS_LIBRARY, APPEND_LIBRARY),
+    uses=(LABELS_LIBRARY, INDEX_LIBRARY, APPEND_LIBRARY),
 )
 
 
@@ -466,9 +562,12 @@ def append_and_trim(
 # The leading messages of the batch that repeat the newest stored ones are skipped, by the
 # rule of the framework's filter_new_messages: first all known fingerprints as a run inside
 # the batch, else the longest overlap of their end with the batch's start; a lone user
-# message without an id never counts as a repeat. A normal turn reads only as many
-# fingerprints as it brings, so the work is bounded by the batch, never by the history.
-# Returns how many messages it appended.
+# message without an id never counts as a repeat. Then a message with an id is skipped
+# wherever it is in the batch when the id is among the known fingerprints, or earlier in the
+# batch: however concurrent writers interleave their replays, an id is stored once while it
+# is remembered. A batch without ids reads only as many fingerprints as it brings; one with
+# ids reads them all (at most FINGERPRINTS_KEPT, or max_messages): the work is bounded by
+# the batch and that bound, never by the history. Returns how many messages it appended.
 APPEND_NEW_AND_TRIM = Script(
     "append_new_and_trim",
     """
@@ -483,13 +582,16 @@ local count = h.count
 local first_payload = FIRST_OWN_ARG + count
 local first_entry = first_payload + count
 local alternates = math.floor((#ARGV - first_entry - count + 1) / count)
+local ID = 105  -- string.byte('i'): the kind of a fingerprint made from a message id
 
 if already_applied(h, batches_key) then
   return 0
 end
+local stored_labels = check_bookkeeping(h, meta_key, registry_key)
+local newest_known = checked('list', 'LINDEX', fingerprints_key, -1)
+local length = checked('list', 'LLEN', messages_key)
 
 local known_count = 0
-local newest_known = redis.call('LINDEX', fingerprints_key, -1)
 if newest_known then
   local newest = redis.call('LINDEX', messages_key, -1)
   if newest and mark(newest) == string.sub(newest_known, -NEWEST_MARK_WIDTH) then
@@ -509,12 +611,24 @@ local function stored_fingerprint(entry)
   end
   return string.sub(entry, 1, FINGERPRINT_WIDTH)
 end
--- A batch shorter than the known list can only overlap its newest `count` entries.
-local read = math.min(known_count, count)
+local has_ids = false
+for i = FIRST_OWN_ARG, first_payload - 1 do
+  if string.byte(ARGV[i], 1) == ID then
+    has_ids = true
+    break
+  end
+end
+-- Without ids, a batch shorter than the known list can only overlap its newest `count` entries.
+local read = has_ids and known_count or math.min(known_count, count)
 local known = {}
+local known_ids = {}  -- the known fingerprints made from ids, as a set
 if read > 0 then
   for i, entry in ipairs(redis.call('LRANGE', fingerprints_key, -read, -1)) do
-    known[i] = stored_fingerprint(entry)
+    local fingerprint = stored_fingerprint(entry)
+    known[i] = fingerprint
+    if string.byte(fingerprint, 1) == ID then
+      known_ids[fingerprint] = true
+    end
   end
 end
 
@@ -563,42 +677,78 @@ if known_count > 0 then
   base = FIRST_OWN_ARG
 end
 
-local length = redis.call('LLEN', messages_key)
-local appended = count - skip
-if appended > 0 then
-  local final = first_payload + count - 1
-  local newest = checked_index(messages_key, index_key)
-  length = push(messages_key, first_payload + skip, final)
-  local covered = push_index(index_key, newest, first_entry + skip, first_entry + count - 1)
-  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered)
+-- Is message i's id known (under the current digest key or an earlier one), or earlier in the batch?
+local function repeated_id(i)
+  if string.byte(ARGV[FIRST_OWN_ARG + i - 1], 1) ~= ID then
+    return false
+  end
+  if known_ids[ARGV[FIRST_OWN_ARG + i - 1]] then
+    return true
+  end
+  for a = 1, alternates do
+    if known_ids[ARGV[first_entry + count + (a - 1) * count + i - 1]] then
+      return true
+    end
+  end
+  return false
 end
-if appended > 0 or rewrite then
+local payloads, entries, fresh = {}, {}, {}
+if rewrite then  -- the batch's repeats are fingerprinted again, under the current key
+  for i = 1, skip do
+    fresh[i] = ARGV[FIRST_OWN_ARG + i - 1]
+  end
+end
+for i = skip + 1, count do
+  if not repeated_id(i) then
+    local fingerprint = ARGV[FIRST_OWN_ARG + i - 1]
+    if string.byte(fingerprint, 1) == ID then
+      known_ids[fingerprint] = true
+    end
+    payloads[#payloads + 1] = ARGV[first_payload + i - 1]
+    entries[#entries + 1] = ARGV[first_entry + i - 1]
+    fresh[#fresh + 1] = fingerprint
+  end
+end
+local appended = #payloads
+
+local newest_mark = nil
+if appended > 0 then
+  -- The caller marked the batch's last entry; if that message is a repeat, the newest appended is marked here.
+  newest_mark = mark(payloads[appended])
+  if entries[appended] ~= ARGV[first_entry + count - 1] then
+    entries[appended] = entries[appended] .. '|' .. newest_mark
+  end
+  local newest = checked_index(messages_key, index_key)
+  length = push(messages_key, payloads, 1, appended)
+  local covered = push_index(index_key, newest, entries, 1, appended, length)
+  length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered,
+    {values = entries, first = 1, count = appended})
+elseif rewrite then
+  newest_mark = string.sub(newest_known, -NEWEST_MARK_WIDTH)
+end
+if #fresh > 0 and length == 0 then  -- all trimmed away: nothing left to repeat
+  redis.call('DEL', fingerprints_key)
+elseif #fresh > 0 then
   local kept = FINGERPRINTS_KEPT
   if h.max_messages > 0 and h.max_messages < kept then
     kept = h.max_messages
   end
-  -- After a rewrite the batch's repeats are fingerprinted again, under the current key.
-  local fresh = {}
-  for i = math.max(rewrite and 1 or skip + 1, count - kept + 1), count do
-    fresh[#fresh + 1] = incoming(i)
-  end
-  fresh[#fresh] = fresh[#fresh] .. mark(redis.call('LINDEX', messages_key, -1))
+  local from = math.max(#fresh - kept + 1, 1)
+  fresh[#fresh] = fresh[#fresh] .. newest_mark
   if rewrite then
     redis.call('DEL', fingerprints_key)
   elseif known_count > 0 then  -- the previous newest is no longer the newest: its mark goes
     redis.call('LSET', fingerprints_key, -1, string.sub(newest_known, 1, -NEWEST_MARK_WIDTH - 1))
   end
-  for i = 1, #fresh, 1000 do
-    redis.call('RPUSH', fingerprints_key, unpack(fresh, i, math.min(i + 999, #fresh)))
-  end
+  push(fingerprints_key, fresh, from, #fresh)
   redis.call('LTRIM', fingerprints_key, -kept, -1)
 end
 
-finish_append(h, messages_key, batches_key, meta_key, registry_key, length,
+finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length,
   {batches_key, meta_key, index_key, fingerprints_key})
 return appended
 """,
-    uses=(LABELS_LIBRARY, APPEND_LIBRARY),
+    uses=(LABELS_LIBRARY, INDEX_LIBRARY, APPEND_LIBRARY),
 )
 
 
@@ -634,10 +784,10 @@ def append_new_and_trim(
 # the index's counts, starting where a group starts. Positions are absolute (the meta hash's
 # 'first' counts the messages trimmed away), so a summary's boundary survives trimming.
 # When the index does not cover what a token budget needs (history written before it
-# existed), `complete` is 0 and every message after the boundary (within max_count) is
-# returned, for the caller to count. Returns {absolute start, list start, complete, messages
-# after the boundary, their tokens (-1: unknown), summary entry or nil, summary boundary,
-# {payloads}}.
+# existed, or an index that does not describe the list: see INDEX_LIBRARY), `complete` is 0
+# and every message after the boundary (within max_count) is returned, for the caller to
+# count. Returns {absolute start, list start, complete, messages after the boundary, their
+# tokens (-1: unknown), summary entry or nil, summary boundary, {payloads}}.
 READ_CONTEXT = Script(
     "read_context",
     """
@@ -647,75 +797,94 @@ local max_tokens = tonumber(ARGV[2])  -- 0: no limit
 local want_since_tokens = ARGV[3] == '1'
 
 local length = redis.call('LLEN', messages_key)
-local meta = redis.call('HMGET', meta_key, 'first', 'summary', 'boundary')
+local meta = checked('hash', 'HMGET', meta_key, 'first', 'summary', 'boundary')
 local first = tonumber(meta[1] or '0')
 local boundary = tonumber(meta[3] or '0')
 local after = math.min(math.max(boundary - first, 0), length)  -- list position of the first unsummarized
-local start = after
-if max_count > 0 and length - max_count > start then
-  start = length - max_count
+local newest_start = after
+if max_count > 0 and length - max_count > newest_start then
+  newest_start = length - max_count
 end
 
+-- The index covers the newest `covered` messages if its newest entry marks the newest message
+-- and it is no longer than the list; otherwise none.
 local covered = 0
-local newest = redis.call('LINDEX', index_key, -1)
-if newest then
-  local message = redis.call('LINDEX', messages_key, -1)
-  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
-    covered = redis.call('LLEN', index_key)
+local newest = checked('list', 'LINDEX', index_key, -1)
+if newest and marked_value(newest, redis.call('LINDEX', messages_key, -1)) then
+  covered = redis.call('LLEN', index_key)
+  if covered > length then
+    covered = 0
   end
 end
-local offset = length - covered  -- the list position of the index's first entry
-local function tokens_at(entry)
-  return math.abs(tonumber(string.match(entry, '^-?%d+')))
-end
 
-local complete = 1
-if max_tokens > 0 and start < length then
-  -- Walk back from the newest message over the index, in growing chunks, until the budget
-  -- is spent. Reaching the end of the index first means the caller must count the rest.
-  local budget, pos, chunk = max_tokens, length, 32
-  local spent = false
-  while not spent and pos > start do
-    local low = math.max(start, offset, pos - chunk)
-    if low >= pos then
-      complete = 0
-      break
-    end
-    local entries = redis.call('LRANGE', index_key, low - offset, pos - 1 - offset)
-    for k = #entries, 1, -1 do
-      local t = tokens_at(entries[k])
-      if t > budget then
-        spent = true
+-- The window's start, whether the index covered it, and the tokens after the boundary (-1:
+-- unknown), by the newest `covered` entries of the index; nil when an entry it reads is not
+-- one (a damaged index: the caller asks again with none).
+local function window(covered, start)
+  local offset = length - covered  -- the list position of the index's first entry
+  local complete = 1
+  if max_tokens > 0 and start < length then
+    -- Walk back from the newest message over the index, in growing chunks, until the budget
+    -- is spent. Reaching the end of the index first means the caller must count the rest.
+    local budget, pos, chunk = max_tokens, length, 32
+    local spent = false
+    while not spent and pos > start do
+      local low = math.max(start, offset, pos - chunk)
+      if low >= pos then
+        complete = 0
         break
       end
-      budget = budget - t
-      pos = pos - 1
+      local entries = redis.call('LRANGE', index_key, low - offset, pos - 1 - offset)
+      for k = #entries, 1, -1 do
+        local t = entry_value(entries[k])
+        if not t then
+          return nil
+        end
+        if math.abs(t) > budget then
+          spent = true
+          break
+        end
+        budget = budget - math.abs(t)
+        pos = pos - 1
+      end
+      chunk = chunk * 2
     end
-    chunk = chunk * 2
+    if complete == 1 then
+      start = pos
+    end
   end
   if complete == 1 then
-    start = pos
-  end
-end
-if complete == 1 then
-  -- Start where a group starts: skip messages that continue a group cut off before them.
-  while start < length and start >= offset do
-    local entry = redis.call('LINDEX', index_key, start - offset)
-    if tonumber(string.match(entry, '^-?%d+')) >= 0 then
-      break
+    -- Start where a group starts: skip messages that continue a group cut off before them.
+    while start < length and start >= offset do
+      local value = entry_value(redis.call('LINDEX', index_key, start - offset))
+      if not value then
+        return nil
+      end
+      if value >= 0 or not may_continue(messages_key, start) then
+        break
+      end
+      start = start + 1
     end
-    start = start + 1
   end
+  local since_tokens = -1
+  if want_since_tokens and after >= offset then
+    since_tokens = 0
+    if after < length then
+      for _, entry in ipairs(redis.call('LRANGE', index_key, after - offset, -1)) do
+        local t = entry_value(entry)
+        if not t then
+          return nil
+        end
+        since_tokens = since_tokens + math.abs(t)
+      end
+    end
+  end
+  return start, complete, since_tokens
 end
 
-local since_tokens = -1
-if want_since_tokens and after >= offset then
-  since_tokens = 0
-  if after < length then
-    for _, entry in ipairs(redis.call('LRANGE', index_key, after - offset, -1)) do
-      since_tokens = since_tokens + tokens_at(entry)
-    end
-  end
+local start, complete, since_tokens = window(covered, newest_start)
+if not start then
+  start, complete, since_tokens = window(0, newest_start)
 end
 
 local payloads = {}
@@ -724,6 +893,7 @@ if start < length then
 end
 return {first + start, start, complete, length - after, since_tokens, meta[2] or false, boundary, payloads}
 """,
+    uses=(INDEX_LIBRARY,),
 )
 
 
@@ -952,15 +1122,21 @@ def import_thread(
 # What the scripts that change entries in place (rekey, set, remove) share: whether the index
 # still describes the list, and how a thread's bookkeeping follows an entry changed or removed.
 ENTRY_LIBRARY = """
--- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale.
+-- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale:
+-- its newest entry (a number and a mark) must mark the newest message, and it may not be
+-- longer than the list.
 local function trusted_index(messages_key, index_key)
   local newest = redis.call('LINDEX', index_key, -1)
   if not newest then
     return 0
   end
   local message = redis.call('LINDEX', messages_key, -1)
-  if message and string.match(newest, '|(%x+)$') == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
-    return redis.call('LLEN', index_key)
+  local newest_mark = string.match(newest, '^-?%d+|(%x+)$')
+  if message and newest_mark == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
+    local covered = redis.call('LLEN', index_key)
+    if covered <= redis.call('LLEN', messages_key) then
+      return covered
+    end
   end
   redis.call('DEL', index_key)
   return 0

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import ResponseError
 
 from .cluster import RedisClient, is_cluster
 from .codec import OpenedEntry, decode_entry, encode_message_dict, message_from_dict, open_entry
@@ -649,12 +652,14 @@ class ThreadStorage:
             count_round_trips()  # the HGET of the labels, once per store
             self._labels_indexed = decode_labels(await self.redis.hget(self.keys.meta, "labels"))  # type: ignore[misc]
         labels = self.options.labels if self.options.labels is not None else self._labels_indexed
+        added_to = keyspace.label_indexes(labels)
+        removed_from = [i for i in keyspace.label_indexes(self._labels_indexed) if i not in added_to]  # relabelled
         pipe = self.redis.pipeline(transaction=False)
         pipe.zadd(keyspace.registry, {member: now_ms})
-        for index in keyspace.label_indexes(labels):
+        for index in added_to:
             pipe.zadd(index, {member: now_ms})
-        for index in set(keyspace.label_indexes(self._labels_indexed)) - set(keyspace.label_indexes(labels)):
-            pipe.zrem(index, member)  # relabelled
+        for index in removed_from:
+            pipe.zrem(index, member)
         count_round_trips()  # the pipeline; the script counts its own
         index_update = asyncio.ensure_future(pipe.execute())
         try:
@@ -662,12 +667,29 @@ class ThreadStorage:
         except BaseException:
             index_update.cancel()
             raise
-        added, *_ = await index_update
+        try:
+            added, *_ = await index_update
+        except ResponseError as err:
+            if "WRONGTYPE" not in str(err):
+                raise
+            raise _wrong_type_beside(err, [keyspace.registry, *added_to, *removed_from]) from err
         self._labels_indexed = dict(labels)
         if added and await self.redis.zcard(keyspace.registry) == 1:  # type: ignore[misc]
             # The first thread of a new prefix: its label indexes are complete (as the scripts mark it).
             await self.redis.set(keyspace.labels_complete, "complete")
         return applied
+
+
+def _wrong_type_beside(err: ResponseError, keys: Sequence[str]) -> RedisStoreError:
+    """A registry or label index of the wrong type on Redis Cluster (``keys``: the pipeline's, in order)."""
+    # redis-py's pipelines name the failed command's position: "Command # 2 (ZADD ...) of pipeline caused error".
+    found = re.match(r"Command # (\d+) ", str(err))
+    position = int(found.group(1)) - 1 if found else -1
+    key = repr(keys[position]) if 0 <= position < len(keys) else "the registry or a label index"
+    return RedisStoreError(
+        f"Redis key {key} holds another type than the sorted set the store keeps there: the messages were "
+        "stored, the thread's entry there was not updated; inspect it with TYPE, then repair or delete it"
+    )
 
 
 def _summary_text(summary: dict[str, Any] | None) -> str | None:
