@@ -218,3 +218,33 @@ async def test_an_edit_over_a_damaged_newest_index_entry_is_whole(
         assert texts(await store.transcript()) == expected
         await store.add_messages([message("four", "assistant")])
         assert texts(await store.transcript()) == [*expected, "four"]
+
+
+# -- a damaged meta field the scripts compute with -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", WRITERS)
+@pytest.mark.parametrize("field", ["first", "boundary"])
+async def test_a_damaged_position_field_fails_every_call_whole_naming_key_and_field(
+    redis_url: str, raw: redis.asyncio.Redis, kind: str, field: str
+) -> None:
+    from agent_framework_redis_store import CorruptThreadMetaError
+
+    async with writer(kind, redis_url, max_messages=3) as save:
+        await save([message("one"), message("two", "assistant"), message("three")])
+        await raw.hset(KEYS.meta, field, "garbage")
+        before = await snapshot(raw)
+        calls = []
+        if field == "first":  # an append that trims adds to it; the removal below reads both
+            calls.append(lambda: save([message("four")]))
+        async with (
+            RedisChatMessageStore(redis_url, thread_id="t") as reader,
+            RedisChatMessageStore(redis_url, thread_id="t", context_messages=2) as windowed,
+        ):
+            stored = await reader.transcript()
+            calls += [reader.list_messages, windowed.list_messages, lambda: reader.remove(stored[0])]
+            for call in calls:
+                with pytest.raises(CorruptThreadMetaError) as failed:
+                    await call()
+                assert (failed.value.key, failed.value.field) == (KEYS.meta, field)
+        assert await snapshot(raw) == before

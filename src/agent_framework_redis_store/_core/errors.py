@@ -127,6 +127,7 @@ class CorruptSessionError(RedisStoreError):
 # A script's report of a key of the wrong type, met before its first write (lua.INDEX_LIBRARY):
 # the type the key should hold and the key's bytes in hex.
 _WRONGTYPE_KEY = re.compile(r"WRONGTYPE_KEY (\w+) ((?:[0-9a-f]{2})+)")
+_CORRUPT_META = re.compile(r"CORRUPT_META (\w+) ((?:[0-9a-f]{2})+)")
 _TYPE_NAMES = {"list": "list", "hash": "hash", "zset": "sorted set"}
 
 
@@ -188,6 +189,9 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
                 f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
                 "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
             ) from err
+        if (found := _CORRUPT_META.search(str(err))) is not None:
+            meta_key = bytes.fromhex(found.group(2)).decode("utf-8", errors="replace")
+            raise CorruptThreadMetaError(meta_key, found.group(1), "not an integer (nothing was changed)") from err
         if (wrong_type := _wrong_type_key(err)) is not None:
             raise wrong_type from err
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error

@@ -230,6 +230,20 @@ local function checked(expected, command, key, ...)
   return reply
 end
 
+-- A meta hash field the script computes with (first, boundary): its integer (0 when absent), or an
+-- error holding ``CORRUPT_META <field> <key in hex>`` before anything is written.
+local function integer_field(meta_key, field, value)
+  if not value then
+    return 0
+  end
+  local number = tonumber(value)
+  if not number or number ~= math.floor(number) then
+    local hex = string.gsub(meta_key, '.', function(c) return string.format('%02x', string.byte(c)) end)
+    error('CORRUPT_META ' .. field .. ' ' .. hex)
+  end
+  return number
+end
+
 local function mark(payload)
   return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
 end
@@ -298,7 +312,9 @@ end
 -- registry and every label index the append touches must be of their types. Returns the
 -- thread's stored labels (false: none).
 local function check_bookkeeping(h, meta_key, registry_key)
-  local stored_labels = checked('hash', 'HMGET', meta_key, 'labels')[1]
+  local stored = checked('hash', 'HMGET', meta_key, 'labels', 'first')
+  local stored_labels = stored[1]
+  integer_field(meta_key, 'first', stored[2])  -- a trim adds to it (HINCRBY) after the writes
   if registry_key and h.register then
     checked('zset', 'ZSCORE', registry_key, h.member)
     local prefix = prefix_of(registry_key)
@@ -798,8 +814,8 @@ local want_since_tokens = ARGV[3] == '1'
 
 local length = redis.call('LLEN', messages_key)
 local meta = checked('hash', 'HMGET', meta_key, 'first', 'summary', 'boundary')
-local first = tonumber(meta[1] or '0')
-local boundary = tonumber(meta[3] or '0')
+local first = integer_field(meta_key, 'first', meta[1])
+local boundary = integer_field(meta_key, 'boundary', meta[3])
 local after = math.min(math.max(boundary - first, 0), length)  -- list position of the first unsummarized
 local newest_start = after
 if max_count > 0 and length - max_count > newest_start then
@@ -1305,6 +1321,10 @@ if not position then
   return -1
 end
 local length = redis.call('LLEN', messages_key)
+-- Read (and checked) before the first write: a damaged field fails the removal whole.
+local meta = checked('hash', 'HMGET', meta_key, 'first', 'boundary', 'count')
+local first = integer_field(meta_key, 'first', meta[1])
+local boundary = integer_field(meta_key, 'boundary', meta[2])
 local covered = trusted_index(messages_key, index_key)
 redis.call('LSET', messages_key, position, TOMBSTONE)
 redis.call('LREM', messages_key, 1, TOMBSTONE)
@@ -1316,8 +1336,7 @@ if position >= offset then
     remark(messages_key, index_key)
   end
 end
-local meta = redis.call('HMGET', meta_key, 'first', 'boundary', 'count')
-if meta[2] and position + tonumber(meta[1] or '0') < tonumber(meta[2]) then
+if meta[2] and position + first < boundary then
   redis.call('HINCRBY', meta_key, 'boundary', -1)
 end
 if meta[3] then
@@ -1326,7 +1345,7 @@ end
 redis.call('DEL', fingerprints_key, lease_key)  -- a compaction running now read the old entries
 return position
 """,
-    uses=(ENTRY_LIBRARY,),
+    uses=(INDEX_LIBRARY, ENTRY_LIBRARY),
 )
 
 
