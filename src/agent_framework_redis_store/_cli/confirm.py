@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from .console import err, fail
+from .console import err, fail, say, shown
 
 __all__ = ["DryRun", "Yes", "ask", "must_ask"]
 
@@ -50,7 +50,7 @@ def must_ask(action: str, *, yes: bool, dry_run: bool) -> bool:
 
 def ask(question: str) -> None:
     """Ask ``question`` on the terminal; exit 1 with one line unless the answer is y or yes."""
-    err.print(f"{question} [y/N] ", end="", markup=False, soft_wrap=True)
+    err.print(f"{shown(question)} [y/N] ", end="", soft_wrap=True)
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline()
@@ -59,5 +59,5 @@ def ask(question: str) -> None:
     if not answer.endswith("\n"):
         err.print()  # end of input or Ctrl-C: end the question's line
     if answer.strip().lower() not in ("y", "yes"):
-        err.print("aborted: nothing was changed", markup=False)
+        say("aborted: nothing was changed", stderr=True)
         raise typer.Exit(1)
