@@ -108,7 +108,7 @@ def _migrate(
         finally:
             await client.aclose()
 
-    report = _run(ctx, work)
+    report = _run(ctx, work, lambda: "each thread is copied whole or not at all: run it again to copy the rest")
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -41,6 +41,7 @@ from agent_framework_redis_store import (
 
 from .confirm import DryRun, Yes, ask, must_ask
 from .console import emit_json, err, fail, out, say, shown
+from .interrupt import EXIT_STATUS, Interrupted, run_until_interrupted
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
 KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
@@ -126,8 +127,15 @@ def _error_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]) -> T:
-    """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1."""
+def _run(
+    ctx: typer.Context,
+    work: Callable[[RedisThreadRegistry], Awaitable[T]],
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1.
+
+    The first Ctrl-C stops it: ``interrupted: <what interrupted() says>`` on stderr, exit status 130.
+    """
 
     target = resolve_target(ctx)
 
@@ -136,7 +144,10 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
             return await work(registry)
 
     try:
-        return asyncio.run(main())
+        return run_until_interrupted(main())
+    except Interrupted:
+        say("interrupted" + (f": {interrupted()}" if interrupted is not None else ""), stderr=True)
+        raise typer.Exit(EXIT_STATUS) from None
     # RedisClusterException: e.g. --cluster for a Redis that is not a cluster node.
     except (RedisStoreError, RedisError, RedisClusterException, ValueError, OSError) as error:
         # Only a client that does not know it talks to a cluster meets these (raw from redis-py,
@@ -466,7 +477,12 @@ def export_threads(
             os.replace(target.name, output)
         return written
 
-    written = _run(ctx, work)
+    def interrupted() -> str:
+        if str(output) == "-":
+            return "the records on stdout are incomplete"
+        return f"{output} was left as it was"  # the records went to a temporary file, now removed
+
+    written = _run(ctx, work, interrupted)
     if str(output) == "-":
         return  # stdout holds the records; a summary there would corrupt them
     if as_json:
@@ -525,11 +541,16 @@ def import_threads(
     """
     asking = replace and must_ask("threads import --replace overwrites threads", yes=yes, dry_run=dry_run)
     target = resolve_target(ctx)
+    # What an interruption leaves: (threads imported, threads to import), and the line being imported.
+    imported, importing_total, underway = 0, 0, None
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        nonlocal imported, importing_total, underway
         problems: list[str] = []
         seen: dict[str, int] = {}
         for number, record in _records(file):
+            if number % 1000 == 0:
+                await asyncio.sleep(0)  # a large file is read on the loop's thread: let Ctrl-C in
             if isinstance(record, ThreadRecordError):
                 problems.append(f"{file}:{number}: {record}")
             elif record.thread_id in seen:
@@ -570,19 +591,29 @@ def import_threads(
             if len(replacing) > 20:
                 err.print(f"... and {len(replacing) - 20} more")
             ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {file}?")
-        imported = 0
-        with _progress("importing", len(seen) - len(bad_lines & set(seen.values())), as_json) as update:
+        importing_total = len(seen) - len(bad_lines & set(seen.values()))
+        with _progress("importing", importing_total, as_json) as update:
             for number, record in _records(file):
                 if number in bad_lines or isinstance(record, ThreadRecordError):
                     continue
+                underway = (number, record.thread_id)
                 if await registry.import_thread(record, replace=replace):
                     imported += 1
                 else:
                     problems.append(f"{file}:{number}: thread {record.thread_id!r} was created meanwhile; skipped")
+                underway = None
                 update(imported, None)
         return {"imported": imported, "skipped": len(problems), "problems": problems}
 
-    result = _run(ctx, work)
+    def interrupted() -> str:
+        if not importing_total:
+            return "nothing was imported"
+        done = f"imported {imported} of {importing_total} thread(s), each whole"
+        if underway is not None:
+            done += f"; the thread of line {underway[0]} ({underway[1]!r}) is imported whole or not at all"
+        return f"{done}; run it again{'' if replace else ' with --skip-bad'} to import the rest"
+
+    result = _run(ctx, work, interrupted)
     if as_json:
         emit_json(result)
     elif dry_run:
@@ -737,7 +768,7 @@ def erase_threads(
             receipt = await registry.erase(labels=labels, dry_run=dry_run, on_progress=lambda done: update(done, None))
         return {"key_prefix": registry.key_prefix, **receipt.to_dict()}
 
-    receipt = _run(ctx, work)
+    receipt = _run(ctx, work, lambda: "the erasure is incomplete (each thread is deleted whole): run it again")
     if as_json:
         emit_json(receipt)
     else:
