@@ -134,8 +134,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
             reason = str(err).rstrip(".")
             raise RedisPermissionError(
-                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
-                "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
+                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs the "
+                "key patterns of the key prefix and the commands of its role (README: TLS, ACLs)"
             ) from err
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err

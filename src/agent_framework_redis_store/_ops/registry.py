@@ -14,7 +14,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Self, Unpack
@@ -22,7 +22,7 @@ from typing import Any, Self, Unpack
 from .._core.cluster import RedisClient, is_cluster
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
-from .._core.errors import ThreadNotFoundError, translate_redis_errors
+from .._core.errors import RedisPermissionError, ThreadNotFoundError, translate_redis_errors
 from .._core.keyspace import Keyspace, validate_thread_id
 from .._core.lua import PURGE_THREAD, prune_registry, purge_thread, registry_after
 from .._core.meta import (
@@ -737,7 +737,8 @@ class RedisThreadRegistry(ClientOwner):
                 described.append((entry, ThreadSummary.from_meta(entry.thread_id, meta)))
             else:
                 stale.append(entry)
-        await self._remove_entries(stale, key)
+        with suppress(RedisPermissionError):  # a read-only ACL user lists without pruning; a writer's listing will
+            await self._remove_entries(stale, key)
         return described
 
     async def _remove_entries(self, entries: list[_Entry], key: str | None = None) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption
+from .._core.errors import translate_redis_errors
 from .._core.keyspace import DEFAULT_KEY_PREFIX, Keyspace
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
@@ -44,7 +45,7 @@ async def rekey_prefix(
     options = ThreadOptions(key_prefix=key_prefix, encryption=encryption, registry=False)
     seen = changed = rekeyed = 0
     thread_id: str | None = None
-    async for raw_key in redis.scan_iter(match=keyspace.thread_scan_pattern, count=scan_count):
+    async for raw_key in _scanned(redis, keyspace.thread_scan_pattern, scan_count):
         thread_id = keyspace.thread_id_of(raw_key)
         if thread_id is None:
             continue
@@ -56,3 +57,15 @@ async def rekey_prefix(
         if on_progress is not None:
             on_progress(RekeyProgress(seen, changed, rekeyed, thread_id))
     return RekeyProgress(seen, changed, rekeyed, thread_id)
+
+
+async def _scanned(redis: RedisClient, pattern: str, count: int) -> AsyncIterator[bytes | str]:
+    """SCAN's keys; its errors as the package's (an ACL user without SCAN: ``RedisPermissionError``)."""
+    keys = redis.scan_iter(match=pattern, count=count).__aiter__()
+    while True:
+        with translate_redis_errors("the given redis client", pattern, "keys"):
+            try:
+                key = await keys.__anext__()
+            except StopAsyncIteration:
+                return
+        yield key
