@@ -2,12 +2,12 @@
 
 Such a command takes ``--dry-run`` (say what would change, change nothing) and ``--yes``.
 Without ``--yes`` it shows what it is about to destroy and asks on the terminal; anything but
-``y`` or ``yes`` (an empty line, end of input, Ctrl-C) is no, and it exits 1 having changed
-nothing. When stdin or stderr is not a terminal nobody can see or answer the question, and it
-refuses at once, before connecting, in one line naming ``--yes``: a script must say ``--yes``,
-so that a forgotten flag shows on its first run instead of in what it deleted, and whatever
-happens to be on stdin (``yes |``, a here-document meant for something else) never counts as
-an answer.
+``y`` or ``yes`` (an empty line, end of input) is no, and it exits 1 having changed nothing
+(Ctrl-C is no too, and exits 130 as Ctrl-C does anywhere). When stdin or stderr is not a
+terminal nobody can see or answer the question, and it refuses at once, before connecting, in
+one line naming ``--yes``: a script must say ``--yes``, so that a forgotten flag shows on its
+first run instead of in what it deleted, and whatever happens to be on stdin (``yes |``, a
+here-document meant for something else) never counts as an answer.
 
 A new destructive command takes ``DryRun`` and ``Yes``, calls ``must_ask`` first, and ``ask``
 once it knows what it would destroy (not at all when that is nothing).
@@ -20,7 +20,8 @@ from typing import Annotated
 
 import typer
 
-from .console import err, fail
+from .console import err, fail, say, shown
+from .interrupt import EXIT_STATUS, answering
 
 __all__ = ["DryRun", "Yes", "ask", "must_ask"]
 
@@ -49,15 +50,17 @@ def must_ask(action: str, *, yes: bool, dry_run: bool) -> bool:
 
 
 def ask(question: str) -> None:
-    """Ask ``question`` on the terminal; exit 1 with one line unless the answer is y or yes."""
-    err.print(f"{question} [y/N] ", end="", markup=False, soft_wrap=True)
-    sys.stderr.flush()
+    """Ask ``question`` on the terminal; exit 1 with one line unless the answer is y or yes (130 on Ctrl-C)."""
+    status = 1
     try:
-        answer = sys.stdin.readline()
+        with answering():  # before the question shows: a Ctrl-C as soon as it does ends the read
+            err.print(f"{shown(question)} [y/N] ", end="", soft_wrap=True)
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
     except KeyboardInterrupt:
-        answer = ""
+        answer, status = "", EXIT_STATUS
     if not answer.endswith("\n"):
         err.print()  # end of input or Ctrl-C: end the question's line
     if answer.strip().lower() not in ("y", "yes"):
-        err.print("aborted: nothing was changed", markup=False)
-        raise typer.Exit(1)
+        say("aborted: nothing was changed", stderr=True)
+        raise typer.Exit(status)

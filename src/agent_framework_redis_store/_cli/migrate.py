@@ -25,7 +25,7 @@ from agent_framework_redis_store import (
 )
 
 from .confirm import Yes, ask, must_ask
-from .console import emit_json, err, fail, out
+from .console import emit_json, err, fail, say
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 from .threads import AsJson, _label_option, _progress, _run
 
@@ -108,12 +108,12 @@ def _migrate(
         finally:
             await client.aclose()
 
-    report = _run(ctx, work)
+    report = _run(ctx, work, lambda: "each thread is copied whole or not at all: run it again to copy the rest")
     if as_json:
         emit_json(report.to_dict())
     else:
         _print_problems(report)
-        out.print(_summary(report, redact_url(source), target), soft_wrap=True, markup=False)
+        say(_summary(report, redact_url(source), target))
     if not report.complete:
         raise typer.Exit(1)
 
@@ -122,11 +122,7 @@ def _print_problems(report: MigrationReport) -> None:
     problems = [t for t in report.threads if t.outcome in ("conflict", "differs", "failed")]
     for thread in problems[:_SHOWN]:
         name = repr(thread.thread_id) if thread.thread_id is not None else "(no thread id)"
-        err.print(
-            f"{thread.outcome}: {name} from {', '.join(map(repr, thread.source_keys))}: {thread.detail}",
-            soft_wrap=True,
-            markup=False,
-        )
+        say(f"{thread.outcome}: {name} from {', '.join(map(repr, thread.source_keys))}: {thread.detail}", stderr=True)
     if len(problems) > _SHOWN:
         err.print(f"... and {len(problems) - _SHOWN} more (--json lists every thread)")
 

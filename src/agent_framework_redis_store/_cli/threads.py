@@ -40,7 +40,8 @@ from agent_framework_redis_store import (
 )
 
 from .confirm import DryRun, Yes, ask, must_ask
-from .console import emit_json, err, fail, out
+from .console import emit_json, err, fail, out, say, shown
+from .interrupt import EXIT_STATUS, Interrupted, run_until_interrupted
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
 KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
@@ -126,8 +127,15 @@ def _error_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
-def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]) -> T:
-    """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1."""
+def _run(
+    ctx: typer.Context,
+    work: Callable[[RedisThreadRegistry], Awaitable[T]],
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """Run ``work`` against the command's registry; package errors become one line on stderr and exit 1.
+
+    The first Ctrl-C stops it: ``interrupted: <what interrupted() says>`` on stderr, exit status 130.
+    """
 
     target = resolve_target(ctx)
 
@@ -136,7 +144,10 @@ def _run(ctx: typer.Context, work: Callable[[RedisThreadRegistry], Awaitable[T]]
             return await work(registry)
 
     try:
-        return asyncio.run(main())
+        return run_until_interrupted(main())
+    except Interrupted:
+        say("interrupted" + (f": {interrupted()}" if interrupted is not None else ""), stderr=True)
+        raise typer.Exit(EXIT_STATUS) from None
     # RedisClusterException: e.g. --cluster for a Redis that is not a cluster node.
     except (RedisStoreError, RedisError, RedisClusterException, ValueError, OSError) as error:
         # Only a client that does not know it talks to a cluster meets these (raw from redis-py,
@@ -221,23 +232,23 @@ def list_threads(
             return
         out.print(_threads_table(f"Threads under {registry.key_prefix!r}", page.threads, await registry.now()))
         if page.next_cursor:
-            err.print(f"more threads: --cursor {page.next_cursor}", soft_wrap=True)
+            say(f"more threads: --cursor {page.next_cursor}", stderr=True)
 
     _run(ctx, work)
 
 
 def _threads_table(title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=None if title is None else shown(title), title_justify="left")
     for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
         table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
     for thread in threads:
         table.add_row(
-            thread.thread_id,
+            shown(thread.thread_id),
             str(thread.message_count),
             _ago(thread.last_active, now),
             _ago(thread.created_at, now),
             _seconds_text(thread.ttl),
-            _labels_text(thread.labels),
+            shown(_labels_text(thread.labels)),
         )
     return table
 
@@ -286,22 +297,22 @@ def show_thread(
             emit_json({"thread": info.to_dict(), "summary": summary_dict, "messages": transcript})
             return
         now = await registry.now()
-        out.print(
-            f"[bold]{info.thread_id}[/bold]  {info.message_count} messages, created {_ago(info.created_at, now)}, "
+        details = (
+            f"  {info.message_count} messages, created {_ago(info.created_at, now)}, "
             f"last active {_ago(info.last_active, now)}, ttl {_seconds_text(info.ttl)} "
             f"(left {_seconds_text(None if info.ttl_remaining is None else round(info.ttl_remaining))}), "
-            f"labels {_labels_text(info.labels)}, ~{info.approximate_bytes or 0} bytes",
-            soft_wrap=True,
+            f"labels {_labels_text(info.labels)}, ~{info.approximate_bytes or 0} bytes"
         )
+        out.print(Text.assemble((shown(info.thread_id), "bold"), shown(details)), soft_wrap=True)
         if summary_dict is not None:
-            out.print(f"[bold magenta]summary[/bold magenta] of the first {info.summarized} stored message(s):")
+            out.print(Text.assemble(("summary", "bold magenta"), f" of the first {info.summarized} stored message(s):"))
             _print_message(summary_dict)
         earlier = info.message_count - len(transcript)
         if earlier > 0:
-            out.print(f"[dim]... {earlier} earlier messages not shown[/dim]")
+            out.print(f"... {earlier} earlier messages not shown", style="dim")
         for position, message in enumerate(transcript, start=earlier):
             if summary_dict is not None and position == info.summarized:
-                out.print("[dim]--- the model sees the summary, then the messages from here on ---[/dim]")
+                out.print("--- the model sees the summary, then the messages from here on ---", style="dim")
             _print_message(message)
 
     _run(ctx, work)
@@ -322,7 +333,9 @@ def _store(registry: RedisThreadRegistry, thread_id: str, **options: Any) -> Red
 def _print_message(message: dict[str, Any]) -> None:
     role = _role_name(message)
     body = "\n".join(_content_text(c) for c in message.get("contents", []))
-    out.print(Text.assemble((f"{role}: ", _ROLE_STYLES.get(role, "bold")), body), soft_wrap=True)
+    out.print(
+        Text.assemble((f"{shown(role)}: ", _ROLE_STYLES.get(role, "bold")), shown(body, lines=True)), soft_wrap=True
+    )
 
 
 # -- threads compact -----------------------------------------------------------------------
@@ -363,7 +376,7 @@ def compact_threads(
         if thread_ids:
             unknown = await registry.missing(thread_ids)
             if unknown:
-                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(map(repr, unknown))}")
         rows: list[dict[str, Any]] = []
         with _progress(
             "compacting" if policy else "checking", len(thread_ids) if thread_ids else None, as_json
@@ -400,7 +413,7 @@ def compact_threads(
                 line = f"{row['thread_id']}: summarized {row['summarized']} message(s)"
             else:
                 line = f"{row['thread_id']}: {row['reason']}" + (f" ({row['error']})" if "error" in row else "")
-            out.print(line, soft_wrap=True, markup=False)
+            say(line)
     if failed:
         fail(f"the summarizer failed for {len(failed)} thread(s): {', '.join(failed)}")
 
@@ -440,7 +453,7 @@ def export_threads(
         if thread_ids:
             unknown = await registry.missing(thread_ids)
             if unknown:
-                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}")
+                fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(map(repr, unknown))}")
         to_stdout = str(output) == "-"
         target = sys.stdout if to_stdout else _temporary_beside(output)
         written = 0
@@ -464,13 +477,18 @@ def export_threads(
             os.replace(target.name, output)
         return written
 
-    written = _run(ctx, work)
+    def interrupted() -> str:
+        if str(output) == "-":
+            return "the records on stdout are incomplete"
+        return f"{output} was left as it was"  # the records went to a temporary file, now removed
+
+    written = _run(ctx, work, interrupted)
     if str(output) == "-":
         return  # stdout holds the records; a summary there would corrupt them
     if as_json:
         emit_json({"exported": written, "file": str(output)})
     else:
-        err.print(f"exported {written} thread(s) to {output}")
+        say(f"exported {written} thread(s) to {output}", stderr=True)
 
 
 def _temporary_beside(path: Path) -> Any:
@@ -523,11 +541,16 @@ def import_threads(
     """
     asking = replace and must_ask("threads import --replace overwrites threads", yes=yes, dry_run=dry_run)
     target = resolve_target(ctx)
+    # What an interruption leaves: (threads imported, threads to import), and the line being imported.
+    imported, importing_total, underway = 0, 0, None
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        nonlocal imported, importing_total, underway
         problems: list[str] = []
         seen: dict[str, int] = {}
         for number, record in _records(file):
+            if number % 1000 == 0:
+                await asyncio.sleep(0)  # a large file is read on the loop's thread: let Ctrl-C in
             if isinstance(record, ThreadRecordError):
                 problems.append(f"{file}:{number}: {record}")
             elif record.thread_id in seen:
@@ -546,11 +569,11 @@ def import_threads(
         problems.sort(key=lambda p: int(p.removeprefix(f"{file}:").split(":", 1)[0]))
         if problems and not skip_bad:
             for problem in problems[:20]:
-                err.print(problem, soft_wrap=True, markup=False)
+                say(problem, stderr=True)
             fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
         bad_lines = {int(p.removeprefix(f"{file}:").split(":", 1)[0]) for p in problems}
         for problem in problems:
-            err.print(f"{'would skip' if dry_run else 'skipped'} {problem}", soft_wrap=True, markup=False)
+            say(f"{'would skip' if dry_run else 'skipped'} {problem}", stderr=True)
         importing = [tid for tid, line in seen.items() if line not in bad_lines]
         replacing = [tid for tid in importing if tid not in absent]
         if dry_run:
@@ -564,23 +587,33 @@ def import_threads(
             }
         if asking and replacing:
             for thread_id in replacing[:20]:
-                err.print(f"replaces {thread_id!r}", soft_wrap=True, markup=False)
+                say(f"replaces {thread_id!r}", stderr=True)
             if len(replacing) > 20:
                 err.print(f"... and {len(replacing) - 20} more")
             ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {file}?")
-        imported = 0
-        with _progress("importing", len(seen) - len(bad_lines & set(seen.values())), as_json) as update:
+        importing_total = len(seen) - len(bad_lines & set(seen.values()))
+        with _progress("importing", importing_total, as_json) as update:
             for number, record in _records(file):
                 if number in bad_lines or isinstance(record, ThreadRecordError):
                     continue
+                underway = (number, record.thread_id)
                 if await registry.import_thread(record, replace=replace):
                     imported += 1
                 else:
                     problems.append(f"{file}:{number}: thread {record.thread_id!r} was created meanwhile; skipped")
+                underway = None
                 update(imported, None)
         return {"imported": imported, "skipped": len(problems), "problems": problems}
 
-    result = _run(ctx, work)
+    def interrupted() -> str:
+        if not importing_total:
+            return "nothing was imported"
+        done = f"imported {imported} of {importing_total} thread(s), each whole"
+        if underway is not None:
+            done += f"; the thread of line {underway[0]} ({underway[1]!r}) is imported whole or not at all"
+        return f"{done}; run it again{'' if replace else ' with --skip-bad'} to import the rest"
+
+    result = _run(ctx, work, interrupted)
     if as_json:
         emit_json(result)
     elif dry_run:
@@ -617,7 +650,8 @@ def delete_threads(
     async def work(registry: RedisThreadRegistry) -> int | None:
         unknown = await registry.missing(thread_ids)
         if unknown:
-            fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(unknown)}; nothing deleted")
+            unknown_ids = ", ".join(map(repr, unknown))
+            fail(f"unknown thread id(s) under {registry.key_prefix!r}: {unknown_ids}; nothing deleted")
         if not (dry_run or asking):
             return await registry.delete(thread_ids)
         threads = [await registry.info(thread_id) for thread_id in dict.fromkeys(thread_ids)]
@@ -626,11 +660,11 @@ def delete_threads(
         if dry_run and as_json:
             emit_json({"dry_run": True, "threads": [info.to_dict() for info in threads]})
         elif dry_run:
-            out.print(f"Would delete {title}:", soft_wrap=True, markup=False)
+            say(f"Would delete {title}:")
             out.print(_threads_table(None, threads, await registry.now()))
             out.print("nothing deleted (--dry-run)")
         else:
-            err.print(f"About to delete {title}:", soft_wrap=True, markup=False)
+            say(f"About to delete {title}:", stderr=True)
             err.print(_threads_table(None, threads, await registry.now()))
             ask(f"Delete these {len(threads)} thread(s)?")
             return await registry.delete(thread_ids)
@@ -685,11 +719,10 @@ def purge_threads(
         emit_json(result)
         return
     verb = "would delete" if dry_run else "deleted"
-    out.print(
+    say(
         f"{verb} {result['purged']} thread(s) inactive since {result['cutoff']}; "
         f"{result['expired']} expired entr{'y' if result['expired'] == 1 else 'ies'} "
-        f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)",
-        soft_wrap=True,
+        f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)"
     )
 
 
@@ -735,7 +768,7 @@ def erase_threads(
             receipt = await registry.erase(labels=labels, dry_run=dry_run, on_progress=lambda done: update(done, None))
         return {"key_prefix": registry.key_prefix, **receipt.to_dict()}
 
-    receipt = _run(ctx, work)
+    receipt = _run(ctx, work, lambda: "the erasure is incomplete (each thread is deleted whole): run it again")
     if as_json:
         emit_json(receipt)
     else:
@@ -747,15 +780,13 @@ def erase_threads(
 def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: bool) -> None:
     erased = receipt["thread_ids"]
     during = len(receipt["written_during"])
-    out.print(
+    say(
         f"{'would erase' if dry_run else 'erased'} {len(erased)} thread(s) carrying {_labels_text(labels)} "
         f"({receipt['keys_deleted']} key(s), {receipt['messages_deleted']} message(s))"
-        + (f", {during} of them written during the erasure" if during else ""),
-        soft_wrap=True,
-        markup=False,
+        + (f", {during} of them written during the erasure" if during else "")
     )
     for thread_id in erased[:_LISTED]:
-        out.print(f"  {thread_id}", markup=False)
+        say(f"  {thread_id}")
     if len(erased) > _LISTED:
         out.print(f"  ... and {len(erased) - _LISTED} more (--json lists them all)")
 
@@ -784,7 +815,7 @@ def reindex_threads(
     if as_json:
         emit_json(result)
     else:
-        out.print(f"indexed the labels of {result['threads']} thread(s) under {result['key_prefix']!r}", markup=False)
+        say(f"indexed the labels of {result['threads']} thread(s) under {result['key_prefix']!r}")
 
 
 @threads_app.command("fork")
@@ -810,8 +841,8 @@ def fork_thread(
     if as_json:
         emit_json(info)
     else:
-        out.print(info["thread_id"], markup=False)
-        err.print(f"forked {thread_id!r} into {info['thread_id']!r} ({info['message_count']} message(s))", markup=False)
+        say(info["thread_id"])
+        say(f"forked {thread_id!r} into {info['thread_id']!r} ({info['message_count']} message(s))", stderr=True)
 
 
 # -- threads rekey -------------------------------------------------------------------------
@@ -871,13 +902,12 @@ def rekey_threads(
     if as_json:
         emit_json(result)
     else:
-        out.print(
+        say(
             f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
-            f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}",
-            soft_wrap=True,
+            f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}"
         )
         for skipped in result["skipped"]:
-            err.print(f"skipped {skipped['key']!r}: {skipped['reason']}", soft_wrap=True, markup=False)
+            say(f"skipped {skipped['key']!r}: {skipped['reason']}", stderr=True)
     if result["skipped"]:
         fail(f"{len(result['skipped'])} key(s) left as they were (listed above): the rest is rekeyed")
 
@@ -901,7 +931,7 @@ def stats(
     if as_json:
         emit_json(result)
         return
-    table = Table(title=f"Key prefix {result['key_prefix']!r}", title_justify="left", show_header=False)
+    table = Table(title=shown(f"Key prefix {result['key_prefix']!r}"), title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("threads", str(result["threads"]))

@@ -186,8 +186,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         if isinstance(err, NoPermissionError) or "NOPERM" in str(err) or "can't run this command" in str(err):
             reason = str(err).rstrip(".")
             raise RedisPermissionError(
-                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs a key "
-                "pattern covering the key prefix (~<key_prefix>:*) and the commands listed in the README"
+                f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs the "
+                "key patterns of the key prefix and the commands of its role (README: TLS, ACLs)"
             ) from err
         if (found := _CORRUPT_META.search(str(err))) is not None:
             meta_key = bytes.fromhex(found.group(2)).decode("utf-8", errors="replace")

@@ -20,7 +20,7 @@ import base64
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self, Unpack
@@ -30,7 +30,7 @@ from redis.exceptions import ResponseError
 from .._core.cluster import RedisClient, is_cluster
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
-from .._core.errors import CorruptThreadMetaError, ThreadNotFoundError, translate_redis_errors
+from .._core.errors import CorruptThreadMetaError, RedisPermissionError, ThreadNotFoundError, translate_redis_errors
 from .._core.keyspace import Keyspace, validate_thread_id
 from .._core.lua import PURGE_THREAD, prune_registry, purge_thread, registry_after
 from .._core.meta import (
@@ -936,7 +936,8 @@ class RedisThreadRegistry(ClientOwner):
                 count = 0 if isinstance(length, Exception) else int(length)
                 summary = ThreadSummary(entry.thread_id, count, None, from_ms(entry.score), None, labels or {})
                 described[position] = _Described(entry, summary, labels)
-        await self._remove_entries(stale, key)
+        with suppress(RedisPermissionError):  # a read-only ACL user lists without pruning; a writer's listing will
+            await self._remove_entries(stale, key)
         return [described[position] for position in sorted(described)]
 
     async def _remove_entries(self, entries: list[_Entry], key: str | None = None) -> None:

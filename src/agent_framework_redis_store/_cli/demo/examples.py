@@ -20,6 +20,8 @@ from rich.text import Text
 
 from agent_framework_redis_store import RedisChatMessageStore, SummaryCompaction
 
+from ..console import shown
+
 __all__ = ["EXAMPLES", "Chat", "Chats", "Claim", "DemoRun", "ExampleResult", "run_examples"]
 
 
@@ -102,9 +104,9 @@ class DemoRun:
 
     async def turn(self, chat: Chat, text: str) -> str:
         """One user turn, printed with the agent's answer."""
-        self.console.print(Text.assemble(("User:  ", "bold cyan"), text))
+        self.console.print(Text.assemble(("User:  ", "bold cyan"), shown(text, lines=True)))
         answer = await chat.ask(text)
-        self.console.print(Text.assemble(("Agent: ", "bold green"), answer))
+        self.console.print(Text.assemble(("Agent: ", "bold green"), shown(answer, lines=True)))
         return answer
 
     def check(self, result: ExampleResult, text: str, ok: bool, detail: str = "") -> None:
@@ -142,7 +144,8 @@ class DemoRun:
             for index, message in enumerate(messages):
                 role = str(getattr(message.role, "value", message.role))
                 text = message.text or ""
-                table.add_row(str(index), role, text if len(text) <= 100 else text[:97] + "...")
+                shortened = text if len(text) <= 100 else text[:97] + "..."
+                table.add_row(str(index), Text(shown(role)), Text(shown(shortened)))  # the model's words: no markup
             self.console.print(table)
 
     async def clean_up(self, *chats: Chat) -> None:
