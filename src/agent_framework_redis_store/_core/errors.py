@@ -152,6 +152,10 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
     try:
         with kept_cancellation():
             yield
+    except RedisStoreError:
+        # Already the package's (a nested translation): RedisPermissionError is an OSError too,
+        # and must not become "unreachable" below.
+        raise
     except AuthenticationError as err:
         raise RedisStoreError(
             f"Redis at {where} rejected the credentials ({err}); check the username and password"
