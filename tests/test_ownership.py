@@ -432,3 +432,46 @@ async def test_per_thread_reads_of_a_damaged_meta_field_name_the_key_and_the_fie
                 await store.list_messages()
             named(caught)
     assert await raw.llen(KEYS.thread("t").messages) == 2  # type: ignore[misc]
+
+
+# -- what the CLI reports of it ------------------------------------------------------------------
+
+
+async def test_cli_lists_stats_and_purges_report_a_damaged_thread(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    from .test_cli_threads import cli_here
+
+    for thread_id in ("ok", "[red]broken"):
+        await write(redis_url, thread_id, None)
+    await damage(raw, "[red]broken", "active", "yesterday")
+
+    listed = await asyncio.to_thread(cli_here, redis_url, "threads", "list")
+    assert listed.returncode == 0
+    assert "skipped 1 thread(s) whose meta hash is damaged" in listed.stderr
+    assert "'[red]broken'" in listed.stderr
+    as_json = json.loads((await asyncio.to_thread(cli_here, redis_url, "threads", "list", "--json")).stdout)
+    assert ([t["thread_id"] for t in as_json["threads"]], as_json["damaged"]) == (["ok"], ["[red]broken"])
+    counted = await asyncio.to_thread(cli_here, redis_url, "stats")
+    assert "threads skipped (damaged meta hash)" in counted.stdout
+    purged = await asyncio.to_thread(cli_here, redis_url, "threads", "purge", "--older-than", "0s", "--yes")
+    assert purged.returncode == 0
+    assert "kept 1 thread(s) whose last activity cannot be read" in purged.stderr
+    assert "'[red]broken'" in purged.stderr
+
+
+async def test_cli_erase_fails_naming_threads_it_could_not_check(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    from .test_cli_threads import cli_here
+
+    await write(redis_url, "alice-1", {"user": "alice"}, "a")
+    await write(redis_url, "alice-2", {"user": "alice"}, "b")
+    await raw.delete(KEYS.labels_complete)
+    await raw.delete(KEYS.thread("alice-1").meta)
+
+    ran = await asyncio.to_thread(cli_here, redis_url, "threads", "erase", "--label", "user=alice", "--yes")
+
+    assert ran.returncode == 1
+    assert "erased 1 thread(s)" in ran.stdout
+    assert "1 thread(s) left alone: their labels can be read nowhere" in ran.stderr
+    assert "'alice-1'" in ran.stderr
+    as_json = await asyncio.to_thread(cli_here, redis_url, "threads", "erase", "-l", "user=alice", "--yes", "--json")
+    assert json.loads(as_json.stdout)["unverified"] == ["alice-1"]
+    assert as_json.returncode == 1

@@ -228,13 +228,31 @@ def list_threads(
     async def work(registry: RedisThreadRegistry) -> None:
         page = await registry.list_threads(labels=labels, active_since=active_since, limit=limit, cursor=cursor)
         if as_json:
-            emit_json({"threads": [t.to_dict() for t in page.threads], "next_cursor": page.next_cursor})
+            emit_json(
+                {
+                    "threads": [t.to_dict() for t in page.threads],
+                    "next_cursor": page.next_cursor,
+                    "damaged": page.damaged,
+                }
+            )
             return
         out.print(_threads_table(f"Threads under {registry.key_prefix!r}", page.threads, await registry.now()))
+        _say_damaged(page.damaged)
         if page.next_cursor:
             say(f"more threads: --cursor {page.next_cursor}", stderr=True)
 
     _run(ctx, work)
+
+
+def _say_damaged(thread_ids: Sequence[str]) -> None:
+    """On stderr: the threads a listing skipped because their meta hash is damaged."""
+    if thread_ids:
+        say(
+            f"skipped {len(thread_ids)} thread(s) whose meta hash is damaged "
+            f"('threads info ID' names the field): {', '.join(repr(t) for t in thread_ids[:_LISTED])}"
+            + (f" and {len(thread_ids) - _LISTED} more" if len(thread_ids) > _LISTED else ""),
+            stderr=True,
+        )
 
 
 def _threads_table(title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime) -> Table:
@@ -724,6 +742,9 @@ def purge_threads(
         f"{result['expired']} expired entr{'y' if result['expired'] == 1 else 'ies'} "
         f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)"
     )
+    if result["damaged"]:
+        say(f"kept {len(result['damaged'])} thread(s) whose last activity cannot be read:", stderr=True)
+        _say_damaged(result["damaged"])
 
 
 # -- threads erase / reindex / fork --------------------------------------------------------
@@ -774,7 +795,18 @@ def erase_threads(
     else:
         _print_receipt(receipt, labels, dry_run=dry_run)
     if not receipt["complete"]:
-        fail("threads of these labels kept appearing while erasing: run it again")
+        left = receipt["remaining"]
+        fail(
+            f"{len(left)} thread(s) still hold keys after every round (written again meanwhile, or not "
+            f"deletable): {', '.join(repr(t) for t in left[:_LISTED])}; run it again"
+        )
+    if receipt["unverified"]:
+        fail(
+            f"{len(receipt['unverified'])} thread(s) left alone: their labels can be read nowhere (meta hash "
+            f"missing or damaged, label indexes incomplete), so they may carry these labels: "
+            f"{', '.join(repr(t) for t in receipt['unverified'][:_LISTED])}; inspect them with 'threads show ID' "
+            "and delete them with 'threads delete ID', or run 'threads reindex'"
+        )
 
 
 def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: bool) -> None:
@@ -942,6 +974,8 @@ def stats(
     table.add_row("newest activity", result["newest_activity"] or "-")
     for bucket, count in result["length_distribution"].items():
         table.add_row(f"threads of {bucket} message(s)", str(count))
+    if result["damaged"]:
+        table.add_row("threads skipped (damaged meta hash)", str(result["damaged"]))
     out.print(table)
 
 
