@@ -579,7 +579,7 @@ async def test_export_of_a_corrupt_entry_names_key_and_index(
         ("{not json", "not JSON"),
         ("[1, 2]", "expected a JSON object"),
         ('{"thread_id": "", "messages": [{"role": "user"}]}', "thread_id must be a non-empty str"),
-        ('{"thread_id": "t", "messages": []}', "'messages' must be a non-empty list"),
+        ('{"thread_id": "t", "messages": []}', "empty only when the record has a 'session'"),
         ('{"thread_id": "t", "messages": [{"contents": []}]}', "messages[0] is not a message"),
         ('{"thread_id": "t", "messages": [{"role": "user"}], "ttl": -1}', "'ttl' must be a positive number"),
         ('{"thread_id": "t", "messages": [{"role": "user"}], "labels": {"u": 1}}', "labels['u'] must be a str"),

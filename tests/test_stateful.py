@@ -203,8 +203,12 @@ class ThreadModel:
             self.covered = max(self.covered - cut, 0)
         self.pending = bool(self.messages) and any(c["type"] == "function_call" for c in self.messages[-1]["contents"])
 
-    def copy_into(self, other: ThreadModel, upto: int | None = None) -> None:
-        """What import and fork make of ``other``: this thread's messages, labels and summary; nothing else."""
+    def copy_into(self, other: ThreadModel, upto: int | None = None, *, session: bool = False) -> None:
+        """What import and fork make of ``other``: this thread's messages, labels and summary (import:
+        its session snapshot too); nothing else. A snapshot alone makes a thread of a snapshot alone."""
+        if not self.messages:
+            other.__init__(session=True)  # type: ignore[misc]
+            return
         copied = self.messages[:upto] if upto else list(self.messages)
         covers = min(self.covered, len(copied))
         keep_summary = self.summary is not None and (upto is None or covers < len(copied))
@@ -215,6 +219,7 @@ class ThreadModel:
             summary=list(self.summary) if keep_summary and self.summary is not None else None,
             covered=covers if keep_summary else 0,
             pending=bool(copied) and any(c["type"] == "function_call" for c in copied[-1]["contents"]),
+            session=session and self.session,
         )
 
 
@@ -444,18 +449,19 @@ class StoreMachine(RuleBasedStateMachine):
     def export_import(self, source: str, destination: str, replace_existing: bool) -> None:
         src, dst = self.threads[source], self.threads[destination]
         registry = self.registry()
-        if not src.messages:
+        if not src.messages and not src.session:
             with pytest.raises(ThreadNotFoundError):
                 self.run(registry.export_thread(source))
             return
         record = self.run(registry.export_thread(source))
         assert [signature(m) for m in record.messages] == [signature(m) for m in src.messages]
+        assert (record.session is not None) == src.session
         written = self.run(registry.import_thread(replace(record, thread_id=destination), replace=replace_existing))
         if dst.exists and not replace_existing:
             assert written is False
         else:
             assert written is True
-            src.copy_into(dst)
+            src.copy_into(dst, session=True)
 
     @rule(user=st.sampled_from(USERS))
     def erase(self, user: str) -> None:

@@ -1040,13 +1040,14 @@ def purge_thread(keys: ThreadKeys, *, cutoff_ms: int, prefix: str | None) -> Scr
 IMPORT_THREAD = Script(
     "import_thread",
     """
-local messages_key, meta_key, index_key = KEYS[1], KEYS[2], KEYS[3]
+local messages_key, meta_key, index_key, session_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 -- then every other key of the thread, then (standalone Redis) the registry
 local member, replace = ARGV[1], ARGV[2] == '1'
 local created_ms, active_ms, ttl_ms, expire_ms, labels = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
 local has_registry, n = ARGV[8] == '1', tonumber(ARGV[9])
 local summary, summary_boundary, forked_from = ARGV[10], ARGV[11], ARGV[12]
-local first = 13  -- n payloads, then their n index entries
+local session, session_expire_ms = ARGV[13], tonumber(ARGV[14])  -- session '': none
+local first = 15  -- n payloads, then their n index entries
 local owned = #KEYS
 local registry_key = nil
 if has_registry then
@@ -1062,6 +1063,23 @@ if type(old_labels) == 'table' then  -- replacing a meta key of another type
   old_labels = false
 end
 redis.call('DEL', unpack(KEYS, 1, owned))
+if session ~= '' then
+  if session_expire_ms > 0 then
+    redis.call('SET', session_key, session, 'PX', session_expire_ms)
+  else
+    redis.call('SET', session_key, session)
+  end
+end
+if n == 0 then
+  -- A session snapshot alone: like a thread only RedisSessionStore wrote, it has no registry
+  -- entry; one the replaced thread had goes, with its label index entries.
+  if registry_key then
+    unindex_labels(prefix_of(registry_key), member, old_labels)
+    redis.call('ZREM', registry_key, member)
+    forget_empty_registry(registry_key)
+  end
+  return 1
+end
 local final = first + n - 1
 for i = first, final, 1000 do
   redis.call('RPUSH', messages_key, unpack(ARGV, i, math.min(i + 999, final)))
@@ -1106,12 +1124,16 @@ def import_thread(
     summary: str | None = None,
     summary_boundary: int = 0,
     forked_from: str | None = None,
+    session: str | None = None,
+    session_expire_ms: int = 0,
 ) -> ScriptCall:
     """The call of ``IMPORT_THREAD``. ``registry_key`` None: the caller enters the thread and its labels
-    in their indexes (Redis Cluster)."""
-    if not payloads or len(index) != len(payloads):
-        raise ValueError("import_thread needs messages, and one index entry per message")
-    head = [keys.messages, keys.meta, keys.index]
+    in their indexes (Redis Cluster). ``session``: the session snapshot as stored (sealed if so)."""
+    if len(index) != len(payloads):
+        raise ValueError("import_thread needs one index entry per message")
+    if not payloads and session is None:
+        raise ValueError("import_thread needs messages or a session snapshot")
+    head = [keys.messages, keys.meta, keys.index, keys.session]
     thread_keys = head + [key for key in keys.owned if key not in head]
     return ScriptCall(
         IMPORT_THREAD,
@@ -1129,6 +1151,8 @@ def import_thread(
             summary or "",
             summary_boundary,
             forked_from or "",
+            session or "",
+            session_expire_ms,
             *payloads,
             *index,
         ],

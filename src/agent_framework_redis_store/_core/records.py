@@ -16,12 +16,18 @@ from typing import Any, Self
 from .cluster import RedisClient, is_cluster
 from .codec import decode_entry, encode_message_dict, message_from_dict
 from .compression import Compression, compress
-from .encryption import MessageEncryption
-from .errors import ThreadNotFoundError, ThreadRecordError, translate_redis_errors
+from .encryption import MessageEncryption, decrypt_entry
+from .errors import (
+    CorruptSessionError,
+    DecryptionError,
+    ThreadNotFoundError,
+    ThreadRecordError,
+    translate_redis_errors,
+)
 from .groups import CharacterEstimator, Tokenizer, index_entry, shape
 from .keyspace import Keyspace, ThreadKeys, validate_thread_id
 from .lua import import_thread
-from .meta import ThreadMeta, iso, to_ms
+from .meta import ThreadMeta, decode_labels, iso, to_ms
 from .options import labels_json, validate_labels
 
 __all__ = ["RECORD_VERSION", "ThreadRecord", "fork_thread", "read_record", "write_record"]
@@ -35,7 +41,9 @@ class ThreadRecord:
 
     Messages are the stored JSON objects, unchanged; importing a record reproduces the
     thread's messages and their order, its labels, timestamps and TTL, and its summary
-    (``summary``: the summary message, standing for the first ``summary_covers`` messages).
+    (``summary``: the summary message, standing for the first ``summary_covers`` messages), and
+    its 1.x session snapshot (``session``: ``AgentSession.to_dict()``, as ``RedisSessionStore``
+    keeps it beside the messages; a thread may hold a snapshot and no messages).
     """
 
     thread_id: str
@@ -47,6 +55,8 @@ class ThreadRecord:
     ttl_remaining: float | None
     summary: dict[str, Any] | None = None
     summary_covers: int = 0
+    session: dict[str, Any] | None = None
+    session_ttl_remaining: float | None = None
 
     def to_json(self) -> str:
         """The record as one line of compact JSON (no trailing newline)."""
@@ -62,6 +72,8 @@ class ThreadRecord:
         }
         if self.summary is not None:
             record["summary"] = {"message": self.summary, "covers": self.summary_covers}
+        if self.session is not None:
+            record["session"] = {"snapshot": self.session, "ttl_remaining": self.session_ttl_remaining}
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -80,9 +92,12 @@ class ThreadRecord:
             labels = validate_labels(data.get("labels") or {}) or {}
         except (TypeError, ValueError) as err:
             raise ThreadRecordError(str(err)) from err
+        session, session_ttl = _parse_session(data.get("session"))
         messages = data.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ThreadRecordError("'messages' must be a non-empty list of message objects")
+        if not isinstance(messages, list) or not (messages or session is not None):
+            raise ThreadRecordError(
+                "'messages' must be a list of message objects, empty only when the record has a 'session'"
+            )
         for index, message in enumerate(messages):
             if not isinstance(message, dict):
                 raise ThreadRecordError(f"messages[{index}] must be an object, got {type(message).__name__}")
@@ -101,7 +116,20 @@ class ThreadRecord:
             ttl_remaining=_parse_seconds(data.get("ttl_remaining"), "ttl_remaining"),
             summary=summary,
             summary_covers=covers,
+            session=session,
+            session_ttl_remaining=session_ttl,
         )
+
+
+def _parse_session(value: object) -> tuple[dict[str, Any] | None, float | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, dict) or not isinstance(value.get("snapshot"), dict):
+        raise ThreadRecordError("'session' must be an object with a 'snapshot' object and 'ttl_remaining'")
+    snapshot = value["snapshot"]
+    if snapshot.get("type", "session") != "session" or not isinstance(snapshot.get("session_id"), str):
+        raise ThreadRecordError("'session.snapshot' must be an AgentSession.to_dict() object with a 'session_id'")
+    return snapshot, _parse_seconds(value.get("ttl_remaining"), "session.ttl_remaining")
 
 
 def _parse_summary(value: object, count: int) -> tuple[dict[str, Any] | None, int]:
@@ -144,10 +172,12 @@ def _parse_seconds(value: object, name: str) -> float | None:
 async def read_record(
     redis: RedisClient, keys: ThreadKeys, *, encryption: MessageEncryption | None, upto: int | None = None
 ) -> ThreadRecord | None:
-    """A consistent snapshot of the thread (its first ``upto`` messages), or None when it holds none.
+    """A consistent snapshot of the thread (its first ``upto`` messages and its session snapshot),
+    or None when it holds neither.
 
     Every entry is decoded, so a record that a write would refuse is found out now; a damaged
-    meta field raises ``CorruptThreadMetaError`` naming it.
+    meta field raises ``CorruptThreadMetaError`` naming it, a session snapshot that is not JSON
+    ``CorruptSessionError``.
     """
     if is_cluster(redis):
         # redis-py queues a cluster transaction's commands on a throwaway event loop: the
@@ -157,9 +187,24 @@ async def read_record(
     pipe.lrange(keys.messages, 0, -1 if upto is None else upto - 1)
     pipe.hgetall(keys.meta)
     pipe.pttl(keys.messages)
-    payloads, raw_meta, pttl = await pipe.execute()
+    pipe.get(keys.session)
+    pipe.pttl(keys.session)
+    payloads, raw_meta, pttl, raw_session, session_pttl = await pipe.execute()
+    session = None if raw_session is None else _open_session(raw_session, keys, encryption)
     if not payloads:
-        return None
+        if session is None:
+            return None
+        return ThreadRecord(
+            thread_id=keys.thread_id,
+            messages=[],
+            labels={},
+            created_at=None,
+            last_active=None,
+            ttl=None,
+            ttl_remaining=None,
+            session=session,
+            session_ttl_remaining=session_pttl / 1000 if session_pttl > 0 else None,
+        )
     meta = ThreadMeta.decode(raw_meta, key=keys.meta)
     summary = None
     # Positions count from the thread's first message ever; the record's from its first kept.
@@ -179,7 +224,22 @@ async def read_record(
         ttl_remaining=pttl / 1000 if pttl > 0 else None,
         summary=summary,
         summary_covers=covers if summary else 0,
+        session=session,
+        session_ttl_remaining=session_pttl / 1000 if session is not None and session_pttl > 0 else None,
     )
+
+
+def _open_session(raw: bytes | str, keys: ThreadKeys, encryption: MessageEncryption | None) -> dict[str, Any]:
+    """A stored session snapshot as the object ``AgentSession.to_dict()`` made (decrypted)."""
+    try:
+        data = json.loads(decrypt_entry(encryption, raw, key=keys.session, index=0))
+    except DecryptionError as err:
+        raise CorruptSessionError(keys.thread_id, keys.session, err.reason) from err
+    except ValueError as err:
+        raise CorruptSessionError(keys.thread_id, keys.session, f"not JSON ({err})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("session_id"), str):
+        raise CorruptSessionError(keys.thread_id, keys.session, "not an AgentSession.to_dict() object")
+    return data
 
 
 async def write_record(
@@ -214,6 +274,11 @@ async def write_record(
         for i, (m, p) in enumerate(zip(record.messages, payloads, strict=True))
     ]
     summary = None if record.summary is None else encode_message_dict(record.summary)
+    session = None
+    if record.session is not None:
+        session = json.dumps(record.session, separators=(",", ":"), ensure_ascii=False)
+        if encryption is not None:
+            session = encryption.encrypt(session, context=keys.session)
     if compression is not None:
         payloads = [compress(p) for p in payloads]
     if encryption is not None:
@@ -236,9 +301,19 @@ async def write_record(
         summary=summary,
         summary_boundary=record.summary_covers,
         forked_from=forked_from,
+        session=session,
+        session_expire_ms=int(record.session_ttl_remaining * 1000) if record.session_ttl_remaining else 0,
     )
+    replaced_labels = await redis.hget(keys.meta, "labels") if clustered and replace and not payloads else None
     written = bool(await call.run(redis))
-    if written and clustered:
+    if written and clustered and not payloads:
+        # A session snapshot alone has no registry entry (see IMPORT_THREAD): the replaced thread's goes.
+        pipe = redis.pipeline(transaction=False)
+        pipe.zrem(keyspace.registry, record.thread_id)
+        for key in keyspace.label_indexes(decode_labels(replaced_labels)):
+            pipe.zrem(key, record.thread_id)
+        await pipe.execute()
+    elif written and clustered:
         # The registry and the label indexes are in other slots: the thread first, then its entries.
         pipe = redis.pipeline(transaction=False)
         for key in [keyspace.registry, *keyspace.label_indexes(record.labels)]:
@@ -272,11 +347,20 @@ async def fork_thread(
     source = keyspace.thread(thread_id)
     with translate_redis_errors(where, source.messages, "a message list"):
         record = await read_record(redis, source, encryption=encryption, upto=upto)
-        if record is None:
+        if record is None or not record.messages:
             raise ThreadNotFoundError(thread_id, keyspace.prefix)
         seconds, micros = await redis.time()  # type: ignore[misc]
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        copy = replace(record, thread_id=new_thread_id, created_at=None, last_active=None, ttl_remaining=None)
+        # The messages only: a session snapshot names its own session (its session_id).
+        copy = replace(
+            record,
+            thread_id=new_thread_id,
+            created_at=None,
+            last_active=None,
+            ttl_remaining=None,
+            session=None,
+            session_ttl_remaining=None,
+        )
         written = await write_record(
             redis,
             keyspace,
