@@ -231,17 +231,18 @@ local function checked(expected, command, key, ...)
 end
 
 -- A meta hash field the script computes with (first, boundary): its integer (0 when absent), or an
--- error holding ``CORRUPT_META <field> <key in hex>`` before anything is written.
+-- error holding ``CORRUPT_META <field> <key in hex>`` before anything is written. Only what HINCRBY
+-- also takes, and Lua's numbers hold exactly: tonumber alone accepts '1e3', '0x10', ' 5' or 40
+-- digits, on which a trim's HINCRBY fails after the append's writes.
 local function integer_field(meta_key, field, value)
   if not value then
     return 0
   end
-  local number = tonumber(value)
-  if not number or number ~= math.floor(number) then
+  if #value > 15 or not (value == '0' or string.match(value, '^[1-9]%d*$')) then
     local hex = string.gsub(meta_key, '.', function(c) return string.format('%02x', string.byte(c)) end)
     error('CORRUPT_META ' .. field .. ' ' .. hex)
   end
-  return number
+  return tonumber(value)
 end
 
 local function mark(payload)

@@ -26,7 +26,7 @@ from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_
 from .compression import compress
 from .connection import eviction_policy_unread, warn_if_evicting
 from .encryption import decrypt_entry, key_id_of
-from .errors import RedisStoreError, kept_cancellation, translate_redis_errors
+from .errors import CorruptMessageError, RedisStoreError, kept_cancellation, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, open_group, repair, shape
 from .lua import (
@@ -623,7 +623,10 @@ class ThreadStorage:
 
     def _open(self, entry: bytes | str, key: str, index: int, *, allow_plaintext: bool) -> str:
         opened = decrypt_entry(self.options.encryption, entry, key=key, index=index, allow_plaintext=allow_plaintext)
-        return opened.decode("utf-8") if isinstance(opened, bytes) else opened
+        try:
+            return opened.decode("utf-8") if isinstance(opened, bytes) else opened
+        except UnicodeDecodeError:  # plaintext that only looks like JSON: nothing of it is written
+            raise CorruptMessageError(key, index, "it is not UTF-8 text") from None
 
     async def _run(self, call: ScriptCall, now_us: int) -> Any:
         """Run one of the thread's write scripts: the hot path of every turn, so kept lean."""

@@ -76,7 +76,8 @@ class ThreadPage:
     next_cursor: str | None
     damaged: list[str] = field(default_factory=list)
     """Ids of matching threads skipped on this page: their meta hash is damaged (``info`` names the
-    field), or missing while the labels asked for could be checked nowhere else."""
+    field), or missing while the labels asked for could be checked nowhere else; and entries of the
+    index that cannot be a thread id (not UTF-8, shown with backslash escapes, or empty)."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,14 @@ def _wrong_type(reply: object) -> bool:
     return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
 
 
+def _is_thread_id(member: bytes) -> bool:
+    try:
+        validate_thread_id(member.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError included
+        return False
+    return True
+
+
 def _purge_outcome(active: object, existing: object, cutoff_ms: int) -> int:
     """What ``PURGE_THREAD`` would return for a thread, from its ``active`` and how many of its keys exist."""
     if isinstance(active, Exception):
@@ -294,6 +303,8 @@ class _Walk:
         self._high = high
         self._after = after
         self.done = False
+        self.foreign: list[str] = []
+        """Members passed over that cannot be a thread id (not UTF-8, empty): written by something else."""
 
     async def batch(self, size: int = _BATCH) -> list[_Entry]:
         with _redis_errors(self._where, self._key):
@@ -308,9 +319,12 @@ class _Walk:
                 break
             # A caller's client may decode responses: compare members as Redis does, as bytes.
             member = raw_member if isinstance(raw_member, bytes) else str(raw_member).encode("utf-8")
-            entries.append(_Entry(member, score))
-        if entries:
-            self._after = entries[-1].position
+            entry = _Entry(member, score)
+            self._after = entry.position
+            if _is_thread_id(member):
+                entries.append(entry)
+            else:  # no thread has keys under it: nothing to list, delete or erase
+                self.foreign.append(member.decode("utf-8", "backslashreplace"))
         return entries
 
     async def _rows(self, size: int) -> Sequence[Any]:
@@ -459,8 +473,8 @@ class RedisThreadRegistry(ClientOwner):
                 found.append(summary)
                 if len(found) == limit:
                     last = walk.done and index == len(described) - 1
-                    return ThreadPage(found, None if last else thread.entry.position.encode(), damaged)
-        return ThreadPage(found, None, damaged)
+                    return ThreadPage(found, None if last else thread.entry.position.encode(), damaged + walk.foreign)
+        return ThreadPage(found, None, damaged + walk.foreign)
 
     async def iter_threads(
         self,
@@ -551,6 +565,7 @@ class RedisThreadRegistry(ClientOwner):
                 if summary.last_active is not None:
                     newest = summary.last_active if newest is None else max(newest, summary.last_active)
                     oldest = summary.last_active if oldest is None else min(oldest, summary.last_active)
+        damaged += len(walk.foreign)
         ordered = dict(sorted(buckets.items(), key=lambda item: int(item[0].split("-")[0])))
         return RegistryStats(
             key_prefix=self._key_prefix,
@@ -668,6 +683,7 @@ class RedisThreadRegistry(ClientOwner):
             done += len(entries)
             if on_progress is not None:
                 on_progress(done, total)
+        damaged += walk.foreign
         # Threads active more recently but expired by a shorter TTL: drop their entries too.
         walk = self._walk(newest_first=False, low=cutoff_ms + 1, high=float("inf"))
         while not walk.done:
