@@ -14,12 +14,15 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
+from ._adapters.checkpoints import RedisCheckpointStorage
 from ._adapters.store import RedisChatMessageStore, RedisStoreFactory
 from ._core.compaction import CompactionResult, SummaryCompaction
 from ._core.compat import generation
 from ._core.connection import ConnectionOptions, ConnectionSettings, default_retry, redact_url
 from ._core.encryption import AESGCMEncryption, MessageEncryption
 from ._core.errors import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
     CorruptMessageError,
     CorruptSessionError,
     CorruptThreadMetaError,
@@ -33,9 +36,9 @@ from ._core.errors import (
     ThreadRecordError,
 )
 from ._core.groups import CharacterEstimator, Tokenizer
-from ._core.keyspace import Keyspace, ThreadKeys
+from ._core.keyspace import Keyspace, ThreadKeys, WorkflowKeys
 from ._core.meta import ThreadInfo, ThreadSummary
-from ._core.options import RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
+from ._core.options import CheckpointStorageOptions, RegistryOptions, SessionStoreOptions, StoreOptions, ThreadOptions
 from ._core.records import ThreadRecord
 from ._core.telemetry import configure_telemetry
 from ._ops.migrate import (
@@ -65,9 +68,12 @@ __all__ = [
     "GENERATION",
     "AESGCMEncryption",
     "CharacterEstimator",
+    "CheckpointNotFoundError",
+    "CheckpointStorageOptions",
     "CompactionResult",
     "ConnectionOptions",
     "ConnectionSettings",
+    "CorruptCheckpointError",
     "CorruptMessageError",
     "CorruptSessionError",
     "CorruptThreadMetaError",
@@ -80,6 +86,7 @@ __all__ = [
     "PurgeResult",
     "RedisChatHistoryProvider",
     "RedisChatMessageStore",
+    "RedisCheckpointStorage",
     "RedisOutOfMemoryError",
     "RedisPermissionError",
     "RedisSessionStore",
@@ -104,6 +111,7 @@ __all__ = [
     "ThreadRecordError",
     "ThreadSummary",
     "Tokenizer",
+    "WorkflowKeys",
     "__version__",
     "configure_telemetry",
     "default_retry",

@@ -250,3 +250,35 @@ class kept_cancellation:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None or not issubclass(exc_type, asyncio.CancelledError):
             raise_if_cancelled(self._requested)
+
+
+# -- workflow checkpoints ------------------------------------------------------------------
+
+
+class CheckpointNotFoundError(RedisStoreError, LookupError):
+    """No checkpoint with this id under the key prefix (never saved, deleted, trimmed or expired).
+
+    In Agent Framework 1.x it is also a ``WorkflowCheckpointException``, as the protocol asks.
+    """
+
+    def __init__(self, checkpoint_id: str, key_prefix: str) -> None:
+        self.checkpoint_id = checkpoint_id
+        self.key_prefix = key_prefix
+        super().__init__(f"No checkpoint found with ID {checkpoint_id!r} under key prefix {key_prefix!r}")
+
+
+class CorruptCheckpointError(RedisStoreError):
+    """A stored workflow checkpoint cannot be restored.
+
+    ``key`` and ``checkpoint_id`` address it (``HGET key checkpoint_id`` shows it); nothing else
+    is touched. A sealed checkpoint that fails to open raises ``DecryptionError`` instead.
+    """
+
+    def __init__(self, key: str, checkpoint_id: str, reason: str) -> None:
+        self.key = key
+        self.checkpoint_id = checkpoint_id
+        self.reason = reason
+        super().__init__(
+            f"Corrupt checkpoint {checkpoint_id!r} in the Redis hash {key!r}: {reason}. "
+            f"Inspect it with HGET; delete it (RedisCheckpointStorage.delete) to go on."
+        )

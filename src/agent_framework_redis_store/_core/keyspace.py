@@ -30,6 +30,12 @@ percent-encoded (RFC 3986 unreserved characters stay as they are), which is inje
 and removes ``:``, ``{``, ``}`` and whitespace: no thread id can address another
 thread's keys. A key prefix may not contain braces, so it never captures the hash tag.
 
+Workflow checkpoints (``RedisCheckpointStorage``) live under ``{key_prefix}:{wf:<encoded
+name>}``: ``:checkpoints`` (hash: checkpoint id -> body) and ``:timeline`` (sorted set: ids in
+save order), one slot per workflow; ``{key_prefix}:checkpoints`` (hash: checkpoint id ->
+workflow name) finds a checkpoint by id. A thread's encoded id never holds ``:``, and none of
+these keys ends with ``}``, so no thread's key is a workflow's and thread scans pass them by.
+
 A new per-thread key is added to ``ThreadKeys`` and nowhere else: deleting, purging,
 importing, expiring, forking and erasing a thread all go through ``ThreadKeys.owned``.
 """
@@ -47,6 +53,7 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "Keyspace",
     "ThreadKeys",
+    "WorkflowKeys",
     "validate_key_prefix",
     "validate_thread_id",
 ]
@@ -150,6 +157,26 @@ class ThreadKeys:
         return self.messages[self.messages.index("{") :]
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowKeys:
+    """The keys of one workflow's checkpoints. Both share the hash tag ``{wf:<name>}`` (one Cluster slot)."""
+
+    workflow_name: str
+    checkpoints: str
+    """Hash: checkpoint id -> stored checkpoint (JSON, compressed or sealed)."""
+    timeline: str
+    """Sorted set: checkpoint ids in save order (see ``RedisCheckpointStorage``)."""
+
+    @property
+    def owned(self) -> tuple[str, str]:
+        """Both keys: bodies first, then the timeline (the scripts rely on that order)."""
+        return (self.checkpoints, self.timeline)
+
+    def body_context(self, checkpoint_id: str) -> str:
+        """Not a key: what a sealed checkpoint is bound to (this workflow's hash and the id's field)."""
+        return f"{self.checkpoints}#{checkpoint_id}"
+
+
 class Keyspace:
     """The keys of one key prefix: each thread's ``ThreadKeys`` and the prefix-wide registry."""
 
@@ -191,6 +218,22 @@ class Keyspace:
     def label_indexes(self, labels: Mapping[str, str] | None) -> list[str]:
         """The label index keys of ``labels``."""
         return [self.label_index(name, value) for name, value in (labels or {}).items()]
+
+    @property
+    def checkpoint_index(self) -> str:
+        """Hash: checkpoint id -> workflow name, to find a checkpoint by id (its own hash slot)."""
+        return self.prefix + ":checkpoints"
+
+    def workflow(self, workflow_name: str) -> WorkflowKeys:
+        """The checkpoint keys of ``workflow_name`` (any str, the empty one included)."""
+        if not isinstance(workflow_name, str):
+            raise TypeError(f"workflow_name must be a str, got {type(workflow_name).__name__}")
+        try:
+            encoded = quote(workflow_name, safe="")
+        except UnicodeEncodeError:
+            raise ValueError("workflow_name must be valid Unicode text (it contains a lone surrogate)") from None
+        base = f"{self.prefix}:{{wf:{encoded}}}"
+        return WorkflowKeys(workflow_name, f"{base}:checkpoints", f"{base}:timeline")
 
     def thread(self, thread_id: str) -> ThreadKeys:
         """The keys of ``thread_id`` (validated)."""

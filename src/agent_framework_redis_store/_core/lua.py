@@ -1502,3 +1502,156 @@ return removed
 def prune_registry(registry_key: str, entries: Sequence[tuple[bytes, int]]) -> ScriptCall:
     """The call of ``PRUNE_REGISTRY``: (member, score as read) pairs."""
     return ScriptCall(PRUNE_REGISTRY, [registry_key], [part for entry in entries for part in entry])
+
+
+# -- workflow checkpoints ----------------------------------------------------------------
+
+from .keyspace import WorkflowKeys  # noqa: E402 - this section's own, kept beside it
+
+__all__ += [
+    "CHECKPOINT_TIES",
+    "DELETE_CHECKPOINT",
+    "LATEST_CHECKPOINT",
+    "SAVE_CHECKPOINT",
+    "delete_checkpoint",
+    "latest_checkpoint",
+    "save_checkpoint",
+]
+
+# A workflow's timeline scores a checkpoint by its timestamp in milliseconds times this, plus
+# its rank among the checkpoints of the same millisecond in save order (at most this many apart;
+# further ones share the last rank). 2**53 / 1024 ms reaches the year 2248.
+CHECKPOINT_TIES = 1024
+
+# Store one checkpoint of a workflow, atomically: its body (HSET), its place in the timeline,
+# its entry in the prefix's checkpoint index (standalone Redis; on a Cluster the caller sets it
+# before the script), the trim to `keep` (oldest first, their index entries with them) and the
+# TTL of both keys (sliding: every save refreshes it). Every key it writes is read first, so a
+# key of another type ends it with WRONGTYPE_KEY having written nothing. Returns
+# {1 if the id was another workflow's (then its name) else 0, name or '', {trimmed ids}}.
+SAVE_CHECKPOINT = Script(
+    "save_checkpoint",
+    f"local TIES = {CHECKPOINT_TIES}\n"
+    + """
+local bodies_key, timeline_key, index_key = KEYS[1], KEYS[2], KEYS[3]  -- index_key: standalone only
+local id, body, workflow = ARGV[1], ARGV[2], ARGV[6]
+local at, ttl, keep = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+
+checked('hash', 'HEXISTS', bodies_key, id)
+local stored = checked('zset', 'ZSCORE', timeline_key, id)
+local previous = false
+if index_key then
+  previous = checked('hash', 'HGET', index_key, id)
+  if previous == workflow then
+    previous = false
+  end
+end
+
+local low, high = at * TIES, at * TIES + TIES - 1
+local score = stored and tonumber(stored)
+if not (score and score >= low and score <= high) then  -- a checkpoint saved again keeps its place
+  local tie = redis.call('ZREVRANGEBYSCORE', timeline_key, string.format('%.0f', high),
+    string.format('%.0f', low), 'WITHSCORES', 'LIMIT', 0, 1)
+  score = tie[2] and math.min(tonumber(tie[2]) + 1, high) or low
+end
+redis.call('HSET', bodies_key, id, body)
+redis.call('ZADD', timeline_key, string.format('%.0f', score), id)
+if index_key then
+  redis.call('HSET', index_key, id, workflow)
+end
+
+local trimmed = {}
+if keep > 0 then
+  local excess = redis.call('ZCARD', timeline_key) - keep
+  if excess > 0 then
+    trimmed = redis.call('ZRANGE', timeline_key, 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
+    for _, old in ipairs(trimmed) do
+      redis.call('HDEL', bodies_key, old)
+      if index_key and redis.call('HGET', index_key, old) == workflow then
+        redis.call('HDEL', index_key, old)
+      end
+    end
+  end
+end
+for _, key in ipairs({bodies_key, timeline_key}) do
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  else
+    redis.call('PERSIST', key)
+  end
+end
+return {previous and 1 or 0, previous or '', trimmed}
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def save_checkpoint(
+    keys: WorkflowKeys,
+    *,
+    checkpoint_id: str,
+    body: str,
+    at_ms: int,
+    ttl_ms: int,
+    keep_last: int | None,
+    index_key: str | None,
+) -> ScriptCall:
+    """The call of ``SAVE_CHECKPOINT`` (``index_key``: the prefix's checkpoint index, standalone Redis only)."""
+    return ScriptCall(
+        SAVE_CHECKPOINT,
+        [*keys.owned, *([index_key] if index_key else [])],
+        [checkpoint_id, body, max(0, at_ms), ttl_ms, keep_last or 0, keys.workflow_name],
+    )
+
+
+# Delete one checkpoint of a workflow: body, timeline entry and (standalone) its index entry if
+# it still names this workflow, atomically. Returns 1 if the body existed, else 0.
+DELETE_CHECKPOINT = Script(
+    "delete_checkpoint",
+    """
+local bodies_key, timeline_key, index_key = KEYS[1], KEYS[2], KEYS[3]  -- index_key: standalone only
+local id, workflow = ARGV[1], ARGV[2]
+
+local existed = checked('hash', 'HEXISTS', bodies_key, id)
+checked('zset', 'ZSCORE', timeline_key, id)
+local located = index_key and checked('hash', 'HGET', index_key, id)
+redis.call('HDEL', bodies_key, id)
+redis.call('ZREM', timeline_key, id)
+if located == workflow then
+  redis.call('HDEL', index_key, id)
+end
+return existed
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def delete_checkpoint(keys: WorkflowKeys, *, checkpoint_id: str, index_key: str | None) -> ScriptCall:
+    """The call of ``DELETE_CHECKPOINT``."""
+    return ScriptCall(
+        DELETE_CHECKPOINT,
+        [*keys.owned, *([index_key] if index_key else [])],
+        [checkpoint_id, keys.workflow_name],
+    )
+
+
+# The newest checkpoint of a workflow in one round trip: {id, body} ({id} when the body is
+# missing: a damaged workflow), or {} when it has none. Touches the workflow's keys only.
+LATEST_CHECKPOINT = Script(
+    "latest_checkpoint",
+    """
+local bodies_key, timeline_key = KEYS[1], KEYS[2]
+local newest = checked('zset', 'ZREVRANGE', timeline_key, 0, 0)
+if #newest == 0 then
+  return {}
+end
+return {newest[1], checked('hash', 'HGET', bodies_key, newest[1])}
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def latest_checkpoint(keys: WorkflowKeys) -> ScriptCall:
+    """The call of ``LATEST_CHECKPOINT``."""
+    return ScriptCall(LATEST_CHECKPOINT, list(keys.owned), [])

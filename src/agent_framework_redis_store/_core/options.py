@@ -9,7 +9,7 @@ the same option means the same thing, and fails the same way, on every class.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from .groups import CharacterEstimator, Tokenizer
 from .keyspace import DEFAULT_KEY_PREFIX, Keyspace, validate_key_prefix
 
 __all__ = [
+    "CheckpointStorageOptions",
     "RegistryOptions",
     "SessionStoreOptions",
     "StoreOptions",
@@ -71,6 +72,18 @@ class StoreOptions(SessionStoreOptions, total=False):
     compaction's trigger of the messages after it (while a summary is late), cut at a group start."""
     compression: Compression | None
     """``"zlib"``: store message bodies of 512 bytes or more compressed (before encryption); None: plain JSON."""
+
+
+class CheckpointStorageOptions(SessionStoreOptions, total=False):
+    """Options of ``RedisCheckpointStorage``: the session store's (``ttl`` per workflow) and these."""
+
+    keep_last: int | None
+    """Keep only the newest N checkpoints of each workflow name (None: keep all)."""
+    compression: Compression | None
+    """``"zlib"``: store checkpoints of 512 bytes or more compressed (before encryption); None: plain JSON."""
+    allowed_checkpoint_types: Sequence[str] | None
+    """1.x: ``"module:qualname"`` types loads may unpickle beyond the framework's safe set (as
+    ``FileCheckpointStorage``'s)."""
 
 
 def validate_max_messages(value: object, name: str = "max_messages") -> int | None:
