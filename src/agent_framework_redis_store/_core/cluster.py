@@ -121,6 +121,10 @@ class BoundedRedisCluster(RedisCluster):
                     # MOVED storm that follows breaks concurrent commands.
                     await self.initialize()
                 return await super().execute_command(*args, **kwargs)
+            except AttributeError as err:
+                if err.obj is not None:  # pyright: ignore[reportAttributeAccessIssue]
+                    raise  # a bug, not a closed stream
+                raise _closed_under_us(self, err) from err
             except (ClusterError, TryAgainError) as err:
                 if not _only_redirected(err) or attempt == _REDIRECT_ROUNDS - 1:
                     raise
@@ -159,8 +163,21 @@ class _BoundedPipeline(ClusterPipeline):
         try:
             await client.initialize()
             return await super().execute(raise_on_error, allow_redirections)
+        except AttributeError as err:
+            if err.obj is not None:  # pyright: ignore[reportAttributeAccessIssue]
+                raise  # a bug, not a closed stream
+            raise _closed_under_us(client, err) from err
         finally:
             client._leave(marker)
+
+
+def _closed_under_us(client: BoundedRedisCluster, err: AttributeError) -> RedisConnectionError:
+    """redis-py's cluster client disconnects a failed node's connections (re-learning the topology)
+    while other tasks are writing on them; their write then meets a closed stream (None) and
+    raises AttributeError. That is the node's failure: a ConnectionError (nothing was sent), and
+    the topology is re-learnt before the next command."""
+    client._initialize = True
+    return RedisConnectionError(f"the connection was closed while in use ({err})")
 
 
 def is_cluster(client: object) -> bool:
