@@ -21,9 +21,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    import agent_framework
+    from importlib.metadata import version
 
-    return f"agent framework generation: {GENERATION} ({getattr(agent_framework, '__version__', '?')})"
+    # The legacy release's agent_framework.__version__ says 0.0.0: ask the installed distribution.
+    return f"agent framework generation: {GENERATION} (agent-framework-core {version('agent-framework-core')})"
 
 
 @pytest.fixture(scope="session")

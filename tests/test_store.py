@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import re
+import warnings
 from typing import Any
 
 import pytest
@@ -127,12 +129,21 @@ async def test_same_idempotency_key_is_applied_once(redis_url: str) -> None:
         assert texts(await store.list_messages()) == ["once", "once"]
 
 
-async def test_len_is_not_defined_so_a_store_is_always_truthy(redis_url: str) -> None:
-    # Upstream declared `async __len__`, so len(store) raised and `if thread.message_store:` misbehaved.
+async def test_a_store_is_always_truthy_and_its_length_is_awaited(redis_url: str) -> None:
+    # Upstream declared `async __len__` (kept for drop-in code: `await store.__len__()`), so
+    # len(store) raises; `if thread.message_store:` must still hold for an empty store.
     async with RedisChatMessageStore(redis_url) as store:
         assert bool(store)
-        with pytest.raises(TypeError):
-            len(store)  # type: ignore[arg-type]
+        assert await store.__len__() == 0
+        await store.add_messages([user_message("x")])
+        assert await store.__len__() == 1
+        # len() calls __len__, gets a coroutine it cannot use and drops it unawaited.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(TypeError):
+                len(store)  # type: ignore[arg-type]
+            gc.collect()
+        assert [str(w.message) for w in caught] == ["coroutine 'RedisChatMessageStore.__len__' was never awaited"]
 
 
 async def test_a_client_passed_in_stays_open(redis_url: str, raw: redis.asyncio.Redis) -> None:
