@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cluster import BoundedRedisCluster, RedisClient, is_cluster
 from .errors import cancel_requests, kept_cancellation
+from .keyspace import check_encodable
 
 __all__ = [
     "ClientOwner",
@@ -83,7 +84,7 @@ def _check_url(url: str, name: str) -> None:
     scheme, separator, rest = url.partition("://")
     if not separator or scheme.lower() not in _URL_SCHEMES:
         raise ValueError(f"{name} must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
-    _check_encodable(url, name)
+    check_encodable(url, name)
     if "@" not in rest or (scheme.lower() == "unix" and rest.startswith("/")):
         return  # no user info (a socket path may hold an '@')
     userinfo = rest.rpartition("@")[0]
@@ -101,14 +102,6 @@ def _check_url(url: str, name: str) -> None:
 # In the user info of a URL: a character that ends the host part early, a second '@', brackets
 # (IPv6 hosts) or a '%' that starts no escape.
 _AMBIGUOUS_USERINFO = re.compile(r"[/?#@\[\]]|%(?![0-9A-Fa-f]{2})")
-
-
-def _check_encodable(text: str, name: str) -> None:
-    # The value itself is never quoted: it may be a credential.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
 
 
 @dataclass(frozen=True)
@@ -140,7 +133,7 @@ class ConnectionSettings:
         for name in ("host", "username", "password"):
             value = getattr(self, name)
             if isinstance(value, str):
-                _check_encodable(value, name)
+                check_encodable(value, name)
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ValueError(f"port must be an int between 1 and 65535, got {self.port!r}")
         if isinstance(self.max_connections, bool) or not isinstance(self.max_connections, int):

@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from redis.exceptions import (
     AuthenticationError,
@@ -141,6 +142,20 @@ def _wrong_type_key(err: ResponseError) -> RedisStoreError | None:
         f"Redis key {key!r} holds another type than the {_TYPE_NAMES.get(expected, expected)} the store keeps "
         "there, so nothing was written; inspect it with TYPE, then repair or delete it"
     )
+
+
+def is_wrong_type(reply: object) -> bool:
+    """Whether a pipeline reply is Redis' WRONGTYPE error: a key of another type than the command's (damaged)."""
+    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
+
+
+def wrong_type_kept(replies: list[Any]) -> list[Any]:
+    """A pipeline's replies (``execute(raise_on_error=False)``) with WRONGTYPE errors kept as values
+    for the caller to treat as a damaged key; any other error is raised."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not is_wrong_type(reply):
+            raise reply
+    return replies
 
 
 @contextmanager

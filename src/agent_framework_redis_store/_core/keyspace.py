@@ -54,11 +54,22 @@ __all__ = [
     "Keyspace",
     "ThreadKeys",
     "WorkflowKeys",
+    "check_encodable",
     "validate_key_prefix",
     "validate_thread_id",
 ]
 
 DEFAULT_KEY_PREFIX = "chat_messages"
+
+
+def check_encodable(text: str, name: str) -> None:
+    """Raise naming ``name`` if ``text`` holds a lone surrogate: Redis takes UTF-8 only, and a
+    value checked where it is given fails there, not on its first write. The value itself is
+    never quoted (it may be a credential)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
 
 
 def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
@@ -67,10 +78,7 @@ def validate_thread_id(thread_id: object, *, name: str = "thread_id") -> str:
         raise TypeError(f"{name} must be a str, got {type(thread_id).__name__}")
     if not thread_id:
         raise ValueError(f"{name} must be a non-empty str")
-    try:
-        thread_id.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from err
+    check_encodable(thread_id, name)
     return thread_id
 
 
@@ -83,10 +91,7 @@ def validate_key_prefix(key_prefix: object, *, name: str = "key_prefix") -> str:
     if "{" in key_prefix or "}" in key_prefix:
         # A brace in the prefix would become the Redis Cluster hash tag instead of the thread id.
         raise ValueError(f"{name} must not contain '{{' or '}}', got {key_prefix!r}")
-    try:
-        key_prefix.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} must be valid Unicode text (it contains a lone surrogate)") from None
+    check_encodable(key_prefix, name)
     return key_prefix
 
 
@@ -228,10 +233,8 @@ class Keyspace:
         """The checkpoint keys of ``workflow_name`` (any str, the empty one included)."""
         if not isinstance(workflow_name, str):
             raise TypeError(f"workflow_name must be a str, got {type(workflow_name).__name__}")
-        try:
-            encoded = quote(workflow_name, safe="")
-        except UnicodeEncodeError:
-            raise ValueError("workflow_name must be valid Unicode text (it contains a lone surrogate)") from None
+        check_encodable(workflow_name, "workflow_name")
+        encoded = quote(workflow_name, safe="")
         base = f"{self.prefix}:{{wf:{encoded}}}"
         return WorkflowKeys(workflow_name, f"{base}:checkpoints", f"{base}:timeline")
 

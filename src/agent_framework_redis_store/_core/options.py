@@ -19,7 +19,7 @@ from .compression import Compression, validate_compression
 from .connection import CONNECTION_OPTIONS, ConnectionOptions
 from .encryption import MessageEncryption, validate_encryption
 from .groups import CharacterEstimator, Tokenizer
-from .keyspace import DEFAULT_KEY_PREFIX, Keyspace, validate_key_prefix
+from .keyspace import DEFAULT_KEY_PREFIX, Keyspace, check_encodable, validate_key_prefix
 
 __all__ = [
     "CheckpointStorageOptions",
@@ -128,20 +128,12 @@ def validate_labels(labels: object, *, name: str = "labels") -> dict[str, str] |
         if "=" in key:
             # The CLI filters with KEY=VALUE; a key holding '=' could never be matched.
             raise ValueError(f"{name} key {key!r} must not contain '='")
-        _check_encodable(key, f"{name} key {key!r}")
+        check_encodable(key, f"{name} key {key!r}")
         if not isinstance(value, str):
             raise TypeError(f"{name}[{key!r}] must be a str, got {type(value).__name__}")
-        _check_encodable(value, f"{name}[{key!r}]")
+        check_encodable(value, f"{name}[{key!r}]")
         checked[key] = value
     return checked
-
-
-def _check_encodable(text: str, what: str) -> None:
-    # Checked here, not when the first write fails to encode it: Redis takes UTF-8 only.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{what} must be valid Unicode text (it contains a lone surrogate)") from None
 
 
 def labels_json(labels: Mapping[str, str] | None) -> str:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis.exceptions import ResponseError
 
 from .cluster import RedisClient, is_cluster
+from .errors import is_wrong_type, wrong_type_kept
 from .keyspace import Keyspace
 from .lua import DELETE_THREAD, delete_thread
 from .meta import decode_labels
@@ -57,7 +55,7 @@ async def delete_threads(
         if count_messages:
             reads.llen(thread.messages)
     # A key of another type (damaged) is deleted all the same: its reply counts as empty.
-    found = [_unless_wrong_type(reply) for reply in await reads.execute(raise_on_error=False)]
+    found = [None if is_wrong_type(r) else r for r in wrong_type_kept(await reads.execute(raise_on_error=False))]
     labels = found[:: 2 if count_messages else 1]
     entries = redis.pipeline(transaction=False)
     entries.zrem(keyspace.registry, *thread_ids)
@@ -75,12 +73,3 @@ async def delete_threads(
     existed = (await deletes.execute())[: len(keys)]
     messages = sum(int(n or 0) for n in found[1::2]) if count_messages else 0
     return Deleted(sum(1 for count in existed if count), sum(int(count) for count in existed), messages)
-
-
-def _unless_wrong_type(reply: Any) -> Any:
-    """A read's reply; None for a key of another type (WRONGTYPE), which is deleted all the same."""
-    if isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply):
-        return None
-    if isinstance(reply, Exception):
-        raise reply
-    return reply

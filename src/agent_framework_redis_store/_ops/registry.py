@@ -25,12 +25,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self, Unpack
 
-from redis.exceptions import ResponseError
-
 from .._core.cluster import RedisClient, is_cluster
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
-from .._core.errors import CorruptThreadMetaError, RedisPermissionError, ThreadNotFoundError, translate_redis_errors
+from .._core.errors import (
+    CorruptThreadMetaError,
+    RedisPermissionError,
+    ThreadNotFoundError,
+    is_wrong_type,
+    translate_redis_errors,
+    wrong_type_kept,
+)
 from .._core.keyspace import Keyspace, validate_thread_id
 from .._core.lua import PURGE_THREAD, prune_registry, purge_thread, registry_after
 from .._core.meta import (
@@ -248,10 +253,6 @@ class _Described:
         return "listed" if self.summary is not None else "damaged"
 
 
-def _wrong_type(reply: object) -> bool:
-    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
-
-
 def _is_thread_id(member: bytes) -> bool:
     try:
         validate_thread_id(member.decode("utf-8"))
@@ -263,7 +264,7 @@ def _is_thread_id(member: bytes) -> bool:
 def _purge_outcome(active: object, existing: object, cutoff_ms: int) -> int:
     """What ``PURGE_THREAD`` would return for a thread, from its ``active`` and how many of its keys exist."""
     if isinstance(active, Exception):
-        if not _wrong_type(active):
+        if not is_wrong_type(active):
             raise active
         return 3
     if isinstance(existing, Exception):
@@ -910,10 +911,7 @@ class RedisThreadRegistry(ClientOwner):
         for entry in entries:
             pipe.hmget(self._keyspace.thread(entry.thread_id).meta, ThreadMeta.FIELDS)
         with self._errors():
-            metas = await pipe.execute(raise_on_error=False)
-            for reply in metas:
-                if isinstance(reply, Exception) and not _wrong_type(reply):
-                    raise reply
+            metas = wrong_type_kept(await pipe.execute(raise_on_error=False))
         described: dict[int, _Described] = {}
         unread: list[tuple[int, dict[str, str] | None]] = []  # no meta hash (or no 'active' in it)
         for position, (entry, raw_meta) in enumerate(zip(entries, metas, strict=True)):
@@ -940,10 +938,7 @@ class RedisThreadRegistry(ClientOwner):
                 pipe.exists(*keys.owned)
                 pipe.llen(keys.messages)
             with self._errors():
-                found = await pipe.execute(raise_on_error=False)
-                for reply in found:
-                    if isinstance(reply, Exception) and not _wrong_type(reply):
-                        raise reply
+                found = wrong_type_kept(await pipe.execute(raise_on_error=False))
             for (position, labels), existing, length in zip(unread, found[::2], found[1::2], strict=True):
                 entry = entries[position]
                 if not existing:
@@ -985,10 +980,7 @@ class RedisThreadRegistry(ClientOwner):
         for entry in entries:
             pipe.hget(self._keyspace.thread(entry.thread_id).meta, "labels")
         with self._errors():
-            replies = await pipe.execute(raise_on_error=False)
-            for reply in replies:
-                if isinstance(reply, Exception) and not _wrong_type(reply):
-                    raise reply
+            replies = wrong_type_kept(await pipe.execute(raise_on_error=False))
         # A meta key of another type has no labels to unindex: PURGE_THREAD keeps the thread anyway.
         return [{} if isinstance(raw, Exception) else decode_labels(raw) for raw in replies]
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import unquote
-
-from redis.exceptions import ResponseError
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption, key_id_of
-from .._core.errors import CorruptMessageError, cancel_requests, raise_if_cancelled, translate_redis_errors
+from .._core.errors import (
+    CorruptMessageError,
+    cancel_requests,
+    is_wrong_type,
+    raise_if_cancelled,
+    translate_redis_errors,
+    wrong_type_kept,
+)
 from .._core.keyspace import COMPANION_SUFFIXES, DEFAULT_KEY_PREFIX, Keyspace, ThreadKeys
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
@@ -124,19 +128,19 @@ class _Rekeying:
             pipe.exists(keys.session)
             pipe.llen(keys.messages)
             pipe.hmget(keys.meta, ["summary"])
-        replies = _checked(await pipe.execute(raise_on_error=False))
+        replies = wrong_type_kept(await pipe.execute(raise_on_error=False))
         width = 5
         sessions = [keys for n, keys in enumerate(threads) if replies[n * width + 2]]
         pipe = self._redis.pipeline(transaction=False)
         for keys in sessions:
             pipe.get(keys.session)
         stored = dict(
-            zip(sessions, _checked(await pipe.execute(raise_on_error=False)) if sessions else [], strict=True)
+            zip(sessions, wrong_type_kept(await pipe.execute(raise_on_error=False)) if sessions else [], strict=True)
         )
         for n, keys in enumerate(threads):
             *present, length, summary = replies[n * width : (n + 1) * width]
             values = {"": length, "meta": summary, "session": stored.get(keys)}
-            wrong = [suffix for suffix, value in values.items() if _wrong_type(value)]
+            wrong = [suffix for suffix, value in values.items() if is_wrong_type(value)]
             for suffix in wrong:
                 self._skip(_key(keys, suffix), f"holds another type than the {_SEALED[suffix]} this layout keeps there")
             first = next((suffix for suffix, here in zip(_SEALED, present, strict=True) if here), None)
@@ -199,18 +203,6 @@ _CHECKPOINTS_NOT_REKEYED = (
     "workflow checkpoints, which rekey_prefix does not re-encrypt yet: keep the old key until they are "
     "deleted or expire"
 )
-
-
-def _wrong_type(reply: object) -> bool:
-    return isinstance(reply, ResponseError) and "WRONGTYPE" in str(reply)
-
-
-def _checked(replies: list[Any]) -> list[Any]:
-    """A pipeline's replies, WRONGTYPE errors kept as values; any other error raised."""
-    for reply in replies:
-        if isinstance(reply, Exception) and not _wrong_type(reply):
-            raise reply
-    return replies
 
 
 def _key(keys: ThreadKeys, suffix: str) -> str:
