@@ -125,21 +125,22 @@ class CorruptSessionError(RedisStoreError):
         )
 
 
-# A script's report of a key of the wrong type, met before its first write (lua.INDEX_LIBRARY):
-# the type the key should hold and the key's bytes in hex.
-_WRONGTYPE_KEY = re.compile(r"WRONGTYPE_KEY (\w+) ((?:[0-9a-f]{2})+)")
-_CORRUPT_META = re.compile(r"CORRUPT_META (\w+) ((?:[0-9a-f]{2})+)")
+# What a script reports before its first write (lua.INDEX_LIBRARY): a key of the wrong type
+# (the type it should hold) or a damaged meta field (its name), then the key's bytes in hex.
+_SCRIPT_REPORT = re.compile(r"(WRONGTYPE_KEY|CORRUPT_META) (\w+) ((?:[0-9a-f]{2})+)")
 _TYPE_NAMES = {"list": "list", "hash": "hash", "zset": "sorted set"}
 
 
-def _wrong_type_key(err: ResponseError) -> RedisStoreError | None:
-    """The package's error for a script's ``WRONGTYPE_KEY`` report, naming the key; None for any other error."""
-    found = _WRONGTYPE_KEY.search(str(err))
+def _script_report(err: ResponseError) -> RedisStoreError | None:
+    """The package's error for a script's report, naming the key (and field); None for any other error."""
+    found = _SCRIPT_REPORT.search(str(err))
     if found is None:
         return None
-    expected, key = found.group(1), bytes.fromhex(found.group(2)).decode("utf-8", errors="replace")
+    report, detail, key = found.group(1), found.group(2), bytes.fromhex(found.group(3)).decode("utf-8", "replace")
+    if report == "CORRUPT_META":
+        return CorruptThreadMetaError(key, detail, "not an integer (nothing was changed)")
     return RedisStoreError(
-        f"Redis key {key!r} holds another type than the {_TYPE_NAMES.get(expected, expected)} the store keeps "
+        f"Redis key {key!r} holds another type than the {_TYPE_NAMES.get(detail, detail)} the store keeps "
         "there, so nothing was written; inspect it with TYPE, then repair or delete it"
     )
 
@@ -208,11 +209,8 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
                 f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs the "
                 "key patterns of the key prefix and the commands of its role (README: TLS, ACLs)"
             ) from err
-        if (found := _CORRUPT_META.search(str(err))) is not None:
-            meta_key = bytes.fromhex(found.group(2)).decode("utf-8", errors="replace")
-            raise CorruptThreadMetaError(meta_key, found.group(1), "not an integer (nothing was changed)") from err
-        if (wrong_type := _wrong_type_key(err)) is not None:
-            raise wrong_type from err
+        if (reported := _script_report(err)) is not None:
+            raise reported from err
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise
