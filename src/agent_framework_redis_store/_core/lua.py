@@ -218,12 +218,16 @@ end
 # command the store's ACL user has anyway, and end on one of another type with an error
 # holding ``WRONGTYPE_KEY <type> <key in hex>`` (errors.translate_redis_errors names the key).
 INDEX_LIBRARY = """
+-- A key's bytes in hex: an error reply carries any key intact (errors.translate_redis_errors decodes it).
+local function hex(key)
+  return (string.gsub(key, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+
 local function checked(expected, command, key, ...)
   local reply = redis.pcall(command, key, ...)
   if type(reply) == 'table' and reply.err then
     if string.find(reply.err, 'WRONGTYPE', 1, true) then
-      local hex = string.gsub(key, '.', function(c) return string.format('%02x', string.byte(c)) end)
-      error('WRONGTYPE_KEY ' .. expected .. ' ' .. hex)  -- a string: Redis 6 and 7 both pass it on
+      error('WRONGTYPE_KEY ' .. expected .. ' ' .. hex(key))  -- a string: Redis 6 and 7 both pass it on
     end
     return redis.call(command, key, ...)  -- any other error (NOPERM, ...) as Redis raises it
   end
@@ -239,8 +243,7 @@ local function integer_field(meta_key, field, value)
     return 0
   end
   if #value > 15 or not (value == '0' or string.match(value, '^[1-9]%d*$')) then
-    local hex = string.gsub(meta_key, '.', function(c) return string.format('%02x', string.byte(c)) end)
-    error('CORRUPT_META ' .. field .. ' ' .. hex)
+    error('CORRUPT_META ' .. field .. ' ' .. hex(meta_key))
   end
   return tonumber(value)
 end

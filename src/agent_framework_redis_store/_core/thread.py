@@ -26,7 +26,7 @@ from .compaction import SUMMARY_PREFIX, CompactionResult, SummaryCompaction, is_
 from .compression import compress
 from .connection import eviction_policy_unread, warn_if_evicting
 from .encryption import decrypt_entry, key_id_of
-from .errors import CorruptMessageError, RedisStoreError, kept_cancellation, translate_redis_errors
+from .errors import CorruptMessageError, RedisStoreError, is_wrong_type, kept_cancellation, translate_redis_errors
 from .fingerprints import batch_member, fingerprint
 from .groups import index_entry, may_link, open_group, repair, shape
 from .lua import (
@@ -673,7 +673,7 @@ class ThreadStorage:
         try:
             added, *_ = await index_update
         except ResponseError as err:
-            if "WRONGTYPE" not in str(err):
+            if not is_wrong_type(err):
                 raise
             raise _wrong_type_beside(err, [keyspace.registry, *added_to, *removed_from]) from err
         self._labels_indexed = dict(labels)
