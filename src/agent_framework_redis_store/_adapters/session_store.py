@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Any, Unpack
+from typing import Unpack
 
 from agent_framework import AgentSession, SessionStore
 
 from .._core.connection import ClientOwner, RedisClient, eviction_policy_unread, warn_if_evicting
-from .._core.encryption import decrypt_entry
-from .._core.errors import CorruptSessionError, DecryptionError, translate_redis_errors
+from .._core.errors import CorruptSessionError, translate_redis_errors
 from .._core.keyspace import validate_thread_id
 from .._core.options import SessionStoreOptions, parse_options
+from .._core.records import open_session_snapshot
 
 __all__ = ["RedisSessionStore"]
 
@@ -71,16 +71,8 @@ class RedisSessionStore(ClientOwner, SessionStore):
                 raw = await self._redis.getex(key, px=self._options.ttl_ms)
         if raw is None:
             return None
+        data = open_session_snapshot(raw, session_id=session_id, key=key, encryption=self._options.encryption)
         try:
-            opened = decrypt_entry(self._options.encryption, raw, key=key, index=0)
-        except DecryptionError as err:
-            raise CorruptSessionError(session_id, key, err.reason) from err
-        try:
-            data = json.loads(opened)
-            if not isinstance(data, dict) or data.get("type", "session") != "session":
-                raise TypeError(f"expected a session object, got {_describe(data)}")
-            if not isinstance(data.get("session_id"), str) or not isinstance(data.get("state", {}), dict):
-                raise TypeError("'session_id' must be a str and 'state' an object")
             return AgentSession.from_dict(data)
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise CorruptSessionError(session_id, key, f"{type(err).__name__}: {err}") from err
@@ -119,9 +111,3 @@ class RedisSessionStore(ClientOwner, SessionStore):
 
     def _redis_errors(self, key: str) -> AbstractContextManager[None]:
         return translate_redis_errors(self._where(), key, "a session snapshot")
-
-
-def _describe(data: Any) -> str:
-    if isinstance(data, dict):
-        return f"type {data.get('type')!r}"
-    return type(data).__name__

@@ -30,7 +30,15 @@ from .lua import import_thread
 from .meta import ThreadMeta, decode_labels, iso, to_ms
 from .options import labels_json, validate_labels
 
-__all__ = ["RECORD_VERSION", "ThreadRecord", "fork_thread", "read_record", "write_record"]
+__all__ = [
+    "RECORD_VERSION",
+    "ThreadRecord",
+    "fork_thread",
+    "open_session_snapshot",
+    "read_record",
+    "session_snapshot_problem",
+    "write_record",
+]
 
 RECORD_VERSION = 1
 
@@ -127,8 +135,8 @@ def _parse_session(value: object) -> tuple[dict[str, Any] | None, float | None]:
     if not isinstance(value, dict) or not isinstance(value.get("snapshot"), dict):
         raise ThreadRecordError("'session' must be an object with a 'snapshot' object and 'ttl_remaining'")
     snapshot = value["snapshot"]
-    if snapshot.get("type", "session") != "session" or not isinstance(snapshot.get("session_id"), str):
-        raise ThreadRecordError("'session.snapshot' must be an AgentSession.to_dict() object with a 'session_id'")
+    if (problem := session_snapshot_problem(snapshot)) is not None:
+        raise ThreadRecordError(f"'session.snapshot' is not an AgentSession.to_dict() object: {problem}")
     return snapshot, _parse_seconds(value.get("ttl_remaining"), "session.ttl_remaining")
 
 
@@ -190,7 +198,11 @@ async def read_record(
     pipe.get(keys.session)
     pipe.pttl(keys.session)
     payloads, raw_meta, pttl, raw_session, session_pttl = await pipe.execute()
-    session = None if raw_session is None else _open_session(raw_session, keys, encryption)
+    session = (
+        None
+        if raw_session is None
+        else open_session_snapshot(raw_session, session_id=keys.thread_id, key=keys.session, encryption=encryption)
+    )
     if not payloads:
         if session is None:
             return None
@@ -229,16 +241,30 @@ async def read_record(
     )
 
 
-def _open_session(raw: bytes | str, keys: ThreadKeys, encryption: MessageEncryption | None) -> dict[str, Any]:
-    """A stored session snapshot as the object ``AgentSession.to_dict()`` made (decrypted)."""
+def session_snapshot_problem(data: object) -> str | None:
+    """What keeps ``data`` from being an ``AgentSession.to_dict()`` object; None if nothing does."""
+    if not isinstance(data, dict):
+        return f"expected a session object, got {type(data).__name__}"
+    if data.get("type", "session") != "session":
+        return f"expected a session object, got type {data.get('type')!r}"
+    if not isinstance(data.get("session_id"), str) or not isinstance(data.get("state", {}), dict):
+        return "'session_id' must be a str and 'state' an object"
+    return None
+
+
+def open_session_snapshot(
+    raw: bytes | str, *, session_id: str, key: str, encryption: MessageEncryption | None
+) -> dict[str, Any]:
+    """A stored session snapshot (``RedisSessionStore``'s) as the ``AgentSession.to_dict()`` object it was:
+    decrypted and checked; ``CorruptSessionError`` naming ``session_id`` and ``key`` if it is not one."""
     try:
-        data = json.loads(decrypt_entry(encryption, raw, key=keys.session, index=0))
+        data = json.loads(decrypt_entry(encryption, raw, key=key, index=0))
     except DecryptionError as err:
-        raise CorruptSessionError(keys.thread_id, keys.session, err.reason) from err
+        raise CorruptSessionError(session_id, key, err.reason) from err
     except ValueError as err:
-        raise CorruptSessionError(keys.thread_id, keys.session, f"not JSON ({err})") from err
-    if not isinstance(data, dict) or not isinstance(data.get("session_id"), str):
-        raise CorruptSessionError(keys.thread_id, keys.session, "not an AgentSession.to_dict() object")
+        raise CorruptSessionError(session_id, key, f"{type(err).__name__}: {err}") from err
+    if (problem := session_snapshot_problem(data)) is not None:
+        raise CorruptSessionError(session_id, key, f"TypeError: {problem}")
     return data
 
 
