@@ -1165,6 +1165,7 @@ def import_thread(
 
 # What the scripts that change entries in place (rekey, set, remove) share: whether the index
 # still describes the list, and how a thread's bookkeeping follows an entry changed or removed.
+# A script includes it after INDEX_LIBRARY (marked_value, mark).
 ENTRY_LIBRARY = """
 -- The number of the newest messages the index covers, 0 (and the index deleted) if it is stale:
 -- its newest entry (a number and a mark) must mark the newest message, and it may not be
@@ -1174,9 +1175,7 @@ local function trusted_index(messages_key, index_key)
   if not newest then
     return 0
   end
-  local message = redis.call('LINDEX', messages_key, -1)
-  local newest_mark = string.match(newest, '^-?%d+|(%x+)$')
-  if message and newest_mark == string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH) then
+  if marked_value(newest, redis.call('LINDEX', messages_key, -1)) then
     local covered = redis.call('LLEN', index_key)
     if covered <= redis.call('LLEN', messages_key) then
       return covered
@@ -1191,8 +1190,7 @@ local function remark(messages_key, index_key)
   local newest = redis.call('LINDEX', index_key, -1)
   local message = redis.call('LINDEX', messages_key, -1)
   if newest and message then
-    local mark = string.sub(redis.sha1hex(message), 1, NEWEST_MARK_WIDTH)
-    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+') .. '|' .. mark)
+    redis.call('LSET', index_key, -1, string.match(newest, '^-?%d+') .. '|' .. mark(message))
   end
 end
 """
@@ -1215,7 +1213,7 @@ local last = current[#current]
 local covered = trusted_index(messages_key, index_key)
 local newest_fingerprint = redis.call('LINDEX', fingerprints_key, -1)
 local fingerprints_trusted = newest_fingerprint and last
-  and string.sub(newest_fingerprint, -NEWEST_MARK_WIDTH) == string.sub(redis.sha1hex(last), 1, NEWEST_MARK_WIDTH)
+  and string.sub(newest_fingerprint, -NEWEST_MARK_WIDTH) == mark(last)
 for position = #current, 1, -1 do
   local entry = current[position]
   local found = positions[entry]
@@ -1242,13 +1240,13 @@ if now_last and now_last ~= last then
     remark(messages_key, index_key)
   end
   if fingerprints_trusted then
-    local mark = string.sub(redis.sha1hex(now_last), 1, NEWEST_MARK_WIDTH)
-    redis.call('LSET', fingerprints_key, -1, string.sub(newest_fingerprint, 1, -NEWEST_MARK_WIDTH - 1) .. mark)
+    local unmarked = string.sub(newest_fingerprint, 1, -NEWEST_MARK_WIDTH - 1)
+    redis.call('LSET', fingerprints_key, -1, unmarked .. mark(now_last))
   end
 end
 return replaced
 """,
-    uses=(ENTRY_LIBRARY,),
+    uses=(INDEX_LIBRARY, ENTRY_LIBRARY),
 )
 
 
@@ -1322,7 +1320,7 @@ end
 redis.call('DEL', fingerprints_key, lease_key)  -- a compaction running now read the old entry
 return position
 """,
-    uses=(ENTRY_LIBRARY,),
+    uses=(INDEX_LIBRARY, ENTRY_LIBRARY),
 )
 
 
