@@ -29,9 +29,10 @@ process' own CPU time (``used_cpu_user`` + ``used_cpu_sys``) per turn, which add
 parsing and replying. After each path every thread is checked to hold what it should.
 
 Then memory per message, the way ``benchmarks/memory.py`` measures it (its conversations of
-~305-byte messages, one save per turn, default options): threads of 960 messages written by
-upstream and by ours, the growth of ``used_memory`` and the sum of ``MEMORY USAGE`` per stored
-message.
+~305-byte messages, default options): threads of 960 messages written by upstream and by ours
+(a save per turn; upstream's list is the same however it is written, so a save per thread, as
+a save per turn would re-read the whole history every time), the growth of ``used_memory`` and
+the sum of ``MEMORY USAGE`` per stored message.
 
 On a machine with few cores the client processes (Python) saturate the CPU long before Redis
 does, so turns/s measure the clients; Redis CPU per turn is the figure that says how many turns
@@ -52,7 +53,7 @@ import statistics
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,7 @@ class Phase:
     seconds: float
     turns: int
     usec: int  # commandstats, each command counted once
+    median_usec: float  # the same from each command's median (latencystats p50) times its calls
     commands: int
     evalsha: int
     process_cpu_us: float  # redis-server's used_cpu_user + used_cpu_sys
@@ -295,6 +297,10 @@ class Phase:
         return self.usec / self.turns
 
     @property
+    def median_cpu(self) -> float:
+        return self.median_usec / self.turns
+
+    @property
     def process(self) -> float:
         return self.process_cpu_us / self.turns
 
@@ -303,6 +309,7 @@ class Phase:
             **asdict(self),
             "turns_per_s": self.rate,
             "redis_cpu_us_per_turn": self.cpu,
+            "redis_cpu_us_per_turn_from_medians": self.median_cpu,
             "process_cpu_us_per_turn": self.process,
         }
 
@@ -393,6 +400,10 @@ async def run_phase(
     after, process_after = await snapshot(client)
     elapsed = time.perf_counter() - start
     turns_after, cpu_after = clients.turns(), clients.cpu()
+    medians = {
+        key.removeprefix("latency_percentiles_usec_"): float(value["p50"])
+        for key, value in (await client.info("latencystats")).items()
+    }
     clients.state.value = STOP
     done = clients.replies("done", timeout=300)
 
@@ -416,6 +427,7 @@ async def run_phase(
         seconds=elapsed,
         turns=turns,
         usec=sum(c["usec"] for name, c in by_command.items() if not nested(name)),
+        median_usec=sum(c["calls"] * medians.get(name, 0.0) for name, c in by_command.items() if not nested(name)),
         commands=sum(c["calls"] for c in by_command.values()),
         evalsha=sum(c["calls"] for name, c in by_command.items() if name in CONTAINERS and name != "exec"),
         process_cpu_us=process_after - process_before,
@@ -435,7 +447,7 @@ async def run_phase(
 async def measure_memory(url: str, threads: int, paths: Sequence[str], notes: list[str]) -> dict[str, dict[str, Any]]:
     """Bytes per stored message at 960 messages a thread: ``used_memory`` growth and the sum of
     ``MEMORY USAGE`` (memory.py's ``usage``), for upstream and our paths, with memory.py's
-    providers (default options)."""
+    conversations and providers (default options)."""
     try:
         from memory import VARIANTS, Scenario, conversations, thousand, usage
     except ImportError as error:  # memory.py is written against 1.x
@@ -445,21 +457,25 @@ async def measure_memory(url: str, threads: int, paths: Sequence[str], notes: li
     written = conversations(scenario)
     results: dict[str, dict[str, Any]] = {}
     for database, name in enumerate([p for p in (UPSTREAM, PROVIDER, STORE) if p in paths], start=1):
+        started = time.perf_counter()
         db_url = url.rsplit("/", 1)[0] + f"/{database}"
-        client = redis.asyncio.Redis.from_url(db_url)
-        provider = VARIANTS["upstream" if name == UPSTREAM else "ours"](db_url) if name != STORE else None
-
-        async def save(thread: str, messages: Sequence[Any], provider: Any = provider, client: Any = client) -> None:
-            if provider is None:
-                await RedisChatMessageStore(redis_client=client, thread_id=thread).add_messages(messages)
-            else:
-                await provider.save_messages(thread, messages)
-
-        await save("warm-up", written[0][0])  # scripts loaded, connections open, registry created
+        client = redis.asyncio.Redis.from_url(db_url)  # measures; the writers have their own connections
+        connected = (await client.info("clients"))["connected_clients"]
+        async with writer(name, db_url, VARIANTS) as save:
+            await save("warm-up", written[0][0])  # scripts loaded, registry created
+        # A writer's connection (and its buffers, ~300 KB after upstream's 960-message save) is
+        # gone before each reading: used_memory is then the keys' growth.
+        await clients_back_to(client, connected)
         memory_before = (await client.info("memory"))["used_memory"]
         usage_before = sum((await usage(client)).values())
-        for number in range(scenario.turns):
-            await asyncio.gather(*(save(f"thread-{n}", turns[number]) for n, turns in enumerate(written)))
+        async with writer(name, db_url, VARIANTS) as save:
+            if name == UPSTREAM:  # the list is the same however written; a save per turn re-reads it all: minutes
+                whole = [[m for turn in turns for m in turn] for turns in written]
+                await asyncio.gather(*(save(f"thread-{n}", messages) for n, messages in enumerate(whole)))
+            else:  # our bookkeeping grows with the batches: one save per turn, as memory.py does
+                for number in range(scenario.turns):
+                    await asyncio.gather(*(save(f"thread-{n}", turns[number]) for n, turns in enumerate(written)))
+        await clients_back_to(client, connected)
         memory_after = (await client.info("memory"))["used_memory"]
         usage_after = sum((await usage(client)).values())
         messages = threads * MEMORY_MESSAGES
@@ -469,11 +485,40 @@ async def measure_memory(url: str, threads: int, paths: Sequence[str], notes: li
             "used_memory_per_message": (memory_after - memory_before) / messages,
             "memory_usage_per_message": (usage_after - usage_before) / messages,
         }
-        if provider is not None:
-            await provider.aclose()
+        print(f"memory: {name} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
         await client.flushdb()
         await client.aclose()
     return results
+
+
+@contextlib.asynccontextmanager
+async def writer(name: str, url: str, variants: dict[str, Callable[[str], Any]]) -> AsyncIterator[Any]:
+    """``save(thread, messages)`` through ``name``'s public API on connections of its own, closed after."""
+    if name == STORE:
+        client = redis.asyncio.Redis.from_url(url)
+
+        async def add(thread: str, messages: Sequence[Any]) -> None:
+            await RedisChatMessageStore(redis_client=client, thread_id=thread).add_messages(messages)
+
+        try:
+            yield add
+        finally:
+            await client.aclose()
+    else:
+        provider = variants["upstream" if name == UPSTREAM else "ours"](url)
+        try:
+            yield provider.save_messages
+        finally:
+            await provider.aclose()
+
+
+async def clients_back_to(client: redis.asyncio.Redis, count: int) -> None:
+    """Wait (30 s at most) until the server has dropped the connections beyond ``count``."""
+    for _ in range(3000):
+        if (await client.info("clients"))["connected_clients"] <= count:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"more than {count} connections still open after 30 s")
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -489,32 +534,43 @@ def report(phases: dict[str, Phase], memory: dict[str, dict[str, Any]], notes: l
     for note in notes:
         print(f"NOTE {note}")
     floor = phases.get(FLOOR)
-    print("| path | turns in window | turns/s | vs floor | latency p50 / p99 | Redis CPU per turn | vs floor "
-          "| commands per turn | server process CPU per turn | vs floor | turns/s per Redis core "
-          "| Redis busy | clients' CPU |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def vs(value: float, base: float | None) -> str:
+        return f"{value / base:.2f}x" if base else "—"
+
+    print("Redis CPU per turn, the scale figure: commandstats usec (each command once: mean, and the sum of each "
+          "command's median times its calls), the server process' CPU time (user + system)\n")  # fmt: skip
+    print("| path | turns | Redis CPU per turn | vs floor | from medians | vs floor | server process CPU per turn "
+          "| vs floor | turns/s per Redis core | commands per turn |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for p in phases.values():
-
-        def vs(value: float, base: float | None) -> str:
-            return f"{value / base:.2f}x" if base else "—"
-
+        print(
+            f"| {p.path} | {p.turns:,} | {p.cpu:.1f} µs | **{vs(p.cpu, floor and floor.cpu)}** "
+            f"| {p.median_cpu:.1f} µs | **{vs(p.median_cpu, floor and floor.median_cpu)}** | {p.process:.1f} µs "
+            f"| **{vs(p.process, floor and floor.process)}** | {1e6 / p.process:,.0f} | {p.commands / p.turns:.1f} |"
+        )
+    print(f"\nThroughput on this machine ({sample.seconds:.0f} s windows)\n")
+    print("| path | turns/s | vs floor | latency p50 / p99 | Redis busy | clients' CPU |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for p in phases.values():
         clients = "—" if p.client_cpu_s is None else f"{p.client_cpu_s / p.seconds:.2f} cores"
         print(
-            f"| {p.path} | {p.turns:,} | {p.rate:,.0f} | {vs(p.rate, floor and floor.rate)} "
-            f"| {p.latency_ms['p50']:.1f} / {p.latency_ms['p99']:.1f} ms | {p.cpu:.1f} µs "
-            f"| **{vs(p.cpu, floor and floor.cpu)}** | {p.commands / p.turns:.1f} | {p.process:.1f} µs "
-            f"| **{vs(p.process, floor and floor.process)}** | {1e6 / p.process:,.0f} "
+            f"| {p.path} | {p.rate:,.0f} | {vs(p.rate, floor and floor.rate)} "
+            f"| {p.latency_ms['p50']:.0f} / {p.latency_ms['p99']:.0f} ms "
             f"| {p.process_cpu_us / p.seconds / 1e6:.0%} | {clients} |"
         )
     busiest = max(p.process_cpu_us / p.seconds / 1e6 for p in phases.values())
     print(f"\nNOTE turns/s measure the whole machine ({cores} cores shared by {sample.processes} Python client "
-          f"processes and redis-server, which was at most {busiest:.0%} busy): the clients saturate first, so "
-          "Redis CPU per turn is the scale figure. 'turns/s per Redis core' is 1 s / the server process' CPU per "
-          "turn: what one Redis core (one shard) would serve with clients to spare.")  # fmt: skip
+          f"processes, redis-server, which was at most {busiest:.0%} busy, and whatever else runs): the clients "
+          "saturate first, so Redis CPU per turn is the scale figure. 'turns/s per Redis core' is 1 s / the server "
+          "process' CPU per turn: what one Redis core (one shard) would serve with clients to spare. commandstats "
+          "usec is wall time inside each command: on a busy machine a descheduled server inflates the mean; the "
+          "medians and the process CPU are not.")  # fmt: skip
     if memory:
         base = memory.get(UPSTREAM)
         print(f"\nMemory per stored message at {MEMORY_MESSAGES:,} messages a thread (memory.py's ~305-byte messages, "
-              "one save per turn, default options)\n")  # fmt: skip
+              "default options; ours saved a turn at a time, upstream a thread at a time: its list is the same "
+              "either way)\n")  # fmt: skip
         print(
             "| path | threads | used_memory growth per message | vs upstream | MEMORY USAGE per message | vs upstream |"
         )
@@ -599,13 +655,17 @@ async def main(arguments: argparse.Namespace) -> None:
         settings = Settings(server.url, arguments.sessions, arguments.history, max_messages)
         client = redis.asyncio.Redis.from_url(server.url)
         version = (await client.info("server"))["redis_version"]
+        start = time.perf_counter()
         clients = Clients(settings, arguments.processes)
+        print(f"{arguments.processes} client processes ready ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
         phases: dict[str, Phase] = {}
         try:
             for path in paths:
+                start = time.perf_counter()
                 phases[path] = await run_phase(client, clients, path, settings, arguments.warmup, arguments.seconds)
                 p = phases[path]
-                print(f"{path}: {p.rate:,.0f} turns/s, {p.cpu:.1f} µs Redis CPU per turn", file=sys.stderr)
+                print(f"{path}: {p.rate:,.0f} turns/s, {p.cpu:.1f} µs Redis CPU per turn "
+                      f"({time.perf_counter() - start:.0f} s)", file=sys.stderr)  # fmt: skip
         finally:
             clients.close()
         await client.flushall()
@@ -640,12 +700,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sessions", type=int, help="concurrent sessions per process, a thread each (default 64)")
     parser.add_argument("--history", type=int, help="messages per thread before the run (default 100)")
     parser.add_argument("--max-messages", type=int, help="max_messages (default: --history, so every turn trims)")
-    parser.add_argument("--warmup", type=float, help="seconds of turns before each window (default 3)")
-    parser.add_argument("--seconds", type=float, help="measured seconds per path (default 12)")
+    parser.add_argument("--warmup", type=float, help="seconds of turns before each window (default 2)")
+    parser.add_argument("--seconds", type=float, help="measured seconds per path (default 10)")
     parser.add_argument("--memory-threads", type=int, help="threads of 960 messages per path (default 4; 0: none)")
     parser.add_argument("--path", dest="paths", action="append", choices=PATHS, help="only this path (repeatable)")
     arguments = parser.parse_args(argv)
-    defaults = {"processes": 4, "sessions": 64, "history": 100, "warmup": 3.0, "seconds": 12.0, "memory_threads": 4}
+    defaults = {"processes": 4, "sessions": 64, "history": 100, "warmup": 2.0, "seconds": 10.0, "memory_threads": 4}
     if arguments.quick:
         defaults |= {"processes": 2, "sessions": 8, "history": 20, "warmup": 1.0, "seconds": 3.0, "memory_threads": 1}
     for name, value in defaults.items():
