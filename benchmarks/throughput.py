@@ -456,27 +456,34 @@ async def measure_memory(url: str, threads: int, paths: Sequence[str], notes: li
     scenario = Scenario(f"{MEMORY_MESSAGES:,} messages of ~305 B", threads, MEMORY_MESSAGES // 2, thousand)
     written = conversations(scenario)
     results: dict[str, dict[str, Any]] = {}
-    for database, name in enumerate([p for p in (UPSTREAM, PROVIDER, STORE) if p in paths], start=1):
+    for database, name in enumerate([p for p in (STORE, PROVIDER, UPSTREAM) if p in paths], start=1):
         started = time.perf_counter()
         db_url = url.rsplit("/", 1)[0] + f"/{database}"
         client = redis.asyncio.Redis.from_url(db_url)  # measures; the writers have their own connections
         connected = (await client.info("clients"))["connected_clients"]
+
+        async def write_all(name: str = name, db_url: str = db_url) -> None:
+            async with writer(name, db_url, VARIANTS) as save:
+                if name == UPSTREAM:  # the list is the same however written; a save per turn re-reads it all
+                    whole = [[m for turn in turns for m in turn] for turns in written]
+                    await asyncio.gather(*(save(f"thread-{n}", messages) for n, messages in enumerate(whole)))
+                else:  # our bookkeeping grows with the batches: one save per turn, as memory.py does
+                    for number in range(scenario.turns):
+                        await asyncio.gather(*(save(f"thread-{n}", t[number]) for n, t in enumerate(written)))
+
+        # Three turns of a thread of its own first: the scripts a thread's first turns run are
+        # loaded and the registry exists before the first reading.
         async with writer(name, db_url, VARIANTS) as save:
-            await save("warm-up", written[0][0])  # scripts loaded, registry created
-        # A writer's connection (and its buffers, ~300 KB after upstream's 960-message save) is
-        # gone before each reading: used_memory is then the keys' growth.
+            for messages in written[0][:3]:
+                await save("warm-up", messages)
+        # Readings with the writers' connections gone, less the client buffers (the measuring
+        # connection's own): the growth of what the keys take.
         await clients_back_to(client, connected)
-        memory_before = (await client.info("memory"))["used_memory"]
+        memory_before = await used_memory(client)
         usage_before = sum((await usage(client)).values())
-        async with writer(name, db_url, VARIANTS) as save:
-            if name == UPSTREAM:  # the list is the same however written; a save per turn re-reads it all: minutes
-                whole = [[m for turn in turns for m in turn] for turns in written]
-                await asyncio.gather(*(save(f"thread-{n}", messages) for n, messages in enumerate(whole)))
-            else:  # our bookkeeping grows with the batches: one save per turn, as memory.py does
-                for number in range(scenario.turns):
-                    await asyncio.gather(*(save(f"thread-{n}", turns[number]) for n, turns in enumerate(written)))
+        await write_all()
         await clients_back_to(client, connected)
-        memory_after = (await client.info("memory"))["used_memory"]
+        memory_after = await used_memory(client)
         usage_after = sum((await usage(client)).values())
         messages = threads * MEMORY_MESSAGES
         results[name] = {
@@ -510,6 +517,12 @@ async def writer(name: str, url: str, variants: dict[str, Callable[[str], Any]])
             yield provider.save_messages
         finally:
             await provider.aclose()
+
+
+async def used_memory(client: redis.asyncio.Redis) -> int:
+    """``used_memory`` less client buffers (``mem_clients_normal``)."""
+    info = await client.info("memory")
+    return int(info["used_memory"]) - int(info["mem_clients_normal"])
 
 
 async def clients_back_to(client: redis.asyncio.Redis, count: int) -> None:
@@ -571,15 +584,19 @@ def report(phases: dict[str, Phase], memory: dict[str, dict[str, Any]], notes: l
         print(f"\nMemory per stored message at {MEMORY_MESSAGES:,} messages a thread (memory.py's ~305-byte messages, "
               "default options; ours saved a turn at a time, upstream a thread at a time: its list is the same "
               "either way)\n")  # fmt: skip
-        print(
-            "| path | threads | used_memory growth per message | vs upstream | MEMORY USAGE per message | vs upstream |"
-        )
+        print("| path | threads | MEMORY USAGE per message | vs upstream | used_memory growth per message "
+              "| vs upstream |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---:|")
         for name, m in memory.items():
             used, keys = m["used_memory_per_message"], m["memory_usage_per_message"]
             ratio_used = f"{used / base['used_memory_per_message']:.2f}x" if base else "—"
             ratio_keys = f"{keys / base['memory_usage_per_message']:.2f}x" if base else "—"
-            print(f"| {name} | {m['threads']} | {used:,.0f} B | {ratio_used} | {keys:,.0f} B | {ratio_keys} |")
+            print(f"| {name} | {m['threads']} | {keys:,.0f} B | **{ratio_keys}** | {used:,.0f} B | {ratio_used} |")
+        messages = next(iter(memory.values()))["messages"]
+        print(f"\nMEMORY USAGE (summed over every key written, memory.py's figure) is exact. used_memory growth (less "
+              "client buffers, the writers' connections closed) also moves with what no key owns, such as the "
+              f"scripts' reply buffers: about ±50 KB, ±{50_000 / messages:.0f} B a message over these "
+              f"{messages:,}.")  # fmt: skip
 
 
 def draw(phases: dict[str, Phase], memory: dict[str, dict[str, Any]], path: Path) -> bool:
@@ -609,16 +626,15 @@ def draw(phases: dict[str, Phase], memory: dict[str, dict[str, Any]], path: Path
     sample = phases[names[0]]
     bars(axes[0], [phases[n].rate for n in names], floor and floor.rate, "")
     axes[0].set_title(f"turns/s ({sample.processes} processes x {sample.sessions} sessions)", fontsize=9)
-    width = 0.4
+    width = 0.27
     x = range(len(names))
-    stats = axes[1].bar([i - width / 2 for i in x], [phases[n].cpu for n in names], width, label="commandstats usec")
-    process = axes[1].bar(
-        [i + width / 2 for i in x], [phases[n].process for n in names], width, label="server process CPU"
+    series = (
+        ("commandstats usec (mean)", [phases[n].cpu for n in names], floor and floor.cpu),
+        ("commandstats, from medians", [phases[n].median_cpu for n in names], floor and floor.median_cpu),
+        ("server process CPU", [phases[n].process for n in names], floor and floor.process),
     )
-    for drawn, values, base in (
-        (stats, [phases[n].cpu for n in names], floor and floor.cpu),
-        (process, [phases[n].process for n in names], floor and floor.process),
-    ):
+    for i, (label, values, base) in enumerate(series):
+        drawn = axes[1].bar([j + (i - 1) * width for j in x], values, width, label=label)
         texts = [f"{v:.0f}" + (f"\n{v / base:.1f}x" if base else "") for v in values]
         axes[1].bar_label(drawn, labels=texts, fontsize=6)
     axes[1].set_xticks(list(x), labels)
@@ -626,22 +642,23 @@ def draw(phases: dict[str, Phase], memory: dict[str, dict[str, Any]], path: Path
     axes[1].set_title("Redis CPU per turn (µs), the scale figure", fontsize=9)
     axes[1].grid(True, axis="y", alpha=0.3)
     axes[1].margins(y=0.2)
-    axes[1].legend(fontsize=7)
+    axes[1].legend(fontsize=7, loc="upper left")
     if memory:
         mem_names = list(memory)
         base = memory.get(UPSTREAM)
-        drawn = axes[2].bar(
-            [n.replace(" save_messages", "\nsave_messages") for n in mem_names],
-            [memory[n]["used_memory_per_message"] for n in mem_names],
-            color=[f"C{PATHS.index(n)}" for n in mem_names],
-        )
-        values = [memory[n]["used_memory_per_message"] for n in mem_names]
-        texts = [f"{v:,.0f} B" + (f"\n{v / base['used_memory_per_message']:.2f}x" if base else "") for v in values]
-        axes[2].bar_label(drawn, labels=texts, fontsize=7)
+        for i, (field, label) in enumerate(
+            (("memory_usage_per_message", "MEMORY USAGE"), ("used_memory_per_message", "used_memory growth"))
+        ):
+            values = [memory[n][field] for n in mem_names]
+            drawn = axes[2].bar([j + (i - 0.5) * width for j in range(len(mem_names))], values, width, label=label)
+            texts = [f"{v:,.0f}" + (f"\n{v / base[field]:.2f}x" if base else "") for v in values]
+            axes[2].bar_label(drawn, labels=texts, fontsize=6)
+        axes[2].set_xticks(range(len(mem_names)), [n.replace(" save_messages", "\nsave_messages") for n in mem_names])
         axes[2].tick_params(axis="x", labelsize=7)
         axes[2].grid(True, axis="y", alpha=0.3)
         axes[2].margins(y=0.2)
-        axes[2].set_title(f"used_memory per message ({MEMORY_MESSAGES} a thread)", fontsize=9)
+        axes[2].legend(fontsize=7, loc="upper left")
+        axes[2].set_title(f"bytes per stored message ({MEMORY_MESSAGES} a thread)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return True
@@ -702,10 +719,10 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-messages", type=int, help="max_messages (default: --history, so every turn trims)")
     parser.add_argument("--warmup", type=float, help="seconds of turns before each window (default 2)")
     parser.add_argument("--seconds", type=float, help="measured seconds per path (default 10)")
-    parser.add_argument("--memory-threads", type=int, help="threads of 960 messages per path (default 4; 0: none)")
+    parser.add_argument("--memory-threads", type=int, help="threads of 960 messages per path (default 8; 0: none)")
     parser.add_argument("--path", dest="paths", action="append", choices=PATHS, help="only this path (repeatable)")
     arguments = parser.parse_args(argv)
-    defaults = {"processes": 4, "sessions": 64, "history": 100, "warmup": 2.0, "seconds": 10.0, "memory_threads": 4}
+    defaults = {"processes": 4, "sessions": 64, "history": 100, "warmup": 2.0, "seconds": 10.0, "memory_threads": 8}
     if arguments.quick:
         defaults |= {"processes": 2, "sessions": 8, "history": 20, "warmup": 1.0, "seconds": 3.0, "memory_threads": 1}
     for name, value in defaults.items():
