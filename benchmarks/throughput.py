@@ -704,7 +704,7 @@ async def main(arguments: argparse.Namespace) -> None:
         "phases": {name: p.summary() for name, p in phases.items()},
         "memory": memory,
     }
-    name = "throughput_quick" if arguments.quick else "throughput"
+    name = arguments.out or ("throughput_quick" if arguments.quick else "throughput")
     (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2))
     if draw(phases, memory, RESULTS / f"{name}.png"):
         print(f"\nchart: {RESULTS / f'{name}.png'}")
@@ -720,6 +720,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="seconds of turns before each window (default 2)")
     parser.add_argument("--seconds", type=float, help="measured seconds per path (default 10)")
     parser.add_argument("--memory-threads", type=int, help="threads of 960 messages per path (default 8; 0: none)")
+    parser.add_argument("--out", help="results/<OUT>.json and .png (default throughput, throughput_quick with --quick)")
     parser.add_argument("--path", dest="paths", action="append", choices=PATHS, help="only this path (repeatable)")
     arguments = parser.parse_args(argv)
     defaults = {"processes": 4, "sessions": 64, "history": 100, "warmup": 2.0, "seconds": 10.0, "memory_threads": 8}
