@@ -24,20 +24,23 @@ same server and processes:
 Each path gets a warm-up, then a measured window bracketed by ``CONFIG RESETSTAT`` +
 ``INFO commandstats cpu`` and the turn counters of the processes: turns/s; Redis CPU per turn
 as the sum of ``usec`` (each command counted once: Redis 7 counts the commands a script or a
-MULTI runs also in its EVALSHA's or EXEC's ``usec``, see server_cost.py); and the server
-process' own CPU time (``used_cpu_user`` + ``used_cpu_sys``) per turn, which adds reading,
-parsing and replying. After each path every thread is checked to hold what it should.
+MULTI runs also in its EVALSHA's or EXEC's ``usec``, see server_cost.py); the same from each
+command's median (``INFO latencystats`` p50 times its calls), which a server descheduled
+mid-command on a busy machine does not inflate; and the server process' own CPU time
+(``used_cpu_user`` + ``used_cpu_sys``) per turn, which adds reading, parsing and replying.
+After each path every thread is checked to hold what it should.
 
 Then memory per message, the way ``benchmarks/memory.py`` measures it (its conversations of
 ~305-byte messages, default options): threads of 960 messages written by upstream and by ours
 (a save per turn; upstream's list is the same however it is written, so a save per thread, as
-a save per turn would re-read the whole history every time), the growth of ``used_memory`` and
-the sum of ``MEMORY USAGE`` per stored message.
+a save per turn would re-read the whole history every time), the sum of ``MEMORY USAGE`` and
+the growth of ``used_memory`` (less client buffers) per stored message.
 
 On a machine with few cores the client processes (Python) saturate the CPU long before Redis
 does, so turns/s measure the clients; Redis CPU per turn is the figure that says how many turns
 one Redis core serves. Prints Markdown tables, writes ``benchmarks/results/throughput.json``
-and draws ``benchmarks/results/throughput.png``.
+and draws ``benchmarks/results/throughput.png`` (``--out`` renames both). Results and how to
+read them: docs/PERFORMANCE_SERVER_COST.md, "Throughput".
 """
 
 from __future__ import annotations
