@@ -7,16 +7,21 @@ Each block is marked by an HTML comment on the line before it, ``<!-- sample: TA
 * ``needs-openai-key``: it calls a real model; skipped (the suite never holds a key).
 * ``fragment``: not code to run (a signature); skipped. Keep these rare.
 
-A sample runs in a fresh interpreter (so what it configures process-wide, such as an
-OpenTelemetry provider, stays there), with top-level ``await`` allowed as in a notebook, against
+A sample runs in a process of its own (a fork of one interpreter that has imported the framework,
+so what a sample configures process-wide, such as an OpenTelemetry provider, stays in it), with
+top-level ``await`` allowed as in a notebook, against
 a private redis-server: ``$REDIS_URL`` (and ``$SOURCE_REDIS_URL``) name it, and a sample may
 name no other Redis, so it never touches one the machine already runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import select
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,16 +42,51 @@ _MARKER = re.compile(r"<!--\s*sample:\s*(.*?)\s*-->")
 # A sample reads its Redis from the environment; the only literal URL allowed is the default after it.
 _FROM_ENV = re.compile(r"""os\.environ\.get\(\s*"(?:REDIS_URL|SOURCE_REDIS_URL|REDIS_CLUSTER_URL)",\s*"[^"]*"\s*\)""")
 _ANY_URL = re.compile(r"(?:redis|rediss|unix)://|localhost|127\.0\.0\.1")
-# What a sample's interpreter runs: the file, as a coroutine when it awaits at top level.
-_RUNNER = """
-import ast, asyncio, inspect, sys
-path = sys.argv[1]
-code = compile(open(path, encoding="utf-8").read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-namespace = {"__name__": "__main__", "__file__": path}
-if code.co_flags & inspect.CO_COROUTINE:
-    asyncio.run(eval(code, namespace))
-else:
-    exec(code, namespace)
+# Runs samples, each in a fork of one interpreter that has imported what samples import (a fresh
+# interpreter per sample spent seconds on imports alone). A fork is as fresh as a new interpreter
+# for what a sample changes: its globals, os.environ, an OpenTelemetry provider it sets. It runs
+# the file (as a coroutine when it awaits at top level) and exits as `python sample.py` would,
+# finalizers and atexit included, so leak warnings still show. Protocol: one JSON job per line
+# in, its exit code per line out.
+_WORKER = """
+import ast, asyncio, inspect, json, os, sys, traceback
+for name in ("agent_framework", "agent_framework_redis_store", "agent_framework_redis_store.langchain",
+             "redis.asyncio", "langchain_core.messages", "langchain_core.runnables.history",
+             "langchain_core.language_models.fake_chat_models"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+import agent_framework_redis_store.testing as testing
+testing.OfflineChatClient
+
+def run(job):
+    os.chdir(job["cwd"])
+    os.environ.clear()
+    os.environ.update(job["env"])
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        os.dup2(os.open(job[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+    path = job["path"]
+    try:
+        code = compile(open(path, encoding="utf-8").read(), path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        namespace = {"__name__": "__main__", "__file__": path}
+        if code.co_flags & inspect.CO_COROUTINE:
+            asyncio.run(eval(code, namespace))
+        else:
+            exec(code, namespace)
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    sys.exit(0)
+
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        run(json.loads(line))
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
 """
 TIMEOUT = 180
 
@@ -125,18 +165,58 @@ def docs_cluster() -> Iterator[EmbeddedRedisCluster]:
         cluster.stop()
 
 
-def run_sample(sample: Sample, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    path = cwd / "sample.py"
-    path.write_text(sample.code, encoding="utf-8")
-    return subprocess.run(
-        [sys.executable, "-c", _RUNNER, str(path)],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+class SampleWorker:
+    """The interpreter that forks one process per sample (see ``_WORKER``), started on first use."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[str] | None = None
+
+    def run(self, sample: Sample, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        path, stdout, stderr = cwd / "sample.py", cwd / "stdout.txt", cwd / "stderr.txt"
+        path.write_text(sample.code, encoding="utf-8")
+        job = {"path": str(path), "cwd": str(cwd), "env": env, "stdout": str(stdout), "stderr": str(stderr)}
+        process = self._started(env)
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write(json.dumps(job) + "\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], TIMEOUT)
+        reply = process.stdout.readline() if ready else ""
+        if not reply.strip():
+            self.close()  # a sample that hangs, or a worker that died: the next sample gets a new one
+            said = stderr.read_text(errors="replace") if stderr.exists() else ""
+            pytest.fail(f"{sample.name}: no result within {TIMEOUT} s\n{said}")
+        return subprocess.CompletedProcess(
+            [str(path)], int(reply), stdout.read_text(errors="replace"), stderr.read_text(errors="replace")
+        )
+
+    def _started(self, env: dict[str, str]) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+                start_new_session=True,  # its own process group: close() ends a hung sample too
+            )
+        return self._process
+
+    def close(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+            self._process = None
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[SampleWorker]:
+    running = SampleWorker()
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 def sample_env(redis_url: str, cluster_url: str | None = None) -> dict[str, str]:
@@ -160,7 +240,9 @@ def check_ran(sample: Sample, result: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.mark.parametrize("sample", [_param(s) for s in UNIQUE])
-def test_sample_runs(sample: Sample, redis_url: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_sample_runs(
+    sample: Sample, worker: SampleWorker, redis_url: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     from agent_framework_redis_store import GENERATION
 
     if sample.marker is None:
@@ -176,7 +258,7 @@ def test_sample_runs(sample: Sample, redis_url: str, request: pytest.FixtureRequ
         cluster: EmbeddedRedisCluster = request.getfixturevalue("docs_cluster")
         cluster.flushall()
         cluster_url = cluster.url
-    result = run_sample(sample, sample_env(redis_url, cluster_url), tmp_path)
+    result = worker.run(sample, sample_env(redis_url, cluster_url), tmp_path)
     check_ran(sample, result)
     if sample == FIRST:
         # The second run's model saw only what came back from Redis (a fresh session from to_dict()).
@@ -191,10 +273,10 @@ def test_the_readme_opens_with_the_1x_example() -> None:
     assert "asyncio.run(main())" in FIRST.code  # a whole script: runs with `python`, no notebook needed
 
 
-def test_samples_run_the_package_under_test(redis_url: str, tmp_path: Path) -> None:
+def test_samples_run_the_package_under_test(worker: SampleWorker, redis_url: str, tmp_path: Path) -> None:
     """Samples import the package this suite tests, not another installed copy."""
     code = "import agent_framework_redis_store as m\nprint(m.__file__)\n"
     sample = Sample(ROOT / "README.md", 0, "current legacy", code)
-    result = run_sample(sample, sample_env(redis_url), tmp_path)
+    result = worker.run(sample, sample_env(redis_url), tmp_path)
     check_ran(sample, result)
     assert Path(result.stdout.strip()) == Path(agent_framework_redis_store.__file__).resolve()
