@@ -102,6 +102,35 @@ def _check_url(url: str, name: str) -> None:
 # In the user info of a URL: a character that ends the host part early, a second '@', brackets
 # (IPv6 hosts) or a '%' that starts no escape.
 _AMBIGUOUS_USERINFO = re.compile(r"[/?#@\[\]]|%(?![0-9A-Fa-f]{2})")
+_CREDENTIAL_QUERY = re.compile(r"(?i)(?:^|&)(?:username|password)=")
+
+
+def _url_has_credentials(url: str) -> bool:
+    """True if ``url`` carries a username or password (user info, or ``?password=``)."""
+    scheme, _, rest = url.partition("://")
+    if "@" in rest and not (scheme.lower() == "unix" and rest.startswith("/")):
+        return True
+    return bool(_CREDENTIAL_QUERY.search(rest.partition("?")[2].partition("#")[0]))
+
+
+def _check_credential_sources(settings: ConnectionSettings, url: str | None, url_name: str) -> None:
+    """Raise naming both arguments when ``credential_provider`` and other credentials are given.
+
+    redis-py would refuse the pair only when the first connection opens; a URL without
+    credentials beside a provider is fine (the URL says where, the provider who).
+    """
+    if settings.credential_provider is None:
+        return
+    for name in ("username", "password"):
+        if getattr(settings, name) is not None:
+            raise ValueError(
+                f"{name} and credential_provider are mutually exclusive: the provider supplies the credentials"
+            )
+    if url is not None and _url_has_credentials(url):
+        raise ValueError(
+            f"{url_name} and credential_provider are mutually exclusive when {url_name} holds a username or "
+            "password: the provider supplies the credentials (remove them from the URL, or drop credential_provider)"
+        )
 
 
 @dataclass(frozen=True)
@@ -130,6 +159,9 @@ class ConnectionSettings:
             _check_url(self.redis_url, "redis_url")
         if self.host is not None and (not isinstance(self.host, str) or not self.host):
             raise ValueError("host must be a non-empty str")
+        if self.redis_url is not None and self.host is not None:
+            # The URL names its host: the other would be ignored.
+            raise ValueError("redis_url and host are mutually exclusive: the URL names the host (pass one of them)")
         for name in ("host", "username", "password"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -142,6 +174,7 @@ class ConnectionSettings:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.cluster:
             _check_cluster_settings(self)
+        _check_credential_sources(self, self.redis_url, "redis_url")
 
     @property
     def url(self) -> str:
@@ -155,6 +188,7 @@ class ConnectionSettings:
         env_url = os.environ.get("REDIS_URL")
         if env_url:
             _check_url(env_url, "REDIS_URL")
+            _check_credential_sources(self, env_url, "REDIS_URL")
             return env_url
         raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
 
@@ -165,6 +199,16 @@ class ConnectionSettings:
             return redact_url(self.url)
         except ValueError:
             return "<no redis url>"
+
+    @property
+    def given_url(self) -> str | None:
+        """The URL given (``redis_url`` or ``REDIS_URL``) with credentials redacted; None when ``host`` was."""
+        if self.redis_url is None and self.host is not None:
+            return None
+        try:
+            return redact_url(self.url)
+        except ValueError:
+            return None
 
     def create_client(self) -> RedisClient:
         """A client that owns a bounded, blocking connection pool.
@@ -274,6 +318,14 @@ class ClientOwner:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL connected to (``redis_url``, ``connection=`` or ``REDIS_URL``), its username and
+        password replaced by ``***``; None when connected by ``host=`` or through a caller's ``redis_client``."""
+        if "_redis_url_text" not in self.__dict__:
+            self.__dict__["_redis_url_text"] = self._settings.given_url if self._settings is not None else None
+        return self.__dict__["_redis_url_text"]
+
     def _where(self) -> str:
         # Cached: redacting the URL is not free, and every command's error handling names it.
         where = self.__dict__.get("_where_text")
@@ -287,6 +339,7 @@ class ClientOwner:
         self._settings = None
         self._redis = owner._redis
         self.__dict__["_where_text"] = owner._where()
+        self.__dict__["_redis_url_text"] = owner.redis_url
 
     def _redis_repr(self) -> str:
         # The redacted URL, or the caller's client: never credentials.
@@ -317,8 +370,15 @@ def open_client(
         raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
     cluster = bool(given.get("cluster", settings.cluster if settings is not None else False))
     if redis_client is not None:
-        if redis_url is not None or given.get("host") is not None or settings is not None:
-            raise ValueError("Pass either redis_client or redis_url/host/connection, not several")
+        # A ready client is configured already: anything that says where or how to connect would be ignored.
+        ignored = ["redis_url"] if redis_url is not None else []
+        ignored += ["connection"] if settings is not None else []
+        ignored += sorted(name for name, value in given.items() if name != "cluster" and value is not None)
+        if ignored:
+            raise ValueError(
+                f"redis_client and {' and '.join(ignored)} are mutually exclusive: the client is already "
+                "connected and configured (pass one or the other)"
+            )
         if cluster and not isinstance(redis_client, RedisCluster):
             raise TypeError(
                 f"cluster=True needs a redis.asyncio.RedisCluster as redis_client, got {type(redis_client).__name__}"
