@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection
@@ -38,6 +39,7 @@ __all__ = [
     "eviction_policy_unread",
     "open_client",
     "redact_url",
+    "settings_of_sync_client",
     "warn_if_evicting",
 ]
 
@@ -159,9 +161,6 @@ class ConnectionSettings:
             _check_url(self.redis_url, "redis_url")
         if self.host is not None and (not isinstance(self.host, str) or not self.host):
             raise ValueError("host must be a non-empty str")
-        if self.redis_url is not None and self.host is not None:
-            # The URL names its host: the other would be ignored.
-            raise ValueError("redis_url and host are mutually exclusive: the URL names the host (pass one of them)")
         for name in ("host", "username", "password"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -172,6 +171,9 @@ class ConnectionSettings:
             raise TypeError("max_connections must be an int")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.redis_url is not None and self.host is not None:
+            # The URL names its host: the other would be ignored.
+            raise ValueError("redis_url and host are mutually exclusive: the URL names the host (pass one of them)")
         if self.cluster:
             _check_cluster_settings(self)
         _check_credential_sources(self, self.redis_url, "redis_url")
@@ -245,6 +247,51 @@ class ConnectionSettings:
         # Raised outside the handler, so that neither its cause nor its context holds redis-py's
         # parse error, which quotes parts of the URL (a password with a "/" becomes the "port").
         raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL")
+
+
+def settings_of_sync_client(client: object, name: str = "redis_client") -> ConnectionSettings:
+    """Where and how a synchronous ``redis.Redis`` connects, as settings for pools of our own.
+
+    A ``redis.asyncio`` pool cannot share a sync client's sockets. Host, port (or socket
+    path), database, credentials, TLS and timeouts are carried over; what cannot be (custom
+    TLS certificates, Sentinel, Cluster) raises naming ``name`` and saying to pass ``redis_url``.
+    """
+    import redis as sync_redis
+    from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+    pool = getattr(client, "connection_pool", None)
+    if (
+        not isinstance(client, sync_redis.Redis)
+        or not isinstance(pool, sync_redis.ConnectionPool)
+        or type(pool) not in (sync_redis.ConnectionPool, sync_redis.BlockingConnectionPool)
+    ):
+        raise TypeError(
+            f"{name} must be a redis.Redis on a plain connection pool (or a redis.asyncio client), got "
+            f"{type(client).__name__}: for Sentinel or Cluster pass redis_url (or connection options) instead"
+        )
+    kwargs: dict[str, Any] = dict(pool.connection_kwargs)
+    connection_class = pool.connection_class
+    common: dict[str, Any] = {
+        "db": int(kwargs.get("db") or 0),
+        "username": kwargs.get("username"),
+        "password": kwargs.get("password"),
+        "credential_provider": kwargs.get("credential_provider"),
+        "socket_timeout": kwargs.get("socket_timeout"),
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout", kwargs.get("socket_timeout")),
+    }
+    if issubclass(connection_class, UnixDomainSocketConnection):
+        path = quote(str(kwargs["path"]), safe="/")
+        return ConnectionSettings(redis_url=f"unix://{path}?db={common.pop('db')}", **common)
+    ssl = issubclass(connection_class, SSLConnection)
+    if ssl:
+        defaults = inspect.signature(SSLConnection.__init__).parameters
+        custom = sorted(key for key, value in kwargs.items() if key in defaults and value != defaults[key].default)
+        if custom:
+            raise ValueError(
+                f"{name}'s TLS settings ({', '.join(custom)}) cannot be carried over to this object's own "
+                "connections: pass redis_url (rediss://...) or connection options instead"
+            )
+    return ConnectionSettings(host=str(kwargs["host"]), port=int(kwargs.get("port") or 6379), ssl=ssl, **common)
 
 
 class _CancellableSend:
