@@ -192,6 +192,11 @@ class ConnectionSettings:
             _check_url(env_url, "REDIS_URL")
             _check_credential_sources(self, env_url, "REDIS_URL")
             return env_url
+        if self.credential_provider is not None:
+            raise ValueError(
+                "No Redis to connect to: host is required with credential_provider (or pass redis_url=, or set "
+                "REDIS_URL)"
+            )
         raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
 
     @property
