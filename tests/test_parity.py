@@ -153,6 +153,8 @@ async def test_a_url_without_credentials_beside_a_credential_provider_still_conn
     async with RedisChatMessageStore(url, credential_provider=credentials, thread_id="t") as store:
         await store.append(user_message("hello"))
         assert await store.count() == 1
+    # An '@' after the host part (here in a socket path) is no user info.
+    assert RedisChatMessageStore("unix:///run/a@b.sock?db=0", credential_provider=credentials, thread_id="t")
 
 
 def test_nowhere_to_connect_keeps_its_wording(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,6 +284,10 @@ def test_a_sync_client_s_settings_that_cannot_be_carried_over_are_refused_by_nam
         RedisChatMessageHistory(session_id="s", redis_client=sentinel_like)
     with pytest.raises(ValueError, match="redis_client and redis_url are mutually exclusive"):
         RedisChatMessageHistory(session_id="s", redis_url=redis_url, redis_client=redis.Redis.from_url(redis_url))
+    with pytest.raises(ValueError, match="redis_client and socket_timeout are mutually exclusive"):
+        RedisChatMessageHistory(session_id="s", redis_client=redis.Redis.from_url(redis_url), socket_timeout=1)
+    with pytest.raises(TypeError, match=r"cluster=True needs a redis\.asyncio\.RedisCluster"):
+        RedisChatMessageHistory(session_id="s", redis_client=redis.Redis.from_url(redis_url), cluster=True)
 
 
 def test_a_sync_client_on_a_unix_socket_is_followed(tmp_path: Any) -> None:

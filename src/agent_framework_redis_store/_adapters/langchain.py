@@ -30,7 +30,7 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 from redis import Redis as SyncRedis
 
 from .._core.codec import message_from_dict
-from .._core.connection import CONNECTION_OPTIONS, RedisClient, settings_of_sync_client
+from .._core.connection import RedisClient, check_nothing_beside_client, settings_of_sync_client
 from .._core.keyspace import validate_thread_id
 from .._core.options import StoreOptionAttributes, StoreOptions
 from .langchain_messages import from_langchain_dict, to_langchain_dicts
@@ -130,14 +130,11 @@ class _Connections:
         self.owner = owner
         if isinstance(redis_client, SyncRedis):
             # A sync redis.Redis cannot lend its sockets to redis.asyncio: its settings make pools of our own.
-            given = ["redis_url"] if redis_url is not None else []
-            given += sorted(k for k in CONNECTION_OPTIONS if options.get(k) is not None)  # type: ignore[misc]
-            if given:
-                raise ValueError(
-                    f"redis_client and {' and '.join(given)} are mutually exclusive: the client is already "
-                    "connected and configured (pass one or the other)"
-                )
+            check_nothing_beside_client(redis_url, options)
+            if options.get("cluster"):
+                raise TypeError("cluster=True needs a redis.asyncio.RedisCluster as redis_client (or pass redis_url)")
             options = {**options, "connection": settings_of_sync_client(redis_client)}
+            options.pop("cluster", None)
             redis_url = redis_client = None
         self.async_stores = RedisStoreFactory(redis_url, redis_client=redis_client, **options)
         # A caller's redis.asyncio client belongs to the caller's loop: the sync side cannot use it.

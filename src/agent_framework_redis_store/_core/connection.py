@@ -35,6 +35,7 @@ __all__ = [
     "ConnectionOptions",
     "ConnectionSettings",
     "RedisClient",
+    "check_nothing_beside_client",
     "default_retry",
     "eviction_policy_unread",
     "open_client",
@@ -108,11 +109,11 @@ _CREDENTIAL_QUERY = re.compile(r"(?i)(?:^|&)(?:username|password)=")
 
 
 def _url_has_credentials(url: str) -> bool:
-    """True if ``url`` carries a username or password (user info, or ``?password=``)."""
-    scheme, _, rest = url.partition("://")
-    if "@" in rest and not (scheme.lower() == "unix" and rest.startswith("/")):
-        return True
-    return bool(_CREDENTIAL_QUERY.search(rest.partition("?")[2].partition("#")[0]))
+    """True if ``url`` (already through ``_check_url``) carries a username or password (user info, ``?password=``)."""
+    rest = url.partition("://")[2]
+    # _check_url refused user info holding '/', '?' or '#': the authority ends at the first of them.
+    userinfo = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[0]
+    return bool(userinfo) or bool(_CREDENTIAL_QUERY.search(rest.partition("?")[2].partition("#")[0]))
 
 
 def _check_credential_sources(settings: ConnectionSettings, url: str | None, url_name: str) -> None:
@@ -409,6 +410,21 @@ class ClientOwner:
         await self.aclose()
 
 
+def check_nothing_beside_client(redis_url: str | None, options: Mapping[str, Any]) -> None:
+    """Raise naming them if ``redis_url`` or connection options come with a ``redis_client``.
+
+    A ready client is connected and configured already: anything else that says where or how
+    to connect would be ignored. (``cluster`` is not ignored: it is checked against the client.)
+    """
+    given = ["redis_url"] if redis_url is not None else []
+    given += sorted(k for k, v in options.items() if k in CONNECTION_OPTIONS and k != "cluster" and v is not None)
+    if given:
+        raise ValueError(
+            f"redis_client and {' and '.join(given)} are mutually exclusive: the client is already "
+            "connected and configured (pass one or the other)"
+        )
+
+
 def open_client(
     redis_client: RedisClient | None, redis_url: str | None, options: Mapping[str, Any]
 ) -> tuple[ConnectionSettings | None, RedisClient]:
@@ -422,15 +438,7 @@ def open_client(
         raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
     cluster = bool(given.get("cluster", settings.cluster if settings is not None else False))
     if redis_client is not None:
-        # A ready client is configured already: anything that says where or how to connect would be ignored.
-        ignored = ["redis_url"] if redis_url is not None else []
-        ignored += ["connection"] if settings is not None else []
-        ignored += sorted(name for name, value in given.items() if name != "cluster" and value is not None)
-        if ignored:
-            raise ValueError(
-                f"redis_client and {' and '.join(ignored)} are mutually exclusive: the client is already "
-                "connected and configured (pass one or the other)"
-            )
+        check_nothing_beside_client(redis_url, options)
         if cluster and not isinstance(redis_client, RedisCluster):
             raise TypeError(
                 f"cluster=True needs a redis.asyncio.RedisCluster as redis_client, got {type(redis_client).__name__}"
