@@ -17,7 +17,7 @@ import redis.asyncio
 from redis.credentials import UsernamePasswordCredentialProvider
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from agent_framework_redis_store import ConnectionSettings, RedisChatMessageStore, RedisStoreFactory
+from agent_framework_redis_store import ConnectionSettings, RedisChatMessageStore, RedisStoreFactory, thread_key
 from agent_framework_redis_store.testing import EmbeddedRedis
 
 from .scripted import user_message
@@ -268,7 +268,7 @@ async def test_a_sync_redis_client_serves_every_method_and_stays_the_caller_s(pa
     assert no_secret(repr(history))
     await history.aclose()
     # Written where the client points (db 2, the store's layout), and the client is still the caller's.
-    assert client.llen("lc:{s}") == 2
+    assert client.llen(thread_key("lc", "s")) == 2
     assert client.ping()
     client.close()
 
@@ -302,5 +302,5 @@ def test_a_sync_client_on_a_unix_socket_is_followed(tmp_path: Any) -> None:
             history.add_message(HumanMessage("over the socket"))
             assert len(history) == 1
         with redis.Redis(port=server.port, db=1) as tcp:
-            assert tcp.llen("chat_messages:{s}") == 1
+            assert tcp.llen(thread_key("chat_messages", "s")) == 1
         client.close()
