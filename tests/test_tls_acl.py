@@ -521,6 +521,11 @@ async def write_as_an_app(url: str, prefix: str, encryption: AESGCMEncryption) -
         assert await store.count() == 0
     async with RedisChatMessageStore(url, thread_id=fork, key_prefix=prefix, labels={"user": "erin"}) as relabelled:
         await relabelled.add_messages([user_message("relabelled")])  # leaves dave's index for erin's
+    async with RedisChatMessageStore(url, thread_id="w4", key_prefix=prefix, registry=False, ttl=600) as unlisted:
+        await unlisted.add_messages([user_message("unlisted")], idempotency_key="u")  # its tokens: the batches set
+        await unlisted.add_messages([user_message("unlisted")], idempotency_key="u")
+        assert await unlisted.count() == 1
+        await unlisted.clear()
     if GENERATION == "current":
         from agent_framework import AgentSession
 

@@ -92,9 +92,10 @@ class RedisChatMessageStore(StoreOptionAttributes, ClientOwner):
             never closes a client it did not create.
         **options: ``StoreOptions``: ``key_prefix`` (namespace of the keys), ``max_messages``
             (keep only the newest N), ``ttl`` (seconds of inactivity before the thread expires;
-            every write refreshes it), ``encryption`` (e.g. ``AESGCMEncryption``; never
-            serialized, so pass it again when restoring), ``labels`` (str-to-str, recorded in
-            the registry; None keeps the stored ones), ``registry`` (default True), and the
+            appends refresh it once it has drifted by a minute, or a hundredth of ``ttl``),
+            ``encryption`` (e.g. ``AESGCMEncryption``; never serialized, so pass it again when
+            restoring), ``labels`` (str-to-str, recorded in the registry; None keeps the stored
+            ones), ``registry`` (default True), and the
             ``ConnectionOptions`` (``host``, ``port``, ``db``, ``ssl``, ``username``,
             ``password``, ``credential_provider``, ``retry``, ``socket_timeout``,
             ``max_connections``, ``cluster``, or a ready ``connection``).

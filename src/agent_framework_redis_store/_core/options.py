@@ -49,7 +49,8 @@ class SessionStoreOptions(RegistryOptions, total=False):
     """Options of ``RedisSessionStore``: the registry's and ``ttl``."""
 
     ttl: float | timedelta | None
-    """Seconds of inactivity after which the data expires; every write refreshes it."""
+    """Seconds of inactivity after which the data expires; writes refresh it (an append, all of
+    a thread's keys together once their TTL has drifted by a minute, or a hundredth of ``ttl``)."""
 
 
 class StoreOptions(SessionStoreOptions, total=False):
