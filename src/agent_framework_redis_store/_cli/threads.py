@@ -897,7 +897,7 @@ def rekey_threads(
     key_prefix: KeyPrefix = None,
     cluster: Cluster = None,
 ) -> None:
-    """Re-encrypt every thread of the prefix with the current key, while the application runs.
+    """Re-encrypt every thread and workflow checkpoint of the prefix with the current key, while the application runs.
 
     Keys come only from an environment variable, never the command line (shell history and process lists keep it).
     Safe to interrupt and run again.
@@ -927,6 +927,7 @@ def rekey_threads(
             "threads": result.threads_seen,
             "threads_changed": result.threads_changed,
             "entries_rekeyed": result.entries_rekeyed,
+            "checkpoints_rekeyed": result.checkpoints_rekeyed,
             "skipped": [{"key": key, "reason": reason} for key, reason in result.skipped],
         }
 
@@ -937,6 +938,7 @@ def rekey_threads(
         say(
             f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
             f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}"
+            + (f", and {checkpoints} workflow checkpoint(s)" if (checkpoints := result["checkpoints_rekeyed"]) else "")
         )
         for skipped in result["skipped"]:
             say(f"skipped {skipped['key']!r}: {skipped['reason']}", stderr=True)
