@@ -172,16 +172,16 @@ async def test_sweep_index_removes_only_entries_whose_checkpoint_is_gone(redis_u
 # -- the rest of the prefix's operations ------------------------------------------------------
 
 
-async def test_registry_stats_count_workflows_and_checkpoints(redis_url: str) -> None:
-    async with RedisCheckpointStorage(redis_url) as storage:
+async def test_stats_count_workflows_checkpoints_and_stale_index_entries(redis_url: str, raw: Any) -> None:
+    async with RedisCheckpointStorage(redis_url, key_prefix="app") as storage:
         await save_chain(storage, "refund", 3)
         await save_chain(storage, "other", 2)
-    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
-        await store.add_messages([user_message("hi")])
-    async with RedisThreadRegistry(redis_url) as registry:
-        stats = await registry.stats()
-    assert (stats.threads, stats.workflows, stats.checkpoints) == (1, 2, 5)
-    assert stats.to_dict()["checkpoints"] == 5
+        await raw.delete(*storage.workflow_keys("other").owned)  # expired
+        stats = await storage.stats()
+    async with RedisCheckpointStorage(redis_url, key_prefix="empty") as empty:
+        nothing = await empty.stats()
+    assert stats.to_dict() == {"key_prefix": "app", "workflows": 1, "checkpoints": 3, "index_entries": 5}
+    assert (nothing.workflows, nothing.checkpoints, nothing.index_entries) == (0, 0, 0)
 
 
 async def test_erase_and_purge_leave_workflow_checkpoints_alone(redis_url: str, raw: Any) -> None:

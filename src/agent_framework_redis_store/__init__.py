@@ -14,7 +14,13 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._adapters.checkpoints import CheckpointInfo, CheckpointPage, RedisCheckpointStorage, WorkflowSummary
+from ._adapters.checkpoints import (
+    CheckpointInfo,
+    CheckpointPage,
+    CheckpointStats,
+    RedisCheckpointStorage,
+    WorkflowSummary,
+)
 from ._adapters.store import RedisChatMessageStore, RedisStoreFactory
 from ._core.compaction import CompactionResult, SummaryCompaction
 from ._core.compat import generation
@@ -71,6 +77,7 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointNotFoundError",
     "CheckpointPage",
+    "CheckpointStats",
     "CheckpointStorageOptions",
     "CompactionResult",
     "ConnectionOptions",

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     # Type-checked against 1.x; the legacy class has the fields used here under its own names.
     from agent_framework import WorkflowCheckpoint
 
-__all__ = ["CheckpointInfo", "CheckpointPage", "RedisCheckpointStorage", "WorkflowSummary"]
+__all__ = ["CheckpointInfo", "CheckpointPage", "CheckpointStats", "RedisCheckpointStorage", "WorkflowSummary"]
 
 logger = logging.getLogger("agent_framework_redis_store")
 
@@ -103,6 +103,27 @@ class CheckpointPage:
 
     checkpoints: list[CheckpointInfo] = field(default_factory=list[CheckpointInfo])
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    """Totals of a key prefix's workflow checkpoints."""
+
+    key_prefix: str
+    workflows: int
+    checkpoints: int
+    index_entries: int
+    """Entries of the prefix's checkpoint index; more than ``checkpoints`` when some are stale
+    (their workflow expired): ``sweep_index`` removes those."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "key_prefix": self.key_prefix,
+            "workflows": self.workflows,
+            "checkpoints": self.checkpoints,
+            "index_entries": self.index_entries,
+        }
 
 
 @dataclass(frozen=True)
@@ -434,6 +455,16 @@ class RedisCheckpointStorage(ClientOwner):
                     member, score = newest[0]
                     found.append(WorkflowSummary(keys.workflow_name, int(count), _text(member), _saved_at(score)))
         return found
+
+    async def stats(self) -> CheckpointStats:
+        """How many workflows and checkpoints the prefix holds (see ``workflows``)."""
+        workflows = await self.workflows()
+        index = self._keyspace.checkpoint_index
+        with self._redis_errors(index):
+            entries = await self._redis.hlen(index)  # type: ignore[misc]
+        return CheckpointStats(
+            self.key_prefix, len(workflows), sum(workflow.checkpoints for workflow in workflows), int(entries)
+        )
 
     async def prune(self, workflow_name: str, keep: int, *, dry_run: bool = False) -> list[str]:
         """Keep a workflow's newest ``keep`` checkpoints and delete the rest; the ids deleted, oldest first.

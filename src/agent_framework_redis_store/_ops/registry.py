@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self, Unpack
 
-from .._adapters.checkpoints import RedisCheckpointStorage
 from .._core.cluster import RedisClient, is_cluster
 from .._core.connection import ClientOwner
 from .._core.encryption import MessageEncryption
@@ -167,10 +166,6 @@ class RegistryStats:
     expired_removed: int
     damaged: int = 0
     """Threads skipped because their meta hash is damaged (not counted above)."""
-    workflows: int = 0
-    """Workflows with checkpoints (``RedisCheckpointStorage``) under the prefix."""
-    checkpoints: int = 0
-    """Their checkpoints, all workflows together."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -184,8 +179,6 @@ class RegistryStats:
             "length_distribution": self.length_distribution,
             "expired_removed": self.expired_removed,
             "damaged": self.damaged,
-            "workflows": self.workflows,
-            "checkpoints": self.checkpoints,
         }
 
 
@@ -542,8 +535,7 @@ class RedisThreadRegistry(ClientOwner):
     async def stats(self) -> RegistryStats:
         """Threads, messages, approximate bytes and thread-length distribution of the prefix.
 
-        Threads whose meta hash is damaged are counted in ``damaged`` only. ``workflows`` and
-        ``checkpoints`` count the prefix's workflow checkpoints (``RedisCheckpointStorage``).
+        Threads whose meta hash is damaged are counted in ``damaged`` only.
         """
         threads = messages = total_bytes = expired = damaged = 0
         bytes_known = True
@@ -576,8 +568,6 @@ class RedisThreadRegistry(ClientOwner):
                     oldest = summary.last_active if oldest is None else min(oldest, summary.last_active)
         damaged += len(walk.foreign)
         ordered = dict(sorted(buckets.items(), key=lambda item: int(item[0].split("-")[0])))
-        checkpoints = RedisCheckpointStorage(redis_client=self._redis, key_prefix=self._key_prefix)
-        workflows = await checkpoints.workflows()
         return RegistryStats(
             key_prefix=self._key_prefix,
             threads=threads,
@@ -588,8 +578,6 @@ class RedisThreadRegistry(ClientOwner):
             length_distribution=ordered,
             expired_removed=expired,
             damaged=damaged,
-            workflows=len(workflows),
-            checkpoints=sum(workflow.checkpoints for workflow in workflows),
         )
 
     @traced("registry.export")
