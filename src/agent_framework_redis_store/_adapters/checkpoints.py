@@ -433,13 +433,15 @@ class RedisCheckpointStorage(ClientOwner):
         next_cursor = f"{page[-1][1]}:{_text(page[-1][0])}" if more and page else None
         return CheckpointPage(infos, next_cursor)
 
-    async def workflows(self) -> list[WorkflowSummary]:
-        """Every workflow that has checkpoints, by name: its count and newest checkpoint.
+    async def workflows(self, *, after: str | None = None, limit: int | None = None) -> list[WorkflowSummary]:
+        """The workflows that have checkpoints, by name: each one's count and newest checkpoint.
 
-        Reads the prefix's checkpoint index with HSCAN (never KEYS, never blocking the server),
-        then two commands per workflow, pipelined.
+        ``after``: only names after this one; ``limit``: at most this many (a page: pass the
+        last name back as ``after``). Reads the prefix's checkpoint index with HSCAN (never
+        KEYS, never blocking the server), then two commands per workflow of the page, pipelined.
         """
-        names = await self._workflow_names()
+        size = validate_positive(limit, "limit")
+        names = [name for name in await self._workflow_names() if after is None or name > after]
         found: list[WorkflowSummary] = []
         for start in range(0, len(names), _WORKFLOW_BATCH):
             batch = [self._keyspace.workflow(name) for name in names[start : start + _WORKFLOW_BATCH]]
@@ -454,6 +456,8 @@ class RedisCheckpointStorage(ClientOwner):
                 if count and newest:
                     member, score = newest[0]
                     found.append(WorkflowSummary(keys.workflow_name, int(count), _text(member), _saved_at(score)))
+            if size is not None and len(found) >= size:
+                return found[:size]
         return found
 
     async def stats(self) -> CheckpointStats:
@@ -477,7 +481,7 @@ class RedisCheckpointStorage(ClientOwner):
         index = self._keyspace.checkpoint_index
         with self._redis_errors(keys.timeline):
             if dry_run:
-                members = await self._redis.zrange(keys.timeline, 0, -keep - 1)  # type: ignore[misc]
+                members: list[bytes | str] = await self._redis.zrange(keys.timeline, 0, -keep - 1)  # type: ignore[misc]
                 return [_text(member) for member in members]
             call = prune_checkpoints(keys, keep=keep, index_key=None if self._cluster else index)
             trimmed = [_text(member) for member in await call.run(self._redis)]

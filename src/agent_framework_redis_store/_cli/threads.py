@@ -14,7 +14,7 @@ import re
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -49,6 +49,7 @@ KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
 __all__ = ["parse_duration", "register", "threads_app"]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 threads_app = typer.Typer(
     name="threads",
@@ -136,12 +137,22 @@ def _run(
 
     The first Ctrl-C stops it: ``interrupted: <what interrupted() says>`` on stderr, exit status 130.
     """
+    return _run_on(ctx, _registry, work, interrupted)
+
+
+def _run_on(
+    ctx: typer.Context,
+    opener: Callable[[Target], AbstractAsyncContextManager[C]],
+    work: Callable[[C], Awaitable[T]],
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """``_run`` with what ``opener`` opens for the command's target instead of the registry."""
 
     target = resolve_target(ctx)
 
     async def main() -> T:
-        async with _registry(target) as registry:
-            return await work(registry)
+        async with opener(target) as opened:
+            return await work(opened)
 
     try:
         return run_until_interrupted(main())
