@@ -33,3 +33,38 @@ async def test_save_load_trim_and_delete_on_a_cluster(cluster_url: str, cluster_
         assert await storage.delete(ids[1]) is True
         assert await storage.list_checkpoint_ids() == [ids[2]]
         assert 0 < await cluster_raw.pttl(keys.timeline) <= 60_000
+
+
+async def test_operations_and_rekey_on_a_cluster(cluster_url: str, cluster_raw: RedisCluster) -> None:
+    from agent_framework_redis_store import AESGCMEncryption, rekey_prefix
+
+    old = AESGCMEncryption({"k1": b"1" * 32}, current="k1")
+    new = AESGCMEncryption({"k2": b"2" * 32, "k1": b"1" * 32}, current="k2")
+    index = Keyspace("ops").checkpoint_index
+    async with RedisCheckpointStorage(cluster_url, cluster=True, key_prefix="ops", encryption=old) as storage:
+        refund = [await storage.save(make_checkpoint("refund", second=s)) for s in range(4)]
+        audit = [await storage.save(make_checkpoint("audit", second=s)) for s in range(2)]
+        assert [(w.workflow_name, w.checkpoints) for w in await storage.workflows()] == [("audit", 2), ("refund", 4)]
+        page = await storage.checkpoint_page("refund", limit=3)
+        assert [c.checkpoint_id for c in page.checkpoints] == refund[:0:-1]
+        info = await storage.checkpoint_info(refund[0])
+        assert info is not None
+        assert (info.key_id, info.details) == ("k1", True)
+        assert await storage.prune("refund", 1) == refund[:3]
+        assert sorted(k.decode() for k in await cluster_raw.hkeys(index)) == sorted([refund[3], *audit])  # type: ignore[misc]
+        await cluster_raw.delete(*storage.workflow_keys("audit").owned)  # as the TTL would
+        assert sorted(await storage.sweep_index()) == sorted(audit)
+        assert (await storage.stats()).to_dict() == {
+            "key_prefix": "ops",
+            "workflows": 1,
+            "checkpoints": 1,
+            "index_entries": 1,
+        }
+    progress = await rekey_prefix(cluster_raw, new, key_prefix="ops")
+    assert (progress.checkpoints_rekeyed, progress.skipped) == (1, ())
+    async with RedisCheckpointStorage(
+        cluster_url, cluster=True, key_prefix="ops", encryption=AESGCMEncryption({"k2": b"2" * 32}, current="k2")
+    ) as rekeyed:
+        latest = await rekeyed.get_latest(workflow_name="refund")
+        assert latest is not None
+        assert latest.checkpoint_id == refund[3]
