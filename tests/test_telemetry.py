@@ -652,7 +652,7 @@ async def test_checkpoint_save_load_and_get_latest_are_traced_without_names_or_c
         "bytes.received": stored[saved[2].checkpoint_id],
     }
     assert attrs(none) == {**common("checkpoint.get_latest", "RedisCheckpointStorage.get_latest"), "key_prefix": "wf"}
-    operations = sorted({dict(p.attributes or {})["db.operation.name"] for p in recorded.durations()})
+    operations = sorted({str(dict(p.attributes or {})["db.operation.name"]) for p in recorded.durations()})
     assert operations == ["checkpoint.get_latest", "checkpoint.load", "checkpoint.save"]
     seen = everything_recorded(recorded)
     for secret in (SECRET_TEXT, "4711", saved[2].checkpoint_id):
