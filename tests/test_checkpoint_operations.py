@@ -80,10 +80,22 @@ async def test_checkpoint_info_of_a_sealed_checkpoint_authenticates_it_and_needs
         keys = storage.workflow_keys("refund")
     assert info is not None
     assert (info.key_id, info.details, info.iteration_count) == ("k1", True, 0)
-    async with RedisCheckpointStorage(redis_url) as keyless:
-        without = await keyless.checkpoint_info(checkpoint_id)
-    assert without is not None
-    assert (without.key_id, without.details, without.iteration_count, without.saved_at) == ("k1", False, None, at(0))
+    for lacking in (RedisCheckpointStorage(redis_url), RedisCheckpointStorage(redis_url, encryption=K2)):
+        async with lacking:
+            without = await lacking.checkpoint_info(checkpoint_id)
+        assert without is not None
+        assert (without.key_id, without.details, without.iteration_count, without.saved_at) == (
+            "k1",
+            False,
+            None,
+            at(0),
+        )
+    async with RedisCheckpointStorage(redis_url) as plain:
+        (plain_id,) = await save_chain(plain, "plain", 1)
+    async with RedisCheckpointStorage(redis_url, encryption=K1) as storage:  # metadata of plaintext: JSON only
+        plain_info = await storage.checkpoint_info(plain_id)
+    assert plain_info is not None
+    assert (plain_info.key_id, plain_info.details, plain_info.iteration_count) == (None, True, 0)
     stored = await raw.hget(keys.checkpoints, checkpoint_id)
     await raw.hset(keys.checkpoints, checkpoint_id, stored[:-12] + bytes([stored[-12] ^ 1]) + stored[-11:])
     async with RedisCheckpointStorage(redis_url, encryption=K1) as storage:

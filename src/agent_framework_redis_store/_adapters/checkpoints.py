@@ -533,11 +533,15 @@ class RedisCheckpointStorage(ClientOwner):
 
     def _with_details(self, keys: WorkflowKeys, info: CheckpointInfo, stored: bytes | str) -> CheckpointInfo:
         """``info`` with the top-level fields of the checkpoint's JSON (nothing decoded or unpickled)."""
+        encryption = self._options.encryption
+        if info.key_id is not None and (encryption is None or info.key_id not in _key_ids(encryption)):
+            return info  # sealed with a key this storage lacks: what the timeline says is all there is
         try:
-            opened = decrypt_entry(self._options.encryption, stored, key=keys.body_context(info.checkpoint_id), index=0)
+            # Plaintext too, with encryption= on: only its JSON is read, nothing restored from it.
+            opened = decrypt_entry(
+                encryption, stored, key=keys.body_context(info.checkpoint_id), index=0, allow_plaintext=True
+            )
         except DecryptionError as err:
-            if info.key_id is not None and (self._options.encryption is None or "not among the keys" in err.reason):
-                return info  # sealed with a key this storage lacks: what the timeline says is all there is
             raise _decryption_error(keys.checkpoints, info.checkpoint_id, err.reason) from err
         compressed = is_compressed(opened)
         try:
@@ -809,6 +813,12 @@ def _decryption_error(key: str, checkpoint_id: str, reason: str) -> DecryptionEr
 def _saved_at(score: object) -> datetime:
     """The save time a timeline score stands for (the checkpoint's timestamp, to the millisecond)."""
     return datetime.fromtimestamp(int(float(score or 0)) // CHECKPOINT_TIES / 1000, UTC)  # type: ignore[arg-type]
+
+
+def _key_ids(encryption: object) -> list[str]:
+    """The key ids an encryption can open (``AESGCMEncryption.key_ids``; else its current one)."""
+    key_ids = getattr(encryption, "key_ids", None)
+    return list(key_ids) if isinstance(key_ids, list | tuple) else [str(getattr(encryption, "key_id", ""))]
 
 
 def _checked_name(workflow_name: object) -> str:
