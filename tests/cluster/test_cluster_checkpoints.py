@@ -68,3 +68,33 @@ async def test_operations_and_rekey_on_a_cluster(cluster_url: str, cluster_raw: 
         latest = await rekeyed.get_latest(workflow_name="refund")
         assert latest is not None
         assert latest.checkpoint_id == refund[3]
+
+
+async def test_keep_last_holds_under_concurrent_saves_on_a_cluster(cluster_url: str, cluster_raw: RedisCluster) -> None:
+    import asyncio
+
+    keys = Keyspace("race").workflow("wf")
+    async with (
+        RedisCheckpointStorage(cluster_url, cluster=True, key_prefix="race", keep_last=3) as one,
+        RedisCheckpointStorage(cluster_url, cluster=True, key_prefix="race", keep_last=3) as two,
+    ):
+        observed: list[int] = []
+        # The observer's reads one at a time: redis-py's async cluster client can race opening
+        # connections for concurrent first commands, and the observer's concurrency is not under test.
+        observing = asyncio.Lock()
+
+        async def save(storage: RedisCheckpointStorage, second: int) -> None:
+            await storage.save(make_checkpoint("wf", second=second))
+            async with observing:
+                timeline = await cluster_raw.zcard(keys.timeline)  # type: ignore[misc]
+                bodies = await cluster_raw.hlen(keys.checkpoints)  # type: ignore[misc]
+            observed.append(max(timeline, bodies))
+
+        await asyncio.gather(*(save(one if s % 2 else two, s) for s in range(30)))
+        assert len(observed) == 30
+        assert max(observed) <= 3
+        kept = await one.list_checkpoints(workflow_name="wf")
+    assert [c.timestamp[-8:-6] for c in kept] == ["27", "28", "29"]
+    # Once every save has returned, the index (another slot, trimmed beside the script) holds the kept ones only.
+    index_ids: Any = await cluster_raw.hkeys(Keyspace("race").checkpoint_index)  # type: ignore[misc]
+    assert sorted(index_ids) == sorted(c.checkpoint_id.encode() for c in kept)
