@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from agent_framework_redis_store import (
     AESGCMEncryption,
@@ -189,5 +190,43 @@ def test_the_writer_cannot_touch_another_prefix(prepared: EmbeddedRedis) -> None
         async with RedisCheckpointStorage(user_url(prepared, WRITER), key_prefix="billing") as storage:
             with pytest.raises(RedisPermissionError, match="billing"):
                 await storage.save(make_checkpoint("refund"))
+
+    asyncio.run(main())
+
+
+def test_rekey_by_the_thread_operator_needs_hscan_for_checkpoints_and_says_so(prepared: EmbeddedRedis) -> None:
+    from agent_framework_redis_store import rekey_prefix
+
+    from .test_tls_acl import OPERATOR as THREAD_OPERATOR
+    from .test_tls_acl import role_rules as thread_role_rules
+    from .test_tls_acl import user_url as thread_user_url  # the thread rules carry that module's password
+
+    rotated = AESGCMEncryption({"k2": b"2" * 32, "k1": KEY}, current="k2")
+    thread_rules = thread_role_rules(THREAD_OPERATOR, PREFIX)
+    assert "+hscan" not in thread_rules  # as docs/SECURITY.md gives them: threads only
+
+    async def main() -> None:
+        async with RedisCheckpointStorage(prepared.url, key_prefix=PREFIX, encryption=ENCRYPTION) as storage:
+            await storage.save(make_checkpoint("refund"))
+            keys = storage.workflow_keys("refund")
+        async with RedisChatMessageStore(
+            prepared.url, key_prefix=PREFIX, thread_id="t", encryption=ENCRYPTION
+        ) as store:
+            await store.add_messages([user_message("hi")])
+        for user, rules, rekeyed in (
+            ("thread_operator", thread_rules, 0),
+            ("thread_operator_with_hscan", [*thread_rules, "+hscan"], 1),
+        ):
+            with redis.Redis.from_url(prepared.url) as admin:
+                admin.execute_command("ACL", "SETUSER", user, "reset", *rules)
+            async with redis.asyncio.Redis.from_url(thread_user_url(prepared, user)) as client:
+                progress = await rekey_prefix(client, rotated, key_prefix=PREFIX)
+            assert progress.checkpoints_rekeyed == rekeyed
+            if rekeyed:
+                assert progress.skipped == ()
+            else:
+                assert progress.entries_rekeyed == 1  # the thread all the same
+                assert [key for key, _ in progress.skipped] == [keys.checkpoints]
+                assert "grant +hscan" in progress.skipped[0][1]
 
     asyncio.run(main())

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from .._core.cluster import RedisClient
 from .._core.encryption import MessageEncryption, decrypt_entry, key_id_of
@@ -215,6 +215,12 @@ class _Rekeying:
                     resealed = []
             if resealed:
                 self._checkpoints += await replace_checkpoints_unchanged(keys, resealed).run(self._redis)
+        except NoPermissionError:
+            # A user given only the threads' rules: the threads are rekeyed, the checkpoints reported.
+            self._skip(
+                keys.checkpoints,
+                "workflow checkpoints this user may not walk: grant +hscan to re-encrypt them (docs/CHECKPOINTS.md)",
+            )
         except ResponseError as err:
             if not is_wrong_type(err) and "WRONGTYPE_KEY" not in str(err):
                 raise
