@@ -98,3 +98,36 @@ async def test_keep_last_holds_under_concurrent_saves_on_a_cluster(cluster_url: 
     # Once every save has returned, the index (another slot, trimmed beside the script) holds the kept ones only.
     index_ids: Any = await cluster_raw.hkeys(Keyspace("race").checkpoint_index)  # type: ignore[misc]
     assert sorted(index_ids) == sorted(c.checkpoint_id.encode() for c in kept)
+
+
+def test_the_checkpoints_cli_on_a_cluster(cluster_url: str) -> None:
+    import asyncio
+
+    from ..test_cli_threads import cli_json
+
+    async def main() -> list[str]:
+        async with RedisCheckpointStorage(cluster_url, cluster=True, key_prefix="cli") as storage:
+            for name in ("a", "b", "c"):  # three workflows: most likely on more than one master
+                await storage.save(make_checkpoint(name, second=1))
+            return [await storage.save(make_checkpoint("refund", second=s)) for s in range(3)]
+
+    ids = asyncio.run(main())
+    where = ("--cluster", "checkpoints", "--key-prefix", "cli")
+    listed = cli_json(cluster_url, *where, "list")
+    assert [(w["workflow_name"], w["checkpoints"]) for w in listed["workflows"]] == [
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+        ("refund", 3),
+    ]
+    page = cli_json(cluster_url, *where, "list", "--workflow", "refund", "--limit", "2")
+    assert [c["checkpoint_id"] for c in page["checkpoints"]] == ids[:0:-1]
+    assert cli_json(cluster_url, *where, "show", ids[0])["workflow_name"] == "refund"
+    assert cli_json(cluster_url, *where, "prune", "-w", "refund", "--keep", "1", "--yes")["deleted"] == ids[:2]
+    assert cli_json(cluster_url, *where, "delete", ids[2], "--yes") == {"deleted": 1}
+    assert cli_json(cluster_url, *where, "stats") == {
+        "key_prefix": "cli",
+        "workflows": 3,
+        "checkpoints": 3,
+        "index_entries": 3,
+    }
