@@ -524,8 +524,11 @@ class RedisCheckpointStorage(ClientOwner):
         removed: list[str] = []
         for checkpoint_id, keys in stale:
             # Another slot: re-read just before the delete, the narrowest window a Cluster allows.
-            if await self._redis.hget(index, checkpoint_id) == keys.workflow_name.encode() and not (  # type: ignore[misc]
-                await self._redis.hexists(keys.checkpoints, checkpoint_id)  # type: ignore[misc]
+            located = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
+            if (
+                located is not None
+                and _text(located) == keys.workflow_name
+                and not await self._redis.hexists(keys.checkpoints, checkpoint_id)  # type: ignore[misc]
             ):
                 await self._redis.hdel(index, checkpoint_id)  # type: ignore[misc]
                 removed.append(checkpoint_id)
