@@ -40,6 +40,12 @@ def texts(messages: list[Any]) -> list[str]:
     return [m.text for m in messages]
 
 
+def previous_script(name: str) -> str:
+    """The previous version's script ``name``, exactly as it sent it (name line, constants, libraries, body)."""
+    library = (DATA / "previous_append_library.lua").read_text().split("\n", 2)[2]  # without its own comment
+    return "\n".join((f"-- {name}", library, (DATA / f"previous_{name}.lua").read_text()))
+
+
 async def previous_append(
     raw: redis.asyncio.Redis,
     store: RedisChatMessageStore,
@@ -58,11 +64,11 @@ async def previous_append(
     header = [max_messages, ttl_ms, batch_member(token), time.time_ns() // 1000, len(messages) if dedupe else 0]
     header += ["1", LABELS, store.thread_id]
     if dedupe:
-        source = (DATA / "previous_append_new_and_trim.lua").read_text()
+        source = previous_script("append_new_and_trim")
         script_keys = [keys.messages, keys.batches, keys.meta, keys.index, keys.fingerprints, KEYS.registry]
         args = [*header, *batch.fingerprints, *batch.payloads, *index]
     else:
-        source = (DATA / "previous_append_and_trim.lua").read_text()
+        source = previous_script("append_and_trim")
         script_keys = [keys.messages, keys.batches, keys.meta, keys.index, KEYS.registry]
         args = [*header, *batch.payloads, *index]
     return int(await raw.eval(source, len(script_keys), *script_keys, *args))  # type: ignore[misc]
