@@ -156,7 +156,7 @@ def _run(
             fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
         if isinstance(error.__cause__, RedisClusterException):
             fail(f"{_error_line(error.__cause__)}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node")
-        fail(_error_line(error))
+        fail(target.in_cli_terms(_error_line(error)))
 
 
 @contextmanager
