@@ -11,6 +11,7 @@ import typer
 from agent_framework_redis_store import __version__
 
 from .demo import demo
+from .help import HelpGroup
 from .migrate import register as register_migrate
 from .target import GlobalCluster, GlobalKeyPrefix, GlobalRedisUrl
 from .threads import register as register_threads
@@ -20,6 +21,8 @@ app = typer.Typer(
     help="Operate Agent Framework conversations stored in Redis.",
     no_args_is_help=True,
     add_completion=False,
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: see help.py
 )
 
 

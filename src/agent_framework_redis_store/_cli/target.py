@@ -41,10 +41,15 @@ DEFAULT_KEY_PREFIX = "chat_messages"
 
 GlobalRedisUrl = Annotated[
     str | None,
-    typer.Option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False),
+    typer.Option(
+        "--redis-url", metavar="URL", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False
+    ),
 ]
 GlobalKeyPrefix = Annotated[
-    str | None, typer.Option("--key-prefix", help=f"Key prefix (default: {DEFAULT_KEY_PREFIX}).", show_default=False)
+    str | None,
+    typer.Option(
+        "--key-prefix", metavar="PREFIX", help=f"Key prefix (default: {DEFAULT_KEY_PREFIX}).", show_default=False
+    ),
 ]
 GlobalCluster = Annotated[
     bool,
@@ -58,13 +63,17 @@ GlobalCluster = Annotated[
 RedisUrl = Annotated[
     str | None,
     typer.Option(
-        "--redis-url", help="Redis URL (default: one given before the command, else $REDIS_URL).", show_default=False
+        "--redis-url",
+        metavar="URL",
+        help="Redis URL (default: one given before the command, else $REDIS_URL).",
+        show_default=False,
     ),
 ]
 KeyPrefix = Annotated[
     str | None,
     typer.Option(
         "--key-prefix",
+        metavar="PREFIX",
         help=f"Key prefix (default: one given before the command, else {DEFAULT_KEY_PREFIX}).",
         show_default=False,
     ),
