@@ -368,7 +368,9 @@ def test_bad_options_are_named_as_options(redis_url: str) -> None:
     )
     cluster_db = cli_here(None, "threads", "list", "--redis-url", redis_url.replace("/0", "/3"), "--cluster")
     assert "the database in --redis-url must be 0 with --cluster" in cluster_db.stderr
-    for done in (scheme, cluster_db):
+    source = cli_here(redis_url, "migrate", "langchain", "--source-url", "http://localhost", "--dry-run")
+    assert source.stderr.startswith("error: --source-url must start with redis://")
+    for done in (scheme, cluster_db, source):
         assert done.returncode == 1
         assert "redis_url" not in done.stderr
         assert "cluster=True" not in done.stderr

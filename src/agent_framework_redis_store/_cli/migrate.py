@@ -27,7 +27,7 @@ from agent_framework_redis_store import (
 from .confirm import Yes, ask, must_ask
 from .console import emit_json, err, fail, say
 from .help import HelpGroup
-from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
+from .target import Cluster, KeyPrefix, RedisUrl, Target, in_cli_terms, resolve_target
 from .threads import AsJson, _label_option, _progress, _run
 
 __all__ = ["migrate_app", "register"]
@@ -103,6 +103,14 @@ def _migrate(
     source = source_url or target.require_url()
     if source_url is None and target.cluster:
         fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+    try:
+        ConnectionSettings(redis_url=source)
+    except ValueError as error:  # named here: inside the command, "--redis-url" would be the target's
+        fail(
+            in_cli_terms(
+                str(error), url_flag="--source-url" if source_url else target.redis_url_source or "--redis-url"
+            )
+        )
     if question is not None:
         ask(f"Copy the threads of {command} at {redact_url(source)} into {target.describe()}, {question}?")
 
