@@ -74,6 +74,20 @@ EMPTY = "empty call, round "
 PROBE_CALLS = 24
 PROBE_LUA = f"for i = 1, {PROBE_CALLS} do redis.call('EXISTS', KEYS[1]) end return 1"
 PROBE_EMPTY, PROBE_CALLING = "probe: return 1", f"probe: {PROBE_CALLS} x EXISTS"
+# The writes no append of ours can do without, and nothing else: the messages and their index
+# entries pushed and trimmed, the meta hash, the registry and the label index, the TTL read.
+PROBE_WRITES = "probe: the writes alone"
+PROBE_WRITES_LUA = """
+redis.call('RPUSH', KEYS[1], ARGV[9], ARGV[10])
+redis.call('RPUSH', KEYS[4], ARGV[11], ARGV[12])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[1]), -1)
+redis.call('LTRIM', KEYS[4], -tonumber(ARGV[1]), -1)
+redis.call('HSET', KEYS[3], 'active', string.sub(ARGV[4], 1, -4), 'count', ARGV[1], 'batches', ARGV[3])
+redis.call('ZADD', KEYS[5], string.sub(ARGV[4], 1, -4), ARGV[8])
+redis.call('ZADD', KEYS[2], string.sub(ARGV[4], 1, -4), ARGV[8])
+redis.call('PTTL', KEYS[1])
+return 1
+"""
 
 
 def turn_dicts(number: int) -> list[dict[str, Any]]:
@@ -327,12 +341,26 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
     # round of their own: Lua's garbage collector, run in steps inside whichever script is
     # running, would charge them for the garbage of the reads' scripts.
     empty, calling = client.register_script("return 1"), client.register_script(PROBE_LUA)
+    writes = client.register_script(PROBE_WRITES_LUA)
+    probe_thread = f"probe:{{{thread_id}}}"
+    for start in range(0, size, 10_000):
+        await client.rpush(probe_thread, *payloads[start : start + 10_000])
+        await client.rpush(f"{probe_thread}:index", *(["40"] * len(payloads[start : start + 10_000])))
+    writes_keys = [probe_thread, f"{PREFIX}:label:probe", f"{probe_thread}:meta", f"{probe_thread}:index"]
+    writes_keys.append(f"{PREFIX}:registry")
     probe_keys = [keys[STORE], *(f"{keys[STORE]}:{s}" for s in ("batches", "meta", "index")), f"{PREFIX}:registry"]
     probe_args = [max_messages, TTL * 1000, b"12345678", 10**15, 0, "1", json.dumps(LABELS), thread_id]
     probe_args += [*(encode(m) for m in turn(0)), "40", "80|0123456789abcdef"]
     probes = [
         Operation(PROBE_EMPTY, lambda: empty(probe_keys, probe_args), nothing, turns, Tally(all_but_containers)),
         Operation(PROBE_CALLING, lambda: calling(probe_keys, probe_args), nothing, turns, Tally(all_but_containers)),
+        Operation(
+            PROBE_WRITES,
+            lambda: writes(writes_keys, probe_args),
+            trimmer(probe_thread, f"{probe_thread}:index"),
+            turns,
+            Tally(all_but_containers),
+        ),
     ]
     rounds = [operations, upstream_round, reads, full_reads, probes]
     for i, operations_of_round in enumerate(rounds):
@@ -413,6 +441,11 @@ def report(results: dict[int, dict[str, Tally]], max_messages: int, notes: list[
     exists = calling.usec["exists"] / calling.count / PROBE_CALLS
     print(f"\nProbes: an EVALSHA of `return 1` with add_messages' 5 keys and 12 arguments: {empty.cpu():.1f} µs; "
           f"each redis.call() from Lua: {per_call:.2f} µs, of which the command (EXISTS) {exists:.2f} µs")  # fmt: skip
+    for size, tallies in results.items():
+        alone, floor = tallies[PROBE_WRITES].cpu(), tallies[FLOOR].cpu()
+        print(f"At {size:,}: a script making only the writes an append needs (RPUSH and LTRIM of the messages and "
+              f"of their index entries, HSET of meta, ZADD of the registry and of a label index, PTTL) costs "
+              f"{alone:.1f} µs, {alone / floor:.1f}x the floor")  # fmt: skip
 
     checks: list[tuple[str, bool]] = []
     for size, tallies in results.items():

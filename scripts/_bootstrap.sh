@@ -15,7 +15,11 @@ export UV_PYTHON_PREFERENCE="${UV_PYTHON_PREFERENCE:-only-system}"
 # Trust the operating system's certificate store (corporate proxies add their CA there).
 export UV_NATIVE_TLS="${UV_NATIVE_TLS:-1}"
 
-# sync_env NAME: create or update .venv-NAME with the locked dependencies of that generation.
+# sync_env NAME: create or update .venv-NAME with the locked dependencies of that generation,
+# every extra but the one that belongs to the other generation ([openai] needs 1.x, [legacy] pins
+# the legacy framework).
 sync_env() {
-  UV_PROJECT_ENVIRONMENT="$ROOT/.venv-$1" uv sync --locked --quiet --group "$1" --all-extras
+  local other_extra
+  if [ "$1" = legacy ]; then other_extra=openai; else other_extra=legacy; fi
+  UV_PROJECT_ENVIRONMENT="$ROOT/.venv-$1" uv sync --locked --quiet --group "$1" --all-extras --no-extra "$other_extra"
 }

@@ -36,6 +36,8 @@ async def _thread_with_every_key(redis_url: str, raw: redis.asyncio.Redis, threa
     keys = Keyspace().thread(thread_id)
     await raw.set(keys.session, json.dumps({"type": "session", "session_id": thread_id, "state": {}}))
     await raw.set(keys.compacting, "a compaction in progress")
+    # The batches set: an unregistered thread's batch tokens, or a registered one's from before 0.2.
+    await raw.zadd(keys.batches, {b"\x00" * 8: 1})
     assert await raw.exists(*keys.owned) == len(keys.owned)
     assert await raw.zscore(Keyspace().registry, thread_id) is not None
 

@@ -1,8 +1,9 @@
 """The idempotency and repeat-detection bookkeeping stays small, and what earlier versions wrote still works.
 
-A thread remembers its newest ``BATCH_TOKENS_KEPT`` batches as 8-byte digests in a sorted set
-that stays a listpack, and the fingerprints of its newest messages as 9-byte entries; earlier
-versions wrote raw tokens (256 of them, a skiplist) and hex fingerprints.
+A registered thread remembers its newest ``BATCH_TOKENS_KEPT`` batches as 8-byte digests (hex)
+in its meta hash, an unregistered one in a sorted set that stays a listpack, and the
+fingerprints of its newest messages as 9-byte entries; earlier versions kept the tokens in the
+sorted set (raw ones, 256 of them, a skiplist, before that) and wrote hex fingerprints.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import redis.asyncio
 
 from agent_framework_redis_store import Keyspace, RedisChatMessageStore
 from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store._core.fingerprints import batch_member
 from agent_framework_redis_store._core.lua import (
+    BATCH_TOKEN_HEX,
     BATCH_TOKENS_KEPT,
     FINGERPRINT_WIDTH,
     FINGERPRINTS_KEPT,
@@ -37,12 +40,26 @@ def turn(n: int) -> list[Any]:
     return [message("user", f"question {n}"), message("assistant", f"answer {n}")]
 
 
-async def test_the_batch_set_keeps_the_newest_tokens_as_short_digests_in_a_listpack(
-    redis_url: str, raw: redis.asyncio.Redis
-) -> None:
+async def test_the_meta_hash_keeps_the_newest_tokens_as_short_digests(redis_url: str, raw: redis.asyncio.Redis) -> None:
     async with RedisChatMessageStore(redis_url, thread_id="t") as store:
         for n in range(BATCH_TOKENS_KEPT + 20):
             await store.add_messages([user_message(f"m{n}")], idempotency_key=f"a long caller key {'x' * 200} {n}")
+    tokens = await raw.hget(KEYS("t").meta, "batches")
+    assert tokens is not None
+    assert len(tokens) == BATCH_TOKENS_KEPT * BATCH_TOKEN_HEX
+    newest = batch_member(f"a long caller key {'x' * 200} {BATCH_TOKENS_KEPT + 19}").hex().encode()
+    assert tokens[-len(newest) :] == newest
+    assert await raw.exists(KEYS("t").batches) == 0
+
+
+async def test_an_unregistered_thread_keeps_its_tokens_in_a_listpack_set(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t", registry=False) as store:
+        for n in range(BATCH_TOKENS_KEPT + 20):
+            await store.add_messages([user_message(f"m{n}")], idempotency_key=f"key {n}")
+        await store.add_messages([user_message("m0")], idempotency_key=f"key {BATCH_TOKENS_KEPT + 19}")
+        assert await store.count() == BATCH_TOKENS_KEPT + 20
     batches = KEYS("t").batches
     assert await raw.zcard(batches) == BATCH_TOKENS_KEPT
     assert await raw.object("encoding", batches) == b"listpack"
@@ -63,7 +80,7 @@ async def test_an_earlier_version_s_batch_set_restarts_compact(redis_url: str, r
     # As earlier versions kept it: 256 raw tokens (32 hex digits, run:<uuid>), scored in microseconds.
     await raw.zadd(batches, {f"run:{n:032x}" if n % 2 else f"{n:032x}": 1_700_000_000_000_000 + n for n in range(256)})
     assert await raw.object("encoding", batches) == b"skiplist"
-    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100, registry=False) as store:
         await store.add_messages([user_message("hello")], idempotency_key="k")
         await store.add_messages([user_message("hello")], idempotency_key="k")
         assert await store.count() == 1

@@ -80,7 +80,6 @@ async def snapshot(raw: redis.asyncio.Redis) -> dict[Any, tuple[Any, Any, bool]]
 DAMAGED = [
     pytest.param(KEYS.meta, "string", id="meta-string"),
     pytest.param(KEYS.meta, "list", id="meta-list"),
-    pytest.param(KEYS.batches, "string", id="batches-string"),
     pytest.param(KEYS.index, "string", id="index-string"),
     pytest.param(KEYS.index, "hash", id="index-hash"),
     pytest.param(KEYS.fingerprints, "hash", id="fingerprints-hash"),
@@ -118,6 +117,21 @@ async def test_a_key_of_the_wrong_type_fails_the_write_whole_and_is_named(
             assert repr(damaged) in str(failed.value)
             if damaged != KEYS.messages:
                 assert repr(KEYS.messages) not in str(failed.value)
+        assert await snapshot(raw) == before
+
+
+@pytest.mark.parametrize("kind", ["add_messages", "add_new_messages"])
+async def test_a_batch_set_of_the_wrong_type_fails_an_unregistered_write_whole(
+    redis_url: str, raw: redis.asyncio.Redis, kind: str
+) -> None:
+    # A registered thread keeps its batch tokens in the meta hash; an unregistered one writes the set.
+    async with writer(kind, redis_url, registry=False, max_messages=5) as save:
+        await save([message("one"), message("two", "assistant")])
+        await make(raw, KEYS.batches, "string")
+        before = await snapshot(raw)
+        with pytest.raises(RedisStoreError) as failed:
+            await save([message("three")])
+        assert repr(KEYS.batches) in str(failed.value)
         assert await snapshot(raw) == before
 
 

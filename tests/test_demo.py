@@ -32,10 +32,12 @@ TITLES = [
     "Thread Serialization with Redis",
     "Message Limits and Automatic Trimming",
     "Long Conversations: windows and summaries kept in Redis",
+    "A workflow that waits for a person",
 ]
-# The user turns, in order (2 + 4 + 4 + 2 + 5 model calls, then 8 in the sixth example), and the
-# sixth example's two summaries (after its 5th and 8th turns).
-TURNS = 17 + 8 + 2
+# The user turns, in order (2 + 4 + 4 + 2 + 5 model calls, then 8 in the sixth example), the
+# sixth example's two summaries (after its 5th and 8th turns), and the seventh example's draft.
+TURNS = 17 + 8 + 2 + 1
+REFUND = "Draft a refund of 40 EUR for order 1017 (the kettle arrived broken)."
 
 
 def run_demo(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -88,24 +90,31 @@ def test_demo_runs_offline_on_an_embedded_redis_it_restarts(tmp_path: Path) -> N
     assert positions == sorted(positions)
     assert "OFFLINE" in out
     assert "private embedded redis-server" in out
-    assert out.count("✓") >= 17
+    assert out.count("✓") >= 20
     assert "✗" not in out
-    assert "All 6 examples passed" in out
+    assert "All 7 examples passed" in out
     # The offline model visibly answers from history.
     assert "You told me that your name is Alice and you love pizza." in out
     assert "Yes: you prefer vegetarian food and you love Italian cuisine." in out
     assert "You were working on a Python project about machine learning" in out
     # The sixth example's model recalls the first turn through the summary kept in Redis.
     assert "You told me that your name is Bob and you love sushi." in out
-    # Example 3 restarted the server process for real, and the conversation survived it.
-    restart = re.search(r"pid (\d+) stopped, pid (\d+) started", out)
-    assert restart is not None, out
-    assert restart.group(1) != restart.group(2)
+    # Examples 3 and 7 restarted the server process for real, and the conversation and workflow survived it.
+    restarts = re.findall(r"pid (\d+) stopped, pid (\d+) started", out)
+    assert len(restarts) == 2, out
+    assert len({pid for restart in restarts for pid in restart}) == 3  # each restart started a new process
     assert "The restarted app finds its conversation 'persistent_chat_001' (4 of 4 messages)" in out
+    # Example 7's workflow drafted in a process that exited and finished in another, with that draft.
+    draft = "Dear customer, we are refunding 40 EUR for order 1017 because the kettle arrived broken."
+    assert f"Draft: {draft}" in out
+    assert f"Result: Approved: {draft}" in out
+    processes = re.search(r"drafter never ran \(first process (\d+), this one (\d+)\)", out)
+    assert processes is not None, out
+    assert processes.group(1) != processes.group(2)
     # The trimmed thread held at most 3 messages after every turn.
     assert "counts after each turn: [2, 3, 3, 3, 3]" in out
     # The server is stopped at exit and its append-only files are in the data directory.
-    assert not pid_alive(int(restart.group(2)))
+    assert not pid_alive(int(restarts[-1][1]))
     assert any(path.name.startswith("appendonly") for path in data_dir.iterdir())  # appendonly.aof or appendonlydir
     api = (
         "AgentThread + RedisChatMessageStore"
@@ -172,7 +181,10 @@ def test_demo_uses_the_real_openai_client_when_a_key_is_set(tmp_path: Path) -> N
     ]
     # ...and the model's answers are shown (the stub answers with the user texts it saw).
     assert "Agent: seen 2: Hello! My name is Alice and I love pizza. | What do you remember about me?" in out
-    assert "All 6 examples passed" in out
+    # The workflow's agent drafted with the real client in the first process; the result carries that draft.
+    assert request_ending_with(stub, REFUND) == [REFUND]
+    assert f"Result: Approved: seen 1: {REFUND}" in out
+    assert "All 7 examples passed" in out
 
 
 def test_demo_uses_azure_openai_when_an_endpoint_is_set(tmp_path: Path) -> None:

@@ -64,3 +64,8 @@ def test_history_provider_notebook_runs_offline(
 ) -> None:
     out = execute("redis_history_provider.ipynb", tmp_path, redis_url, monkeypatch)
     assert_six_examples_ran(out, redis_url, "session")
+    # Example 7: the workflow waited in Redis for the approval and finished with the draft made before.
+    draft = "Dear customer, we are refunding 40 EUR for order 1017 because the kettle arrived broken."
+    assert out.count(f"Draft: {draft}") == 2
+    assert out.count(" waits for 1 request(s)") == 2
+    assert out.count(f"Result: Approved: {draft}") == 2

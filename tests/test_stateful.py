@@ -128,7 +128,7 @@ def markers(data: dict[str, Any]) -> list[str]:
 
 
 def repair(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """README's read rule: no result without its call before it, no call left unanswered once the
+    """docs/LONG_CONVERSATIONS.md's read rule: no result without its call before it, no call left unanswered once the
     conversation moved past its group (a pending call at the end is kept)."""
     opened: set[str] = set()
     answered: set[str] = set()
@@ -493,7 +493,7 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.ENCRYPTED)
     @rule()
     def rotate_key(self) -> None:
-        """A new current key, every thread re-encrypted, then the old key dropped (README's rotation)."""
+        """A new current key, every thread re-encrypted, then the old key dropped (docs/SECURITY.md's rotation)."""
         assert self.encryption is not None
         old, new = f"k{self.key_number}", f"k{self.key_number + 1}"
         both = AESGCMEncryption(keys={new: _key(self.key_number + 1), old: _key(self.key_number)}, current=new)
@@ -502,7 +502,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.encryption = AESGCMEncryption(keys={new: _key(self.key_number)}, current=new)
         for model in self.threads.values():
             # Fingerprints are keyed by the current key: once the old one is dropped, replays of
-            # messages saved before the rotation are not recognised (README, Encryption at rest).
+            # messages saved before the rotation are not recognised (docs/SECURITY.md, Encryption at rest).
             model.fingerprinted = 0
 
     # -- 1.x session snapshots -------------------------------------------------------------------

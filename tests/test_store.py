@@ -56,14 +56,32 @@ async def test_max_messages_keeps_the_newest(redis_url: str) -> None:
         assert texts(await store.list_messages()) == ["b4", "b5", "b6"]
 
 
-async def test_ttl_is_set_and_slides_on_every_write(redis_url: str, raw: redis.asyncio.Redis) -> None:
+async def test_ttl_is_set_and_slides_once_it_has_drifted(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    keys = Keyspace("chat_messages").thread("t")
     async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
         await store.add_messages([user_message("hello")])
-        assert 99_000 < await raw.pttl(store.redis_key) <= 100_000
-        assert 99_000 < await raw.pttl(Keyspace("chat_messages").thread("t").batches) <= 100_000
+        for key in (keys.messages, keys.meta, keys.index):
+            assert 99_000 < await raw.pttl(key) <= 100_000
+        # Within a hundredth of the TTL (1 s here) the keys keep their expiry; beyond, all slide.
+        for key in (keys.messages, keys.meta, keys.index):
+            await raw.pexpire(key, 99_500)
+        await store.add_messages([user_message("soon after")])
+        assert [await raw.pttl(k) <= 99_500 for k in (keys.messages, keys.meta, keys.index)] == [True] * 3
         await raw.pexpire(store.redis_key, 5_000)  # as if 95 s had passed
         await store.add_messages([user_message("again")])
-        assert await raw.pttl(store.redis_key) > 99_000
+        for key in (keys.messages, keys.meta, keys.index):
+            assert 99_000 < await raw.pttl(key) <= 100_000
+
+
+async def test_a_key_an_append_creates_gets_the_thread_s_ttl(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    keys = Keyspace("chat_messages").thread("t")
+    async with RedisChatMessageStore(redis_url, thread_id="t", ttl=100) as store:
+        await store.add_messages([user_message("hello")])
+        await raw.delete(keys.index)  # as a damaged index is dropped, then started again
+        await store.add_messages([user_message("again")])
+        assert await raw.llen(keys.index) == 1
+        for key in (keys.messages, keys.meta, keys.index):
+            assert 99_000 < await raw.pttl(key) <= 100_000
 
 
 async def test_without_ttl_nothing_expires(redis_url: str, raw: redis.asyncio.Redis) -> None:
@@ -76,7 +94,7 @@ async def test_expired_thread_reads_empty(redis_url: str, raw: redis.asyncio.Red
     async with RedisChatMessageStore(redis_url, thread_id="t", ttl=60) as store:
         await store.add_messages([user_message("hello")])
         await raw.pexpire(store.redis_key, 1)
-        await raw.pexpire(Keyspace("chat_messages").thread("t").batches, 1)
+        await raw.pexpire(Keyspace("chat_messages").thread("t").meta, 1)
         # Redis expires lazily on access: poll (bounded) until the key is gone.
         for _ in range(200):
             if not await raw.exists(store.redis_key):
@@ -108,10 +126,9 @@ async def test_clear_removes_every_key_of_the_thread(redis_url: str, raw: redis.
         await other.add_messages([user_message("keep")])
         await store.clear()
         assert await store.list_messages() == []
-        # What is left is the other thread: its messages, batch tokens, index, registry metadata and entry.
+        # What is left is the other thread: its messages, index, meta hash (with its batch tokens) and entry.
         left = [
             other.redis_key,
-            Keyspace("chat_messages").thread("other").batches,
             Keyspace("chat_messages").thread("other").index,
             Keyspace("chat_messages").thread("other").meta,
         ]
@@ -199,7 +216,7 @@ async def test_tricky_thread_ids_are_isolated(redis_url: str, raw: redis.asyncio
         assert texts(await store.list_messages()) == [thread_id]
     # Per thread: messages, batch tokens, index, registry metadata; plus the prefix's registry
     # and its marker that the (here unused) label indexes are complete.
-    assert len(await raw.keys("chat_messages:*")) == 4 * len(TRICKY_IDS) + 2
+    assert len(await raw.keys("chat_messages:*")) == 3 * len(TRICKY_IDS) + 2
     registered = await raw.zrange(Keyspace("chat_messages").registry, 0, -1)
     assert sorted(registered) == sorted(t.encode() for t in TRICKY_IDS)
 

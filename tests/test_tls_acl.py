@@ -206,7 +206,7 @@ def test_secrets_in_url_query_parameters_are_redacted() -> None:
 
 @pytest.fixture(scope="module")
 def acl_server() -> Iterator[EmbeddedRedis]:
-    """A redis-server with the README's application user ``app`` and operator ``app-admin``, for prefix ``app``."""
+    """A redis-server with the documented application user ``app`` and operator ``app-admin``, for prefix ``app``."""
     with EmbeddedRedis() as server, redis.Redis.from_url(server.url) as admin:
         admin.execute_command("ACL", "SETUSER", "app", *role_rules(WRITER, "app"))
         admin.execute_command("ACL", "SETUSER", "app-admin", *role_rules(OPERATOR, "app"))
@@ -324,15 +324,15 @@ async def test_credential_provider_authenticates_an_acl_user(clean_acl_server: E
             admin.execute_command("ACL", "SETUSER", "app", "resetpass", f">{APP_PASSWORD}")
 
 
-# -- ACL roles: the README's rules, exactly -------------------------------------------------
+# -- ACL roles: the documented rules, exactly -----------------------------------------------
 #
-# The README's "TLS, ACLs and credential providers" section gives one ``ACL SETUSER`` per role
+# docs/SECURITY.md's "TLS, ACLs and credential providers" section gives one ``ACL SETUSER`` per role
 # for the prefix ``chat_messages``. These tests read them from there (so what users copy is
 # what is tested), give them to users of a private server, and run every operation of the role
 # as that user: each succeeds, and the commands the server counted are exactly those granted.
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_PREFIX = "chat_messages"
+ACL_DOC = Path(__file__).resolve().parent.parent / "docs" / "SECURITY.md"
+DOC_PREFIX = "chat_messages"
 READER, WRITER, OPERATOR, SOURCE = "chat_reader", "chat_app", "chat_operator", "chat_migrate_source"
 # redis-py's handshake (AUTH, HELLO: they need no permission), and the test's admin connection.
 NOT_THE_ROLES = {"auth", "hello", "info", "config|resetstat"}
@@ -342,9 +342,9 @@ ROTATED = AESGCMEncryption({"k2": _KEY2, "k1": _KEY1}, current="k2")
 _KEYS = (("k2", _KEY2), ("k1", _KEY1))  # as $REDIS_CHAT_STORE_KEYS lists them, current first
 
 
-def readme_acl_users() -> dict[str, list[str]]:
-    """The README's ``ACL SETUSER <user> <rules...>`` commands (continued on indented lines): user -> rules."""
-    text = README.read_text(encoding="utf-8")
+def documented_acl_users() -> dict[str, list[str]]:
+    """docs/SECURITY.md's ``ACL SETUSER <user> <rules...>`` commands (continued on indented lines): user -> rules."""
+    text = ACL_DOC.read_text(encoding="utf-8")
     section = text.split("\n## TLS, ACLs and credential providers\n", 1)[1].split("\n## ", 1)[0]
     users: dict[str, list[str]] = {}
     rules: list[str] | None = None
@@ -360,14 +360,14 @@ def readme_acl_users() -> dict[str, list[str]]:
 
 
 def role_rules(user: str, prefix: str | None = None) -> list[str]:
-    """The README's rules of ``user`` with the test's password (and ``prefix`` for chat_messages)."""
-    rules = readme_acl_users()[user]
+    """The documented rules of ``user`` with the test's password (and ``prefix`` for chat_messages)."""
+    rules = documented_acl_users()[user]
     assert ">PASSWORD" in rules
 
     def ours(rule: str) -> str:
         if rule == ">PASSWORD":
             return f">{APP_PASSWORD}"
-        return rule if prefix is None else rule.replace(f"~{README_PREFIX}:", f"~{prefix}:", 1)
+        return rule if prefix is None else rule.replace(f"~{DOC_PREFIX}:", f"~{prefix}:", 1)
 
     return [ours(rule) for rule in rules]
 
@@ -521,6 +521,11 @@ async def write_as_an_app(url: str, prefix: str, encryption: AESGCMEncryption) -
         assert await store.count() == 0
     async with RedisChatMessageStore(url, thread_id=fork, key_prefix=prefix, labels={"user": "erin"}) as relabelled:
         await relabelled.add_messages([user_message("relabelled")])  # leaves dave's index for erin's
+    async with RedisChatMessageStore(url, thread_id="w4", key_prefix=prefix, registry=False, ttl=600) as unlisted:
+        await unlisted.add_messages([user_message("unlisted")], idempotency_key="u")  # its tokens: the batches set
+        await unlisted.add_messages([user_message("unlisted")], idempotency_key="u")
+        assert await unlisted.count() == 1
+        await unlisted.clear()
     if GENERATION == "current":
         from agent_framework import AgentSession
 
@@ -618,7 +623,7 @@ def reset_statistics(*servers: EmbeddedRedis) -> None:
 
 
 @pytest.mark.parametrize("role", [READER, WRITER, OPERATOR])
-def test_each_role_runs_every_operation_with_exactly_the_readme_rules(
+def test_each_role_runs_every_operation_with_exactly_the_documented_rules(
     role_servers: tuple[EmbeddedRedis, EmbeddedRedis], role: str
 ) -> None:
     target, source = role_servers
@@ -777,7 +782,7 @@ async def seed_small(url: str, prefix: str) -> None:
 
 
 def test_the_key_patterns_cover_their_prefix_and_only_the_caveat_beyond(acl_server: EmbeddedRedis) -> None:
-    """Redis itself matches the README's patterns for ``tenantA`` against the keys of other prefixes."""
+    """Redis itself matches the documented patterns for ``tenantA`` against the keys of other prefixes."""
     with redis.Redis.from_url(acl_server.url, decode_responses=True) as admin:
         if int(admin.info("server")["redis_version"].split(".")[0]) < 7:
             pytest.skip("ACL DRYRUN needs Redis 7")
@@ -794,7 +799,7 @@ def test_the_key_patterns_cover_their_prefix_and_only_the_caveat_beyond(acl_serv
         assert all(allowed(key) for key in keys_of("tenantA"))
         for other in ("tenantA:eu", "tenantA2", "tenant", "tenantA:registry", "tenantA:label-index", "x:tenantA"):
             assert not any(allowed(key) for key in keys_of(other)), other
-        # The README's caveat: a prefix that is tenantA:label, or begins with tenantA:label:.
+        # The documented caveat: a prefix that is tenantA:label, or begins with tenantA:label:.
         for caveat in ("tenantA:label", "tenantA:label:x"):
             assert any(allowed(key) for key in keys_of(caveat))
 

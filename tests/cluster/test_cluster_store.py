@@ -129,7 +129,8 @@ async def test_trims_and_slides_the_ttl_of_every_key_of_the_thread(cluster_url: 
             await store.add_messages([user_message(f"m{n}")])
             assert await store.count() <= 3
         assert texts(await store.list_messages()) == ["m2", "m3", "m4"]
-        for key in (store.redis_key, Keyspace("chat_messages").thread("t").batches):
+        keys = Keyspace("chat_messages").thread("t")
+        for key in (keys.messages, keys.meta, keys.index):
             assert 99_000 < await cluster_raw.pttl(key) <= 100_000
 
 
@@ -148,7 +149,7 @@ async def test_clear_deletes_the_thread_and_nothing_else(cluster_url: str, clust
             await store.add_messages([user_message(store.thread_id)])
         await doomed.clear()
         assert await cluster_raw.exists(doomed.redis_key) == 0
-        assert await cluster_raw.exists(Keyspace("chat_messages").thread("doomed").batches) == 0
+        assert await cluster_raw.exists(Keyspace("chat_messages").thread("doomed").meta) == 0
         assert texts(await kept.list_messages()) == ["kept"]
 
 

@@ -20,7 +20,7 @@ from agent_framework import AgentSession, HistoryProvider, Message, SessionConte
 from .._core.compaction import CompactionResult
 from .._core.connection import ClientOwner, RedisClient
 from .._core.keyspace import validate_thread_id
-from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.options import StoreOptionAttributes, StoreOptions, ThreadOptions, parse_options
 from .._core.telemetry import traced
 from .._core.thread import ThreadStorage
 from .store import RedisChatMessageStore, wait_for
@@ -34,7 +34,18 @@ _RECENT_STORES = 1024
 _RUN_SAVE_KEY: ContextVar[str | None] = ContextVar("agent_framework_redis_store_run_save_key", default=None)
 
 
-class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
+def _session_id(session_id: object) -> str:
+    if session_id is None:
+        # agent-framework-redis's legacy key format stored a missing id under "{key_prefix}:default",
+        # one thread shared by every caller that lost its session: one user's history would reach another.
+        raise ValueError(
+            "session_id is required (got None): RedisChatHistoryProvider keeps no shared default thread; "
+            "pass the session's id (Agent.run gives every session one, e.g. agent.create_session())"
+        )
+    return validate_thread_id(session_id, name="session_id")
+
+
+class RedisChatHistoryProvider(StoreOptionAttributes, ClientOwner, HistoryProvider):
     """An Agent Framework 1.x ``HistoryProvider`` that keeps each session's messages in Redis.
 
     ``Agent(client, "...", context_providers=[RedisChatHistoryProvider(redis_url)])``
@@ -103,19 +114,12 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
 
         It uses the provider's shared pool; its ``aclose()`` leaves the pool open.
         """
-        return RedisChatMessageStore._on_client_of(
-            self, validate_thread_id(session_id, name="session_id"), self._options, self._tasks
-        )
+        return RedisChatMessageStore._on_client_of(self, _session_id(session_id), self._options, self._tasks)
 
     def _thread(self, session_id: str | None) -> ThreadStorage:
-        if session_id is None:
-            raise ValueError(
-                "session_id is required: RedisChatHistoryProvider keeps history per session "
-                "(pass session=agent.create_session() to agent.run)"
-            )
+        session_id = _session_id(session_id)
         thread = self._recent.get(session_id)
         if thread is None:
-            validate_thread_id(session_id, name="session_id")
             thread = self._recent[session_id] = ThreadStorage(
                 self._redis, session_id, self._options, where=self._where(), tasks=self._tasks
             )
@@ -133,6 +137,7 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
 
         Without ``context_messages``, ``context_tokens`` or a summary that is every stored
         message; cut only where a tool-call group starts, never a tool result without its call.
+        ``session_id=None`` raises ``ValueError``: there is no shared default thread.
         """
         return await self._thread(session_id).context()
 
@@ -149,8 +154,10 @@ class RedisChatHistoryProvider(ClientOwner, HistoryProvider):
         """Append the messages the session does not already end with, in one round trip.
 
         A save repeated with the same ``idempotency_key`` stores nothing; without one, a
-        run's ``after_run`` uses one key per run.
+        run's ``after_run`` uses one key per run. ``session_id=None`` raises ``ValueError`` and
+        stores nothing: there is no shared default thread.
         """
+        _session_id(session_id)  # checked before anything else, even for an empty batch
         if not isinstance(messages, Sequence) or isinstance(messages, Message):
             raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
         if not messages:

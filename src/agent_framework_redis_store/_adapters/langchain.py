@@ -27,10 +27,12 @@ from typing import Any, Self, TypeVar, Unpack
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+from redis import Redis as SyncRedis
 
 from .._core.codec import message_from_dict
-from .._core.connection import RedisClient
-from .._core.options import StoreOptions
+from .._core.connection import RedisClient, check_nothing_beside_client, settings_of_sync_client
+from .._core.keyspace import validate_thread_id
+from .._core.options import StoreOptionAttributes, StoreOptions
 from .langchain_messages import from_langchain_dict, to_langchain_dicts
 from .store import RedisChatMessageStore, RedisStoreFactory
 
@@ -112,12 +114,28 @@ class _Connections:
     """
 
     def __init__(
-        self, owner: str, redis_url: str | None, redis_client: RedisClient | None, options: dict[str, Any]
+        self, owner: str, redis_url: str | None, redis_client: RedisClient | SyncRedis | None, options: dict[str, Any]
     ) -> None:
         unknown = sorted(set(options) - StoreOptions.__optional_keys__)
         if unknown:
             raise TypeError(f"{owner}() got an unexpected keyword argument {unknown[0]!r}")
+        ttl = options.get("ttl")
+        if isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl == 0:
+            # langchain-redis applies ttl only when it is truthy, so its ttl=0 keeps messages forever;
+            # silently mapping 0 to "never" here would surprise whoever meant "at once".
+            raise ValueError(
+                "ttl must be a positive number of seconds, got 0: for no expiry pass ttl=None "
+                "(langchain-redis's ttl=0 meant no expiry)"
+            )
         self.owner = owner
+        if isinstance(redis_client, SyncRedis):
+            # A sync redis.Redis cannot lend its sockets to redis.asyncio: its settings make pools of our own.
+            check_nothing_beside_client(redis_url, options)
+            if options.get("cluster"):
+                raise TypeError("cluster=True needs a redis.asyncio.RedisCluster as redis_client (or pass redis_url)")
+            options = {**options, "connection": settings_of_sync_client(redis_client)}
+            options.pop("cluster", None)
+            redis_url = redis_client = None
         self.async_stores = RedisStoreFactory(redis_url, redis_client=redis_client, **options)
         # A caller's redis.asyncio client belongs to the caller's loop: the sync side cannot use it.
         self._sync_config = None if redis_client is not None else (redis_url, options)
@@ -187,7 +205,7 @@ class _Connections:
             loop.stop(stores.aclose(), wait=False)
 
 
-class RedisChatMessageHistory(BaseChatMessageHistory):
+class RedisChatMessageHistory(StoreOptionAttributes, BaseChatMessageHistory):
     """A LangChain chat message history kept as one of this package's Redis threads.
 
     ``RedisChatMessageHistory(thread_id, redis_url, **options)`` reads and writes the thread
@@ -202,26 +220,36 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
     without a running event loop in the calling thread. ``close()`` (or ``with``) after
     sync use, ``await aclose()`` (or ``async with``) after any use, closes both.
 
+    ``len(history)`` is the number of stored messages (one round trip); a history is always
+    truthy, even an empty one.
+
     Args:
-        thread_id: The thread (LangChain's session id).
+        thread_id: The thread (LangChain's session id; ``session_id=`` is the same, as
+            langchain-redis names it). Required: None raises ``ValueError``.
         redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL. Alternatively give ``host``,
             ``connection``, or set ``REDIS_URL``.
 
     Keyword Args:
-        redis_client: A ``redis.asyncio`` client for the async methods, never closed here.
-            It belongs to its event loop, so with it only the async methods work.
+        session_id: ``thread_id`` under langchain-redis's name.
+        redis_client: A ``redis.asyncio`` client for the async methods, never closed here (it
+            belongs to its event loop, so with it only the async methods work); or a sync
+            ``redis.Redis``, whose host, port, database, credentials and timeouts the history's
+            own pools use (every method works; the caller's client is neither used nor closed).
         **options: ``StoreOptions``, as ``RedisChatMessageStore`` takes them (``key_prefix``,
-            ``max_messages``, ``ttl``, ``encryption``, ``labels``, ``registry``, connection options).
+            ``max_messages``, ``ttl`` (positive seconds or None; 0 is refused), ``encryption``,
+            ``labels``, ``registry``, connection options).
     """
 
     def __init__(
         self,
-        thread_id: str,
+        thread_id: str | None = None,
         redis_url: str | None = None,
         *,
-        redis_client: RedisClient | None = None,
+        session_id: str | None = None,
+        redis_client: RedisClient | SyncRedis | None = None,
         **options: Unpack[StoreOptions],
     ) -> None:
+        thread_id = _required_session_id(thread_id, session_id)
         connections = _Connections(type(self).__name__, redis_url, redis_client, dict(options))
         self._start(connections, thread_id, owned=True)
 
@@ -235,7 +263,8 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
 
     def _start(self, connections: _Connections, thread_id: str, *, owned: bool) -> None:
         self._connections = connections
-        self._store = connections.async_stores.store(thread_id)  # validates thread_id
+        self._store = connections.async_stores.store(thread_id)
+        self._options = connections.async_stores.options
         self._owned = owned
         self._factory: RedisChatMessageHistoryFactory | None = None
         if owned:
@@ -247,7 +276,7 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
         cls,
         redis_url: str | None = None,
         *,
-        redis_client: RedisClient | None = None,
+        redis_client: RedisClient | SyncRedis | None = None,
         **options: Unpack[StoreOptions],
     ) -> RedisChatMessageHistoryFactory:
         """``get_session_history`` for ``RunnableWithMessageHistory``: histories on one pool and one loop thread."""
@@ -257,6 +286,21 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
     def thread_id(self) -> str:
         """The thread this history reads and writes."""
         return self._store.thread_id
+
+    @property
+    def session_id(self) -> str:
+        """The thread id under LangChain's name."""
+        return self._store.thread_id
+
+    @property
+    def id(self) -> str:
+        """The thread id (langchain-redis's ``id``)."""
+        return self._store.thread_id
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL in use with its username and password replaced by ``***``, or None (see the store's)."""
+        return self._store.redis_url
 
     @property
     def store(self) -> RedisChatMessageStore:
@@ -283,6 +327,14 @@ class RedisChatMessageHistory(BaseChatMessageHistory):
     def clear(self) -> None:
         """Delete every key of the thread and its registry entry."""
         self._run(RedisChatMessageStore.clear)
+
+    def __len__(self) -> int:
+        """The number of stored messages (``store.count()``), in one round trip."""
+        return self._run(RedisChatMessageStore.count)
+
+    def __bool__(self) -> bool:
+        # Without this, __len__ would make an empty history falsy and every truth test a Redis call.
+        return True
 
     def close(self) -> None:
         """Stop the loop thread and close the connections this history opened (after async use: ``aclose``)."""
@@ -343,16 +395,16 @@ class RedisChatMessageHistoryFactory:
         self,
         redis_url: str | None = None,
         *,
-        redis_client: RedisClient | None = None,
+        redis_client: RedisClient | SyncRedis | None = None,
         **options: Unpack[StoreOptions],
     ) -> None:
         self._connections = _Connections(type(self).__name__, redis_url, redis_client, dict(options))
         weakref.finalize(self, self._connections.abandon)
 
     def __call__(self, session_id: str) -> RedisChatMessageHistory:
-        """The history of thread ``session_id``."""
+        """The history of thread ``session_id`` (required: None raises ``ValueError``)."""
         self._connections.check_open()
-        return RedisChatMessageHistory._of_factory(self, self._connections, session_id)
+        return RedisChatMessageHistory._of_factory(self, self._connections, _required_session_id(session_id, None))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(stores={self._connections.async_stores!r})"
@@ -376,6 +428,17 @@ class RedisChatMessageHistoryFactory:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _required_session_id(thread_id: object, session_id: object) -> str:
+    """The one id given as ``thread_id`` or ``session_id``; None (or two different ids) raises ``ValueError``."""
+    if thread_id is not None and session_id is not None and thread_id != session_id:
+        raise ValueError("thread_id and session_id name the same thing: pass one of them")
+    name, value = ("session_id", session_id) if session_id is not None else ("thread_id", thread_id)
+    if value is None:
+        # A generated id would be a new, unreachable conversation on every call (as langchain-redis, refuse).
+        raise ValueError("session_id is required (got None): a LangChain history is the history of one session")
+    return validate_thread_id(value, name=name)
 
 
 def _to_framework(messages: Sequence[BaseMessage]) -> list[Any]:

@@ -22,7 +22,7 @@ from .._core.errors import StoreStateError, kept_cancellation
 from .._core.fingerprints import batch_token
 from .._core.keyspace import DEFAULT_KEY_PREFIX, validate_thread_id
 from .._core.meta import ThreadInfo
-from .._core.options import StoreOptions, ThreadOptions, parse_options
+from .._core.options import StoreOptionAttributes, StoreOptions, ThreadOptions, parse_options
 from .._core.records import fork_thread
 from .._core.telemetry import traced
 from .._core.thread import EncodedBatch, ThreadStorage
@@ -73,7 +73,7 @@ def _check_batch(messages: object) -> None:
         raise TypeError(f"messages must be a sequence of messages, got {type(messages).__name__}")
 
 
-class RedisChatMessageStore(ClientOwner):
+class RedisChatMessageStore(StoreOptionAttributes, ClientOwner):
     """An Agent Framework chat message store that keeps one thread in a Redis list.
 
     Each ``add_messages`` call is one atomic round trip that appends, trims to
@@ -92,9 +92,10 @@ class RedisChatMessageStore(ClientOwner):
             never closes a client it did not create.
         **options: ``StoreOptions``: ``key_prefix`` (namespace of the keys), ``max_messages``
             (keep only the newest N), ``ttl`` (seconds of inactivity before the thread expires;
-            every write refreshes it), ``encryption`` (e.g. ``AESGCMEncryption``; never
-            serialized, so pass it again when restoring), ``labels`` (str-to-str, recorded in
-            the registry; None keeps the stored ones), ``registry`` (default True), and the
+            appends refresh it once it has drifted by a minute, or a hundredth of ``ttl``),
+            ``encryption`` (e.g. ``AESGCMEncryption``; never serialized, so pass it again when
+            restoring), ``labels`` (str-to-str, recorded in the registry; None keeps the stored
+            ones), ``registry`` (default True), and the
             ``ConnectionOptions`` (``host``, ``port``, ``db``, ``ssl``, ``username``,
             ``password``, ``credential_provider``, ``retry``, ``socket_timeout``,
             ``max_connections``, ``cluster``, or a ready ``connection``).
@@ -159,27 +160,6 @@ class RedisChatMessageStore(ClientOwner):
     def thread_id(self) -> str:
         """The id of the thread this store reads and writes."""
         return self._thread.thread_id
-
-    @property
-    def key_prefix(self) -> str:
-        """The namespace of this store's Redis keys."""
-        return self._options.key_prefix
-
-    @property
-    def max_messages(self) -> int | None:
-        """The newest N messages kept, or None for all."""
-        return self._options.max_messages
-
-    @property
-    def ttl(self) -> float | None:
-        """The sliding expiry in seconds, or None."""
-        return self._options.ttl
-
-    @property
-    def labels(self) -> dict[str, str] | None:
-        """The labels this store records in the registry, or None."""
-        labels = self._options.labels
-        return None if labels is None else dict(labels)
 
     @property
     def redis_key(self) -> str:
@@ -519,7 +499,7 @@ class RedisChatMessageStore(ClientOwner):
         self._use_thread(thread_id, settings)
 
 
-class RedisStoreFactory(ClientOwner):
+class RedisStoreFactory(StoreOptionAttributes, ClientOwner):
     """Makes one ``RedisChatMessageStore`` per call, all sharing one connection pool.
 
     Pass an instance as ``chat_message_store_factory=``. ``thread_id`` may be a fixed id, a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import os
 import re
@@ -16,7 +17,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.connection import AbstractConnection, SSLConnection
@@ -36,10 +37,12 @@ __all__ = [
     "ConnectionOptions",
     "ConnectionSettings",
     "RedisClient",
+    "check_nothing_beside_client",
     "default_retry",
     "eviction_policy_unread",
     "open_client",
     "redact_url",
+    "settings_of_sync_client",
     "warn_if_evicting",
 ]
 
@@ -104,6 +107,35 @@ def _check_url(url: str, name: str) -> None:
 # In the user info of a URL: a character that ends the host part early, a second '@', brackets
 # (IPv6 hosts) or a '%' that starts no escape.
 _AMBIGUOUS_USERINFO = re.compile(r"[/?#@\[\]]|%(?![0-9A-Fa-f]{2})")
+_CREDENTIAL_QUERY = re.compile(r"(?i)(?:^|&)(?:username|password)=")
+
+
+def _url_has_credentials(url: str) -> bool:
+    """True if ``url`` (already through ``_check_url``) carries a username or password (user info, ``?password=``)."""
+    rest = url.partition("://")[2]
+    # _check_url refused user info holding '/', '?' or '#': the authority ends at the first of them.
+    userinfo = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")[0]
+    return bool(userinfo) or bool(_CREDENTIAL_QUERY.search(rest.partition("?")[2].partition("#")[0]))
+
+
+def _check_credential_sources(settings: ConnectionSettings, url: str | None, url_name: str) -> None:
+    """Raise naming both arguments when ``credential_provider`` and other credentials are given.
+
+    redis-py would refuse the pair only when the first connection opens; a URL without
+    credentials beside a provider is fine (the URL says where, the provider who).
+    """
+    if settings.credential_provider is None:
+        return
+    for name in ("username", "password"):
+        if getattr(settings, name) is not None:
+            raise ValueError(
+                f"{name} and credential_provider are mutually exclusive: the provider supplies the credentials"
+            )
+    if url is not None and _url_has_credentials(url):
+        raise ValueError(
+            f"{url_name} and credential_provider are mutually exclusive when {url_name} holds a username or "
+            "password: the provider supplies the credentials (remove them from the URL, or drop credential_provider)"
+        )
 
 
 @dataclass(frozen=True)
@@ -142,8 +174,12 @@ class ConnectionSettings:
             raise TypeError("max_connections must be an int")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.redis_url is not None and self.host is not None:
+            # The URL names its host: the other would be ignored.
+            raise ValueError("redis_url and host are mutually exclusive: the URL names the host (pass one of them)")
         if self.cluster:
             _check_cluster_settings(self)
+        _check_credential_sources(self, self.redis_url, "redis_url")
 
     @property
     def url(self) -> str:
@@ -157,7 +193,13 @@ class ConnectionSettings:
         env_url = os.environ.get("REDIS_URL")
         if env_url:
             _check_url(env_url, "REDIS_URL")
+            _check_credential_sources(self, env_url, "REDIS_URL")
             return env_url
+        if self.credential_provider is not None:
+            raise ValueError(
+                "No Redis to connect to: host is required with credential_provider (or pass redis_url=, or set "
+                "REDIS_URL)"
+            )
         raise ValueError("No Redis to connect to: pass redis_url=, host= or redis_client=, or set REDIS_URL")
 
     @property
@@ -167,6 +209,16 @@ class ConnectionSettings:
             return redact_url(self.url)
         except ValueError:
             return "<no redis url>"
+
+    @property
+    def given_url(self) -> str | None:
+        """The URL given (``redis_url`` or ``REDIS_URL``) with credentials redacted; None when ``host`` was."""
+        if self.redis_url is None and self.host is not None:
+            return None
+        try:
+            return redact_url(self.url)
+        except ValueError:
+            return None
 
     def create_client(self) -> RedisClient:
         """A client that owns a bounded, blocking connection pool.
@@ -203,6 +255,51 @@ class ConnectionSettings:
         # Raised outside the handler, so that neither its cause nor its context holds redis-py's
         # parse error, which quotes parts of the URL (a password with a "/" becomes the "port").
         raise ValueError(f"redis_url {redact_url(self.url)!r} is not a valid Redis URL")
+
+
+def settings_of_sync_client(client: object, name: str = "redis_client") -> ConnectionSettings:
+    """Where and how a synchronous ``redis.Redis`` connects, as settings for pools of our own.
+
+    A ``redis.asyncio`` pool cannot share a sync client's sockets. Host, port (or socket
+    path), database, credentials, TLS and timeouts are carried over; what cannot be (custom
+    TLS certificates, Sentinel, Cluster) raises naming ``name`` and saying to pass ``redis_url``.
+    """
+    import redis as sync_redis
+    from redis.connection import SSLConnection, UnixDomainSocketConnection
+
+    pool = getattr(client, "connection_pool", None)
+    if (
+        not isinstance(client, sync_redis.Redis)
+        or not isinstance(pool, sync_redis.ConnectionPool)
+        or type(pool) not in (sync_redis.ConnectionPool, sync_redis.BlockingConnectionPool)
+    ):
+        raise TypeError(
+            f"{name} must be a redis.Redis on a plain connection pool (or a redis.asyncio client), got "
+            f"{type(client).__name__}: for Sentinel or Cluster pass redis_url (or connection options) instead"
+        )
+    kwargs: dict[str, Any] = dict(pool.connection_kwargs)
+    connection_class = pool.connection_class
+    common: dict[str, Any] = {
+        "db": int(kwargs.get("db") or 0),
+        "username": kwargs.get("username"),
+        "password": kwargs.get("password"),
+        "credential_provider": kwargs.get("credential_provider"),
+        "socket_timeout": kwargs.get("socket_timeout"),
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout", kwargs.get("socket_timeout")),
+    }
+    if issubclass(connection_class, UnixDomainSocketConnection):
+        path = quote(str(kwargs["path"]), safe="/")
+        return ConnectionSettings(redis_url=f"unix://{path}?db={common.pop('db')}", **common)
+    ssl = issubclass(connection_class, SSLConnection)
+    if ssl:
+        defaults = inspect.signature(SSLConnection.__init__).parameters
+        custom = sorted(key for key, value in kwargs.items() if key in defaults and value != defaults[key].default)
+        if custom:
+            raise ValueError(
+                f"{name}'s TLS settings ({', '.join(custom)}) cannot be carried over to this object's own "
+                "connections: pass redis_url (rediss://...) or connection options instead"
+            )
+    return ConnectionSettings(host=str(kwargs["host"]), port=int(kwargs.get("port") or 6379), ssl=ssl, **common)
 
 
 class _CancellableSend:
@@ -379,6 +476,14 @@ class ClientOwner:
         """The ``redis.asyncio`` client in use."""
         return self._redis
 
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL connected to (``redis_url``, ``connection=`` or ``REDIS_URL``), its username and
+        password replaced by ``***``; None when connected by ``host=`` or through a caller's ``redis_client``."""
+        if "_redis_url_text" not in self.__dict__:
+            self.__dict__["_redis_url_text"] = self._settings.given_url if self._settings is not None else None
+        return self.__dict__["_redis_url_text"]
+
     def _where(self) -> str:
         # Cached: redacting the URL is not free, and every command's error handling names it.
         where = self.__dict__.get("_where_text")
@@ -392,6 +497,7 @@ class ClientOwner:
         self._settings = None
         self._redis = owner._redis
         self.__dict__["_where_text"] = owner._where()
+        self.__dict__["_redis_url_text"] = owner.redis_url
 
     def _redis_repr(self) -> str:
         # The redacted URL, or the caller's client: never credentials.
@@ -409,6 +515,21 @@ class ClientOwner:
         await self.aclose()
 
 
+def check_nothing_beside_client(redis_url: str | None, options: Mapping[str, Any]) -> None:
+    """Raise naming them if ``redis_url`` or connection options come with a ``redis_client``.
+
+    A ready client is connected and configured already: anything else that says where or how
+    to connect would be ignored. (``cluster`` is not ignored: it is checked against the client.)
+    """
+    given = ["redis_url"] if redis_url is not None else []
+    given += sorted(k for k, v in options.items() if k in CONNECTION_OPTIONS and k != "cluster" and v is not None)
+    if given:
+        raise ValueError(
+            f"redis_client and {' and '.join(given)} are mutually exclusive: the client is already "
+            "connected and configured (pass one or the other)"
+        )
+
+
 def open_client(
     redis_client: RedisClient | None, redis_url: str | None, options: Mapping[str, Any]
 ) -> tuple[ConnectionSettings | None, RedisClient]:
@@ -422,8 +543,7 @@ def open_client(
         raise TypeError(f"connection must be a ConnectionSettings, got {type(settings).__name__}")
     cluster = bool(given.get("cluster", settings.cluster if settings is not None else False))
     if redis_client is not None:
-        if redis_url is not None or given.get("host") is not None or settings is not None:
-            raise ValueError("Pass either redis_client or redis_url/host/connection, not several")
+        check_nothing_beside_client(redis_url, options)
         if cluster and not isinstance(redis_client, RedisCluster):
             raise TypeError(
                 f"cluster=True needs a redis.asyncio.RedisCluster as redis_client, got {type(redis_client).__name__}"

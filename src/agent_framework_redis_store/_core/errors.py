@@ -237,7 +237,7 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
             reason = str(err).rstrip(".")
             raise RedisPermissionError(
                 f"Redis at {where} refused the user access to {key!r}: {reason}. The ACL user needs the "
-                "key patterns of the key prefix and the commands of its role (README: TLS, ACLs)"
+                "key patterns of the key prefix and the commands of its role (docs/SECURITY.md: TLS, ACLs)"
             ) from err
         if (reported := _script_report(err)) is not None:
             raise reported from err

@@ -4,7 +4,8 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 
 * ``{key_prefix}:{<id>}`` is a list, one JSON message per entry, oldest first;
 * ``{key_prefix}:{<id>}:batches`` is a sorted set of recent batch tokens, so a retried
-  append is recognised and not stored twice;
+  append is recognised and not stored twice (a thread with ``registry=False``; a registered
+  one keeps them in its meta hash, and one written before 0.2 may still have the set);
 * ``{key_prefix}:{<id>}:fingerprints`` is a list of the fingerprints of the newest
   messages written by the 1.x history provider, so a replayed message is not stored twice;
 * ``{key_prefix}:{<id>}:index`` is a list with one entry per message (its tokens, and
@@ -14,7 +15,8 @@ A thread lives under ``{key_prefix}:{<encoded thread id>}``:
 * ``{key_prefix}:{<id>}:session`` is the JSON snapshot of a whole 1.x ``AgentSession``
   (``RedisSessionStore``);
 * ``{key_prefix}:{<id>}:meta`` is a hash of registry metadata (created, active, count,
-  ttl, labels), ``first`` (how many messages were ever trimmed from the front) and the
+  ttl, labels), ``batches`` (a registered thread's recent batch tokens, hex), ``first``
+  (how many messages were ever trimmed from the front) and the
   persisted summary (``summary``, the message, and ``boundary``, the position of the first
   message after it); it expires with the thread.
 
@@ -110,7 +112,7 @@ class ThreadKeys:
 
     @property
     def batches(self) -> str:
-        """Sorted set: recent batch tokens (a retried append is applied once)."""
+        """Sorted set: recent batch tokens of an unregistered thread (a retried append is applied once)."""
         return self._companion("batches")
 
     @property

@@ -64,6 +64,13 @@ FINGERPRINTS_KEPT = 256
 FINGERPRINT_WIDTH = 9
 HEX_FINGERPRINT_WIDTH = 17
 NEWEST_MARK_WIDTH = 16
+# How far the sliding TTL of a registered thread's keys may drift before an append refreshes
+# them all (see APPEND_LIBRARY's finish_append): a minute, or a TTL_SLACK_PARTS-th of the TTL
+# when that is shorter. A thread's keys then expire at most that much before a full TTL after
+# its last write. Batch tokens travel (and the meta hash keeps them) as hex digits of this width.
+SYNC_INTERVAL_MS = 60_000
+TTL_SLACK_PARTS = 100
+BATCH_TOKEN_HEX = 16
 
 # The Python constants every script may read, as Lua locals.
 _CONSTANTS = "\n".join(
@@ -74,6 +81,9 @@ _CONSTANTS = "\n".join(
         "FINGERPRINT_WIDTH": FINGERPRINT_WIDTH,
         "HEX_FINGERPRINT_WIDTH": HEX_FINGERPRINT_WIDTH,
         "NEWEST_MARK_WIDTH": NEWEST_MARK_WIDTH,
+        "SYNC_INTERVAL_MS": SYNC_INTERVAL_MS,
+        "TTL_SLACK_PARTS": TTL_SLACK_PARTS,
+        "BATCH_TOKEN_HEX": BATCH_TOKEN_HEX,
     }.items()
 )
 
@@ -297,28 +307,65 @@ end
 # messages: an index longer than the list, or whose newest entry is malformed, is dropped;
 # the entries a trim reads are checked as it reads them (see trim).
 APPEND_LIBRARY = """
--- ARGV[1..8]: max_messages, ttl_ms, token, now_us, count, register ('1'/'0'), labels, member.
+-- ARGV[1..8]: max_messages, ttl_ms, token (hex), now_us, count, register ('1'/'0'), labels, member.
 -- A script's own arguments start at ARGV[FIRST_OWN_ARG].
 local FIRST_OWN_ARG = 9
 local function read_header()
+  local ttl_ms = tonumber(ARGV[2])
+  local interval = SYNC_INTERVAL_MS
+  if ttl_ms > 0 and ttl_ms < interval * TTL_SLACK_PARTS then
+    interval = math.floor(ttl_ms / TTL_SLACK_PARTS)
+  end
   return {
-    max_messages = tonumber(ARGV[1]), ttl_ms = tonumber(ARGV[2]), token = ARGV[3], now_us = ARGV[4],
-    count = tonumber(ARGV[5]), register = ARGV[6] == '1', labels = ARGV[7], member = ARGV[8],
+    max_messages = tonumber(ARGV[1]), ttl_ms = ttl_ms, ttl_arg = ARGV[2], token = ARGV[3], now_us = ARGV[4],
+    now_ms = string.sub(ARGV[4], 1, -4), count = tonumber(ARGV[5]), register = ARGV[6] == '1', labels = ARGV[7],
+    member = ARGV[8], interval = interval,
   }
 end
 
--- A batch whose token was already applied (a retried append whose reply was lost).
-local function already_applied(h, batches_key)
-  return h.token ~= '' and checked('zset', 'ZSCORE', batches_key, h.token)
+-- Bytes from hex digits (batch tokens travel as hex; the older sorted set holds their bytes).
+local function unhex(digits)
+  return (string.gsub(digits, '%x%x', function(pair) return string.char(tonumber(pair, 16)) end))
 end
 
--- Before the first write: the meta hash and, when the script keeps them (standalone Redis), the
--- registry and every label index the append touches must be of their types. Returns the
--- thread's stored labels (false: none).
-local function check_bookkeeping(h, meta_key, registry_key)
-  local stored = checked('hash', 'HMGET', meta_key, 'labels', 'first')
+-- Before the first write: what the meta hash holds. h.resync: the meta hash's 'ttl', 'labels'
+-- and 'created' are to be written (always for an unregistered thread, which writes none of
+-- them: its TTLs are then refreshed on every append, as before). Returns the stored labels.
+local function read_meta(h, meta_key)
+  local stored = checked('hash', 'HMGET', meta_key, 'labels', 'first', 'ttl', 'created', 'batches')
   local stored_labels = stored[1]
   integer_field(meta_key, 'first', stored[2])  -- a trim adds to it (HINCRBY) after the writes
+  h.created = stored[4]
+  h.tokens = stored[5]
+  h.resync = not h.register or not h.created or stored[3] ~= h.ttl_arg
+    or (h.labels ~= '' and h.labels ~= stored_labels)
+  return stored_labels
+end
+
+-- A batch whose token was already applied (a retried append whose reply was lost). A registered
+-- thread keeps its recent tokens in the meta hash ('batches': hex tokens, newest last); an
+-- unregistered one in the batches sorted set.
+local function already_applied(h, batches_key)
+  if h.token == '' then
+    return false
+  end
+  if h.register then
+    local tokens = h.tokens
+    if not tokens then  -- (a missing field reads as false)
+      return false
+    end
+    local at = string.find(tokens, h.token, 1, true)
+    while at and (at - 1) % BATCH_TOKEN_HEX ~= 0 do
+      at = string.find(tokens, h.token, at + 1, true)
+    end
+    return at ~= nil
+  end
+  return checked('zset', 'ZSCORE', batches_key, unhex(h.token)) and true or false
+end
+
+-- The registry and every label index the append touches must be of their types. (They are
+-- written on every append: listings order threads by their last activity, to the millisecond.)
+local function check_registry(h, registry_key, stored_labels)
   if registry_key and h.register then
     checked('zset', 'ZSCORE', registry_key, h.member)
     local prefix = prefix_of(registry_key)
@@ -332,7 +379,6 @@ local function check_bookkeeping(h, meta_key, registry_key)
       end
     end
   end
-  return stored_labels
 end
 
 -- The value of the index's newest entry if the index still describes the message list (that
@@ -350,10 +396,14 @@ local function checked_index(messages_key, index_key)
 end
 
 -- RPUSH values[first..final] in chunks (unpack() is bounded by the Lua stack); the new length.
-local function push(key, values, first, final)
+-- A list this call creates has no TTL yet: h.created_key tells finish_append to set them all.
+local function push(key, values, first, final, h)
   local length = nil
   for i = first, final, 1000 do
     length = redis.call('RPUSH', key, unpack(values, i, math.min(i + 999, final)))
+  end
+  if h and length == final - first + 1 then
+    h.created_key = true
   end
   return length or redis.call('LLEN', key)
 end
@@ -362,11 +412,11 @@ end
 -- their entries, the newest already marked; the previous newest entry (its value `newest`, if
 -- any) loses its mark. Returns how many of the newest messages the index covers. An index
 -- longer than the list does not describe it: only the new entries stay.
-local function push_index(index_key, newest, values, first, final, length)
+local function push_index(index_key, newest, values, first, final, length, h)
   if newest then
     redis.call('LSET', index_key, -1, newest)
   end
-  local covered = push(index_key, values, first, final)
+  local covered = push(index_key, values, first, final, h)
   if covered > length then
     covered = final - first + 1
     redis.call('LTRIM', index_key, -covered, -1)
@@ -417,48 +467,78 @@ local function trim(messages_key, index_key, meta_key, max_messages, length, cov
   return length - cut
 end
 
--- Record an applied batch's token (its digest): the set keeps the newest BATCH_TOKENS_KEPT,
--- trimmed before the add so that it never holds more and stays a listpack. A set that was
--- larger was written by an earlier version (raw tokens, which this version's digests never
--- match, in a skiplist, which removals do not shrink): it is dropped and restarts compact.
+-- Record an applied batch's token in the batches sorted set (unregistered threads): the set
+-- keeps the newest BATCH_TOKENS_KEPT, trimmed before the add so that it never holds more and
+-- stays a listpack. A set that was larger was written by an earlier version (raw tokens, which
+-- this version's digests never match, in a skiplist, which removals do not shrink): it is
+-- dropped and restarts compact.
 local function remember_batch(batches_key, token, now_us)
   if redis.call('ZREMRANGEBYRANK', batches_key, 0, -BATCH_TOKENS_KEPT) > 1 then
     redis.call('DEL', batches_key)
   end
-  redis.call('ZADD', batches_key, now_us, token)
+  redis.call('ZADD', batches_key, now_us, unhex(token))
 end
 
--- The expiry every key of the thread gets: this writer's TTL, which also slides the message
--- list's; or, from a writer without a TTL, what is left of the list's own, so that no
--- companion key (batches, index, meta, ...) outlives the messages it describes.
--- Then the batch token is recorded (the oldest forgotten) and the registry updated:
--- created/active (milliseconds of the writer's clock, taken from now_us as a string, exact
--- whatever Lua's number formatting does), count, ttl and labels ('' keeps the stored ones,
--- `stored_labels` as check_bookkeeping read them) in the meta hash, and, when registry_key is
--- given (standalone Redis), the prefix's registry and its label indexes.
+-- The meta hash's tokens after this batch's (hex, the newest BATCH_TOKENS_KEPT, newest last).
+local function remembered_tokens(h)
+  local tokens = (h.tokens or '') .. h.token
+  local keep = BATCH_TOKENS_KEPT * BATCH_TOKEN_HEX
+  if #tokens > keep then
+    tokens = string.sub(tokens, -keep)
+  end
+  return tokens
+end
+
+-- After the writes: the batch token, the meta hash, the registry and the label indexes, then
+-- the TTLs. Meta hash: active (milliseconds of the writer's clock, taken from now_us as a
+-- string, exact whatever Lua's number formatting does), count and the recent batch tokens;
+-- ttl, labels ('' keeps the stored ones, `stored_labels` as read_meta read them) and created
+-- when they change (h.resync). With registry_key (standalone Redis): the prefix's registry and
+-- its label indexes.
+-- TTLs: every key of the thread gets this writer's TTL, which also slides the message list's;
+-- or, from a writer without a TTL, what is left of the list's own, so that no companion key
+-- (batches, index, meta, ...) outlives the messages it describes. They are refreshed together
+-- once the list's has drifted by h.interval (a minute, or a hundredth of the TTL when that is
+-- shorter), and whenever this call created a key (h.created_key), which has none yet.
 local function finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length, companions)
-  local expire_ms = h.ttl_ms
-  if h.ttl_ms > 0 then
-    redis.call('PEXPIRE', messages_key, h.ttl_ms)
-  else
-    expire_ms = math.max(redis.call('PTTL', messages_key), 0)
-  end
-  if h.token ~= '' then
-    remember_batch(batches_key, h.token, h.now_us)
-  end
+  local now_ms = h.now_ms
   if h.register then
-    local now_ms = string.sub(h.now_us, 1, -4)
-    redis.call('HSETNX', meta_key, 'created', now_ms)
-    if h.labels ~= '' then
-      redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms, 'labels', h.labels)
-    else
-      redis.call('HSET', meta_key, 'active', now_ms, 'count', length, 'ttl', h.ttl_ms)
+    local fields = {'active', now_ms, 'count', length}
+    if h.token ~= '' then
+      fields[#fields + 1] = 'batches'
+      fields[#fields + 1] = remembered_tokens(h)
     end
+    if h.resync then
+      fields[#fields + 1] = 'ttl'
+      fields[#fields + 1] = h.ttl_arg
+      if h.labels ~= '' then
+        fields[#fields + 1] = 'labels'
+        fields[#fields + 1] = h.labels
+      end
+      if not h.created then
+        fields[#fields + 1] = 'created'
+        fields[#fields + 1] = now_ms
+      end
+    end
+    redis.call('HSET', meta_key, unpack(fields))
     if registry_key then
       mark_labels_complete(registry_key, redis.call('ZADD', registry_key, now_ms, h.member))
       local labels = h.labels ~= '' and h.labels or stored_labels
       index_labels(prefix_of(registry_key), h.member, stored_labels, labels, now_ms)
     end
+  elseif h.token ~= '' then
+    remember_batch(batches_key, h.token, h.now_us)
+  end
+  local expire_ms = h.ttl_ms
+  if h.ttl_ms > 0 then
+    if not (h.resync or h.created_key) and redis.call('PTTL', messages_key) > h.ttl_ms - h.interval then
+      return
+    end
+    redis.call('PEXPIRE', messages_key, h.ttl_ms)
+  elseif h.resync or h.created_key then
+    expire_ms = math.max(redis.call('PTTL', messages_key), 0)
+  else
+    return
   end
   if expire_ms > 0 then
     for _, key in ipairs(companions) do
@@ -488,16 +568,23 @@ class AppendHeader:
     keys: ThreadKeys
     max_messages: int | None
     ttl_ms: int
-    token: bytes  # fingerprints.batch_member of the idempotency key; b"" for none
+    token: str  # fingerprints.batch_member of the idempotency key, in hex; "" for none
     now_us: int
     registration: Registration | None
 
     def script_keys(self, *own: str) -> list[str]:
         """The thread's keys every append script takes, then ``own``, then the registry where the
-        script may touch it (always last, optional)."""
+        script may touch it (always last, optional).
+
+        The second is the batches set of an unregistered thread; a registered one keeps its batch
+        tokens in the meta hash and names that again instead. A script's keys must all exist or
+        all be missing while a Redis Cluster migrates their slot (else it answers TRYAGAIN until
+        the migration ends), and a set that is never written would never exist.
+        """
         keys = self.keys
-        thread = [keys.messages, keys.batches, keys.meta, keys.index, *own]
         registration = self.registration
+        batches = keys.batches if registration is None else keys.meta
+        thread = [keys.messages, batches, keys.meta, keys.index, *own]
         if registration is not None and registration.registry_key is not None:
             thread.append(registration.registry_key)
         return thread
@@ -535,10 +622,11 @@ local h = read_header()  -- h.count: how many of the payloads are the seed
 local n = (#ARGV - FIRST_OWN_ARG + 1) / 2
 local first = FIRST_OWN_ARG
 
+local stored_labels = read_meta(h, meta_key)
 if already_applied(h, batches_key) then
   return -1
 end
-local stored_labels = check_bookkeeping(h, meta_key, registry_key)
+check_registry(h, registry_key, stored_labels)
 if h.count > 0 and redis.call('EXISTS', messages_key) == 1 then
   first = first + h.count
 end
@@ -546,8 +634,8 @@ local final = FIRST_OWN_ARG + n - 1
 local length
 if first <= final then
   local newest = checked_index(messages_key, index_key)
-  length = push(messages_key, ARGV, first, final)
-  local covered = push_index(index_key, newest, ARGV, first + n, final + n, length)
+  length = push(messages_key, ARGV, first, final, h)
+  local covered = push_index(index_key, newest, ARGV, first + n, final + n, length, h)
   length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered,
     {values = ARGV, first = first + n, count = final - first + 1})
 else
@@ -604,10 +692,11 @@ local first_entry = first_payload + count
 local alternates = math.floor((#ARGV - first_entry - count + 1) / count)
 local ID = 105  -- string.byte('i'): the kind of a fingerprint made from a message id
 
+local stored_labels = read_meta(h, meta_key)
 if already_applied(h, batches_key) then
   return 0
 end
-local stored_labels = check_bookkeeping(h, meta_key, registry_key)
+check_registry(h, registry_key, stored_labels)
 local newest_known = checked('list', 'LINDEX', fingerprints_key, -1)
 local length = checked('list', 'LLEN', messages_key)
 
@@ -622,12 +711,9 @@ if newest_known then
 end
 -- A stored fingerprint, without the mark the newest carries (and an earlier version may
 -- have left on others). Earlier versions wrote the digest as hex: read as its bytes.
-local function unhex(pair)
-  return string.char(tonumber(pair, 16))
-end
 local function stored_fingerprint(entry)
   if #entry == HEX_FINGERPRINT_WIDTH or #entry == HEX_FINGERPRINT_WIDTH + NEWEST_MARK_WIDTH then
-    return string.sub(entry, 1, 1) .. (string.gsub(string.sub(entry, 2, HEX_FINGERPRINT_WIDTH), '%x%x', unhex))
+    return string.sub(entry, 1, 1) .. unhex(string.sub(entry, 2, HEX_FINGERPRINT_WIDTH))
   end
   return string.sub(entry, 1, FINGERPRINT_WIDTH)
 end
@@ -640,16 +726,44 @@ for i = FIRST_OWN_ARG, first_payload - 1 do
 end
 -- Without ids, a batch shorter than the known list can only overlap its newest `count` entries.
 local read = has_ids and known_count or math.min(known_count, count)
+-- The overlap compares at most the newest `count` of them: only those become strings of their
+-- own. The ids among the others are looked up in them joined into one string, when they are all
+-- of this version's width (a plain search, aligned to an entry); otherwise as a set, as read.
 local known = {}
-local known_ids = {}  -- the known fingerprints made from ids, as a set
+local known_ids = {}  -- ids met in this batch, and the known ones when `joined` is nil
+local joined = nil
 if read > 0 then
-  for i, entry in ipairs(redis.call('LRANGE', fingerprints_key, -read, -1)) do
-    local fingerprint = stored_fingerprint(entry)
-    known[i] = fingerprint
+  local entries = redis.call('LRANGE', fingerprints_key, -read, -1)
+  for i = math.max(read - count + 1, 1), read do
+    known[i] = stored_fingerprint(entries[i])
+  end
+  if has_ids and read > count then
+    joined = table.concat(entries, '', 1, read - count)
+    if #joined ~= (read - count) * FINGERPRINT_WIDTH then
+      joined = nil
+      for i = 1, read - count do
+        known[i] = stored_fingerprint(entries[i])
+      end
+    end
+  end
+  for i, fingerprint in pairs(known) do
     if string.byte(fingerprint, 1) == ID then
       known_ids[fingerprint] = true
     end
   end
+end
+local function known_id(fingerprint)
+  if known_ids[fingerprint] then
+    return true
+  end
+  if not joined then
+    return false
+  end
+  local at = string.find(joined, fingerprint, 1, true)
+  while at and (at - 1) % FINGERPRINT_WIDTH ~= 0 do
+    at = string.find(joined, fingerprint, at + 1, true)
+  end
+  return at ~= nil
 end
 
 local base = FIRST_OWN_ARG  -- where the set of fingerprints compared starts
@@ -702,11 +816,11 @@ local function repeated_id(i)
   if string.byte(ARGV[FIRST_OWN_ARG + i - 1], 1) ~= ID then
     return false
   end
-  if known_ids[ARGV[FIRST_OWN_ARG + i - 1]] then
+  if known_id(ARGV[FIRST_OWN_ARG + i - 1]) then
     return true
   end
   for a = 1, alternates do
-    if known_ids[ARGV[first_entry + count + (a - 1) * count + i - 1]] then
+    if known_id(ARGV[first_entry + count + (a - 1) * count + i - 1]) then
       return true
     end
   end
@@ -739,8 +853,8 @@ if appended > 0 then
     entries[appended] = entries[appended] .. '|' .. newest_mark
   end
   local newest = checked_index(messages_key, index_key)
-  length = push(messages_key, payloads, 1, appended)
-  local covered = push_index(index_key, newest, entries, 1, appended, length)
+  length = push(messages_key, payloads, 1, appended, h)
+  local covered = push_index(index_key, newest, entries, 1, appended, length, h)
   length = trim(messages_key, index_key, meta_key, h.max_messages, length, covered,
     {values = entries, first = 1, count = appended})
 elseif rewrite then
@@ -760,7 +874,7 @@ elseif #fresh > 0 then
   elseif known_count > 0 then  -- the previous newest is no longer the newest: its mark goes
     redis.call('LSET', fingerprints_key, -1, string.sub(newest_known, 1, -NEWEST_MARK_WIDTH - 1))
   end
-  push(fingerprints_key, fresh, from, #fresh)
+  push(fingerprints_key, fresh, from, #fresh, h)
   redis.call('LTRIM', fingerprints_key, -kept, -1)
 end
 

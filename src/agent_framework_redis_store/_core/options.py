@@ -25,6 +25,7 @@ __all__ = [
     "CheckpointStorageOptions",
     "RegistryOptions",
     "SessionStoreOptions",
+    "StoreOptionAttributes",
     "StoreOptions",
     "ThreadOptions",
     "labels_json",
@@ -48,7 +49,8 @@ class SessionStoreOptions(RegistryOptions, total=False):
     """Options of ``RedisSessionStore``: the registry's and ``ttl``."""
 
     ttl: float | timedelta | None
-    """Seconds of inactivity after which the data expires; every write refreshes it."""
+    """Seconds of inactivity after which the data expires; writes refresh it (an append, all of
+    a thread's keys together once their TTL has drifted by a minute, or a hundredth of ``ttl``)."""
 
 
 class StoreOptions(SessionStoreOptions, total=False):
@@ -200,6 +202,72 @@ class ThreadOptions:
 
 
 _THREAD_OPTIONS = frozenset(f.name for f in fields(ThreadOptions))
+
+
+class StoreOptionAttributes:
+    """The store options as read-only attributes (``store.max_messages``), as agent-framework-redis has them.
+
+    Read-only: the options are validated once, when the object is made; a changed copy is a
+    new object (``RedisChatMessageStore(..., max_messages=50)``).
+    """
+
+    _options: ThreadOptions
+
+    @property
+    def key_prefix(self) -> str:
+        """The namespace of the Redis keys."""
+        return self._options.key_prefix
+
+    @property
+    def max_messages(self) -> int | None:
+        """The newest N messages kept, or None for all."""
+        return self._options.max_messages
+
+    @property
+    def ttl(self) -> float | None:
+        """The sliding expiry in seconds, or None."""
+        return self._options.ttl
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """The labels recorded in the registry (a copy), or None."""
+        labels = self._options.labels
+        return None if labels is None else dict(labels)
+
+    @property
+    def registry(self) -> bool:
+        """Whether threads are recorded in the key prefix's registry."""
+        return self._options.registry
+
+    @property
+    def context_messages(self) -> int | None:
+        """At most N newest messages handed to the model, or None."""
+        return self._options.context_messages
+
+    @property
+    def context_tokens(self) -> int | None:
+        """At most N tokens of history handed to the model, or None."""
+        return self._options.context_tokens
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """What counts tokens for ``context_tokens``."""
+        return self._options.tokenizer
+
+    @property
+    def compaction(self) -> SummaryCompaction | None:
+        """The summary policy, or None."""
+        return self._options.compaction
+
+    @property
+    def compression(self) -> Compression | None:
+        """``"zlib"`` or None."""
+        return self._options.compression
+
+    @property
+    def encryption(self) -> MessageEncryption | None:
+        """The encryption of message bodies at rest, or None (never serialized)."""
+        return self._options.encryption
 
 
 def parse_options(owner: str, options: Mapping[str, Any], accepted: type[Any]) -> tuple[ThreadOptions, dict[str, Any]]:

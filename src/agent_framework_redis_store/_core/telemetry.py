@@ -5,7 +5,7 @@
 the histogram ``agent_framework_redis_store.operation.duration``. The storage code adds what
 it knows to the running operation (``current_operation()``): message counts, bytes, round
 trips, window sizes. Every attribute this package records is named in this module, so what it
-records can be audited in one place; the README's "Telemetry" section lists them.
+records can be audited in one place; docs/TELEMETRY.md lists them.
 
 Never recorded: message text or any other message content, label values, Redis URLs, hosts,
 usernames or passwords, key names (they contain thread ids), exception messages and

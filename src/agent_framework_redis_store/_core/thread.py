@@ -605,7 +605,7 @@ class ThreadStorage:
             self.keys,
             max_messages=options.max_messages,
             ttl_ms=options.ttl_ms,
-            token=batch_member(token) if token else b"",
+            token=batch_member(token).hex() if token else "",
             # The writer's clock only orders tokens and stamps activity: clocks need not agree.
             now_us=time.time_ns() // 1000,
             registration=self._registration,

@@ -25,6 +25,8 @@ _PREFER = re.compile(r"\bI (?:also )?prefer\s+([^.,!?]+)", re.IGNORECASE)
 _WORKING_ON = re.compile(r"\bI'?m working on\s+([^.!?]+)", re.IGNORECASE)
 _INTERESTED = re.compile(r"\bI'?m (?:specifically |really )?interested in\s+([^.!?]+)", re.IGNORECASE)
 _TESTING = re.compile(r"\bI'?m testing\s+([^.!?]+)", re.IGNORECASE)
+# "Draft a refund of 40 EUR for order 1017 (the kettle arrived broken)."
+_REFUND = re.compile(r"\bdraft an? refund of ([^.!?]+?) for (order [\w-]+)(?: \(([^)]*)\))?", re.IGNORECASE)
 _FOOD_WORDS = ("food", "cuisine", "pizza", "pasta", "sushi", "vegetarian", "vegan", "curry", "burger")
 
 
@@ -137,7 +139,11 @@ def offline_reply(messages: Sequence[Any]) -> str:
     question = newest.lower()
     history = f"[offline model; history: {len(earlier)} earlier user message{'' if len(earlier) == 1 else 's'}]"
 
-    if now and "?" not in newest:
+    if refund := _REFUND.search(newest):
+        amount, order, reason = refund.groups()
+        because = f" because {reason}" if reason else ""
+        answer = f"Dear customer, we are refunding {amount} for {order}{because}. We are sorry for the trouble."
+    elif now and "?" not in newest:
         greeting = f"Nice to meet you, {now.name}! " if now.name else ""
         answer = f"{greeting}Noted: {now.summary()}."
     elif "food" in question and ("remember" in question or "prefer" in question):

@@ -1,4 +1,5 @@
-"""``redis-chat-store demo``: the seed notebook's five examples and one on long conversations.
+"""``redis-chat-store demo``: the seed notebook's five examples, one on long conversations and one
+on a workflow that waits for a person.
 
 Only the command's options live here; ``main`` (embedded Redis, dotenv, the framework)
 is imported when the demo runs, so the other commands never load it.
@@ -35,7 +36,8 @@ def demo(
         Path | None, typer.Option(help="Read variables from this file (default: the nearest .env from here upwards).")
     ] = None,
 ) -> None:
-    """Run the seed notebook's five examples and one on long conversations, checking what each claims."""
+    """Run the seed notebook's five examples, one on long conversations and one on a workflow that waits for a
+    person, checking what each claims."""
     target = resolve_target(ctx)
     if target.cluster:
         raise typer.BadParameter("the demo runs on a standalone Redis", param_hint="'--cluster' / $REDIS_CLUSTER")

@@ -1,4 +1,5 @@
-"""The seed notebook's five examples and a sixth on long conversations, written once for both generations.
+"""The seed notebook's five examples, a sixth on long conversations and a seventh on a workflow that
+waits for a person, written once for both generations.
 
 Each example talks through a ``Chats`` adapter (``demo_legacy`` or ``demo_current``), prints
 its transcript and what it left in Redis, checks its own claim and cleans up its keys.
@@ -6,7 +7,10 @@ its transcript and what it left in Redis, checks its own claim and cleans up its
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,9 +22,10 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from agent_framework_redis_store import RedisChatMessageStore, SummaryCompaction
+from agent_framework_redis_store import GENERATION, RedisChatMessageStore, RedisCheckpointStorage, SummaryCompaction
 
 from ..console import shown
+from .workflow import Paused, refund_workflow, resume_with_answer
 
 __all__ = ["EXAMPLES", "Chat", "Chats", "Claim", "DemoRun", "ExampleResult", "run_examples"]
 
@@ -46,6 +51,10 @@ class Chats(Protocol):
     api: str
 
     client: Any
+
+    redis_url: str
+
+    key_prefix: str
 
     def open(
         self,
@@ -356,6 +365,108 @@ async def long_conversations(run: DemoRun, result: ExampleResult) -> None:
         await run.clean_up(chat)
 
 
+async def _first_process(run: DemoRun, request: str) -> Paused:
+    """Run the workflow in a process of its own (``demo/pause.py``) until it asks for approval; its report."""
+    order = {
+        "redis_url": run.chats.redis_url,
+        "key_prefix": run.chats.key_prefix,
+        "offline": run.offline,
+        "request": request,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent_framework_redis_store._cli.demo.pause",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate(json.dumps(order).encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"the first process failed (exit code {process.returncode}): {err.decode()[-2000:]}")
+    return Paused(**json.loads(out.decode().strip().splitlines()[-1]))
+
+
+async def _show_checkpoints(run: DemoRun, storage: RedisCheckpointStorage, workflow_name: str) -> None:
+    """Print the workflow's checkpoints in Redis, newest first."""
+    keys = storage.workflow_keys(workflow_name)
+    run.say(f"Stored in Redis: ZSET {escape(keys.timeline)} (the order), HASH {escape(keys.checkpoints)} (the bodies)")
+    table = Table(title="The workflow's checkpoints, newest first", title_justify="left", show_edge=False)
+    table.add_column("checkpoint id")
+    table.add_column("saved at")
+    table.add_column("waiting for", overflow="fold")
+    async for checkpoint in storage.iter_checkpoints(workflow_name):
+        waiting = len(checkpoint.pending_request_info_events)
+        table.add_row(
+            Text(shown(checkpoint.checkpoint_id)),
+            Text(shown(str(checkpoint.timestamp))),
+            f"{waiting} request(s)" if waiting else "",
+        )
+    run.console.print(table)
+
+
+async def workflow_waits_for_a_person(run: DemoRun, result: ExampleResult) -> None:
+    request = "Draft a refund of 40 EUR for order 1017 (the kettle arrived broken)."
+    run.say("[bold]--- Phase 1: a process runs the workflow until it asks a person for approval ---[/]")
+    run.console.print(Text.assemble(("Order: ", "bold cyan"), shown(request)))
+    try:
+        paused = await _first_process(run, request)
+    except RuntimeError as err:
+        run.check(result, "The first process runs the workflow until it asks for approval", False, str(err))
+        return
+    run.console.print(Text.assemble(("Draft: ", "bold green"), shown(paused.draft, lines=True)))
+    run.say(
+        f"Process {paused.pid} saved {paused.checkpoints} checkpoints; its workflow waits for approval "
+        f"(request {escape(paused.request_id)}), and the process has exited."
+    )
+    restarted = await run.restart_redis()
+    if restarted is not None:
+        run.say(escape(restarted))
+    else:
+        run.say("[dim]This Redis is not the demo's own, so only the app restarts, not the server.[/]")
+
+    run.say("[bold]--- Phase 2: another process finds the waiting workflow and a person approves ---[/]")
+    if GENERATION == "legacy":
+        run.say(
+            "[dim]The legacy framework files checkpoints under the workflow instance's random id "
+            "(workflow.id), not its name: the first process reported that id, and the app keeps it with the order.[/]"
+        )
+    async with RedisCheckpointStorage(run.chats.redis_url, key_prefix=run.chats.key_prefix) as storage:
+        try:
+            latest = await storage.get_latest(workflow_name=paused.workflow_name)
+            waiting = list(latest.pending_request_info_events) if latest is not None else []
+            by = "name" if GENERATION == "current" else "id"
+            run.check(
+                result,
+                f"get_latest finds the workflow by its {by}, waiting for the approval",
+                waiting == [paused.request_id],
+                f"{paused.workflow_name}: " + (f"checkpoint {latest.checkpoint_id}" if latest is not None else "none"),
+            )
+            if latest is None:
+                return
+            await _show_checkpoints(run, storage, paused.workflow_name)
+            workflow, drafter = refund_workflow(run.chats.client, storage)
+            run.console.print(Text.assemble(("Person: ", "bold cyan"), "Approved"))
+            outputs = await resume_with_answer(workflow, storage, latest.checkpoint_id, {paused.request_id: "Approved"})
+            for output in outputs:
+                run.console.print(Text.assemble(("Result: ", "bold green"), shown(output, lines=True)))
+            run.check(
+                result,
+                "The workflow finished from the checkpoint with the draft made before the restart",
+                outputs == [f"Approved: {paused.draft}"],
+            )
+            run.check(
+                result,
+                "Nothing was drafted again: this process's drafter never ran",
+                drafter.drafts == 0,
+                f"first process {paused.pid}, this one {os.getpid()}",
+            )
+        finally:
+            for checkpoint_id in await storage.list_checkpoint_ids(workflow_name=paused.workflow_name):
+                await storage.delete(checkpoint_id)
+    run.say("[dim]Cleaned up: the workflow's checkpoints are deleted.[/]")
+
+
 EXAMPLES: list[tuple[str, Callable[[DemoRun, ExampleResult], Awaitable[None]]]] = [
     ("Basic Redis Chat Message Store", basic_store),
     ("User Session Management", user_sessions),
@@ -363,6 +474,7 @@ EXAMPLES: list[tuple[str, Callable[[DemoRun, ExampleResult], Awaitable[None]]]] 
     ("Thread Serialization with Redis", thread_serialization),
     ("Message Limits and Automatic Trimming", message_limits),
     ("Long Conversations: windows and summaries kept in Redis", long_conversations),
+    ("A workflow that waits for a person", workflow_waits_for_a_person),
 ]
 
 

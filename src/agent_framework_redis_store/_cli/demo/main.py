@@ -1,5 +1,5 @@
-"""The work of ``redis-chat-store demo``: the seed notebook's five examples and one on long
-conversations, end to end, on any machine.
+"""The work of ``redis-chat-store demo``: the seed notebook's five examples, one on long
+conversations and one on a workflow that waits for a person, end to end, on any machine.
 
 It picks a Redis (``--redis-url`` / ``REDIS_URL``, else a local server on 6379, else a
 private embedded ``redis-server``) and a model (OpenAI or Azure OpenAI when a key is set,
