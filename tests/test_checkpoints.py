@@ -443,17 +443,3 @@ async def test_workflow_keys_share_one_slot_and_are_never_a_thread_s() -> None:
     assert Keyspace("p").thread_id_of(keys.checkpoints) is None
     assert Keyspace("p").thread_id_of(keys.timeline) is None
     assert keys.checkpoints != Keyspace("p").thread("wf:a%3Ab").messages
-
-
-async def test_rekey_prefix_reports_workflow_checkpoints_it_leaves_as_they_are(redis_url: str) -> None:
-    from agent_framework_redis_store import rekey_prefix
-
-    old = AESGCMEncryption(keys={"k1": b"1" * 32}, current="k1")
-    async with RedisCheckpointStorage(redis_url, encryption=old) as storage:
-        await storage.save(make_checkpoint("refund"))
-    both = AESGCMEncryption(keys={"k2": b"2" * 32, "k1": b"1" * 32}, current="k2")
-    async with redis.asyncio.Redis.from_url(redis_url) as client:
-        progress = await rekey_prefix(client, both)
-    workflow = Keyspace().workflow("refund")
-    assert [key for key, _ in progress.skipped] == [workflow.checkpoints]
-    assert "does not re-encrypt" in progress.skipped[0][1]

@@ -468,7 +468,7 @@ async def test_cli_rekeys_a_prefix_with_keys_from_the_environment(
     )
     assert report == {
         "key_prefix": "app", "current_key_id": "k2", "threads": 2, "threads_changed": 2, "entries_rekeyed": 4,
-        "skipped": [],
+        "checkpoints_rekeyed": 0, "skipped": [],
     }  # fmt: skip
     async with RedisChatMessageStore(
         redis_url, thread_id="a", key_prefix="app", encryption=AESGCMEncryption({"k2": KEY2}, current="k2")

@@ -597,6 +597,68 @@ async def test_a_failure_records_the_exception_type_never_its_message(
     }
 
 
+# -- workflow checkpoints ---------------------------------------------------------------------
+
+
+async def test_checkpoint_save_load_and_get_latest_are_traced_without_names_or_contents(
+    redis_url: str, raw: redis.asyncio.Redis, recorded: Recorded
+) -> None:
+    from agent_framework_redis_store import AESGCMEncryption, CheckpointNotFoundError, Keyspace, RedisCheckpointStorage
+
+    from .test_checkpoints import CURRENT, make_checkpoint
+
+    encryption = AESGCMEncryption({"k1": b"1" * 32}, current="k1")
+    secret_workflow = "refund-for-user-4711"
+    saved = [make_checkpoint(secret_workflow, second=s, state={"card": SECRET_TEXT}) for s in range(3)]
+    async with RedisCheckpointStorage(redis_url, key_prefix="wf", keep_last=2, encryption=encryption) as storage:
+        for checkpoint in saved:
+            await (storage.save(checkpoint) if CURRENT else storage.save_checkpoint(checkpoint))
+        await storage.load(saved[2].checkpoint_id)
+        await storage.load_checkpoint(saved[1].checkpoint_id)
+        await storage.get_latest(workflow_name=secret_workflow)
+        assert await storage.get_latest(workflow_name="none") is None
+        with pytest.raises(CheckpointNotFoundError):
+            await storage.load(saved[0].checkpoint_id)  # trimmed by keep_last
+    bodies = Keyspace("wf").workflow(secret_workflow).checkpoints
+    stored = {c.checkpoint_id: len(await raw.hget(bodies, c.checkpoint_id) or b"") for c in saved[1:]}
+
+    saves = recorded.spans("checkpoint.save")
+    assert [attrs(span)["checkpoints.trimmed"] for span in saves] == [0, 0, 1]
+    method = "save" if CURRENT else "save_checkpoint"
+    assert attrs(saves[2]) == {
+        **common("checkpoint.save", f"RedisCheckpointStorage.{method}"),
+        "key_prefix": "wf",
+        "encrypted": True,
+        "bytes.sent": stored[saved[2].checkpoint_id],  # the sealed body, as stored
+        "checkpoints.trimmed": 1,
+    }
+    assert all(span.kind == SpanKind.INTERNAL for span in saves)
+    found, found_legacy, missing = recorded.spans("checkpoint.load")
+    assert attrs(found) == {
+        **common("checkpoint.load", "RedisCheckpointStorage.load"),
+        "key_prefix": "wf",
+        "encrypted": True,
+        "bytes.received": stored[saved[2].checkpoint_id],
+    }
+    assert attrs(found_legacy)["code.function.name"] == NS + "RedisCheckpointStorage.load_checkpoint"
+    assert attrs(found_legacy)["bytes.received"] == stored[saved[1].checkpoint_id]
+    assert missing.status.status_code == StatusCode.ERROR
+    assert attrs(missing)["error.type"] == "agent_framework_redis_store.CheckpointNotFoundError"
+    latest, none = recorded.spans("checkpoint.get_latest")
+    assert attrs(latest) == {
+        **common("checkpoint.get_latest", "RedisCheckpointStorage.get_latest"),
+        "key_prefix": "wf",
+        "encrypted": True,
+        "bytes.received": stored[saved[2].checkpoint_id],
+    }
+    assert attrs(none) == {**common("checkpoint.get_latest", "RedisCheckpointStorage.get_latest"), "key_prefix": "wf"}
+    operations = sorted({str(dict(p.attributes or {})["db.operation.name"]) for p in recorded.durations()})
+    assert operations == ["checkpoint.get_latest", "checkpoint.load", "checkpoint.save"]
+    seen = everything_recorded(recorded)
+    for secret in (SECRET_TEXT, "4711", saved[2].checkpoint_id):
+        assert not [value for value in seen if secret in value], secret
+
+
 # -- thread ids: omitted unless asked for -----------------------------------------------------
 
 

@@ -14,7 +14,13 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from ._adapters.checkpoints import RedisCheckpointStorage
+from ._adapters.checkpoints import (
+    CheckpointInfo,
+    CheckpointPage,
+    CheckpointStats,
+    RedisCheckpointStorage,
+    WorkflowSummary,
+)
 from ._adapters.store import RedisChatMessageStore, RedisStoreFactory
 from ._core.compaction import CompactionResult, SummaryCompaction
 from ._core.compat import generation
@@ -68,7 +74,10 @@ __all__ = [
     "GENERATION",
     "AESGCMEncryption",
     "CharacterEstimator",
+    "CheckpointInfo",
     "CheckpointNotFoundError",
+    "CheckpointPage",
+    "CheckpointStats",
     "CheckpointStorageOptions",
     "CompactionResult",
     "ConnectionOptions",
@@ -112,6 +121,7 @@ __all__ = [
     "ThreadSummary",
     "Tokenizer",
     "WorkflowKeys",
+    "WorkflowSummary",
     "__version__",
     "configure_telemetry",
     "default_retry",

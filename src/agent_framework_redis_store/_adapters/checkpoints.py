@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, Unpack
@@ -23,7 +23,7 @@ from .._core.cluster import is_cluster
 from .._core.compat import generation
 from .._core.compression import compress, decompress, is_compressed
 from .._core.connection import ClientOwner, RedisClient, eviction_policy_unread, warn_if_evicting
-from .._core.encryption import decrypt_entry
+from .._core.encryption import decrypt_entry, key_id_of
 from .._core.errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
@@ -31,19 +31,118 @@ from .._core.errors import (
     translate_redis_errors,
 )
 from .._core.keyspace import WorkflowKeys, validate_thread_id
-from .._core.lua import delete_checkpoint, latest_checkpoint, registry_after, save_checkpoint
+from .._core.lua import (
+    CHECKPOINT_TIES,
+    delete_checkpoint,
+    latest_checkpoint,
+    prune_checkpoints,
+    registry_after,
+    save_checkpoint,
+    sweep_checkpoint_index,
+)
 from .._core.options import CheckpointStorageOptions, parse_options, validate_positive
+from .._core.telemetry import BYTES_RECEIVED, CHECKPOINTS_TRIMMED, ENCRYPTED, current_operation, traced
 
 if TYPE_CHECKING:
     # Type-checked against 1.x; the legacy class has the fields used here under its own names.
     from agent_framework import WorkflowCheckpoint
 
-__all__ = ["RedisCheckpointStorage"]
+__all__ = ["CheckpointInfo", "CheckpointPage", "CheckpointStats", "RedisCheckpointStorage", "WorkflowSummary"]
 
 logger = logging.getLogger("agent_framework_redis_store")
 
 # Checkpoints read per round trip by list_checkpoints and iter_checkpoints.
 _PAGE = 100
+# Workflows summarized per round trip by workflows() and count_checkpoints().
+_WORKFLOW_BATCH = 500
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What Redis says about one stored checkpoint, read without restoring (or unpickling) it.
+
+    ``saved_at`` and the order come from the workflow's timeline, ``size_bytes`` is the stored
+    body (compressed and sealed as stored), ``key_id`` the encryption key it is sealed with
+    (None: plaintext). The fields inside the checkpoint (``previous_checkpoint_id``,
+    ``iteration_count``, ``pending_requests``) are filled only by ``checkpoint_info`` with
+    ``details=True``, from the body's top-level JSON fields: it is opened (a sealed one
+    authenticated first) and parsed as JSON, but no stored value is decoded or unpickled.
+    """
+
+    checkpoint_id: str
+    workflow_name: str
+    saved_at: datetime
+    size_bytes: int
+    key_id: str | None = None
+    compressed: bool | None = None
+    previous_checkpoint_id: str | None = None
+    iteration_count: int | None = None
+    pending_requests: int | None = None
+    details: bool = False
+    """Whether the fields inside the checkpoint were read (False: not asked, or sealed without the key)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "checkpoint_id": self.checkpoint_id,
+            "workflow_name": self.workflow_name,
+            "saved_at": self.saved_at.isoformat(),
+            "size_bytes": self.size_bytes,
+            "key_id": self.key_id,
+            "compressed": self.compressed,
+            "previous_checkpoint_id": self.previous_checkpoint_id,
+            "iteration_count": self.iteration_count,
+            "pending_requests": self.pending_requests,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class CheckpointPage:
+    """One page of a workflow's checkpoints; ``next_cursor`` continues it (None: the last page)."""
+
+    checkpoints: list[CheckpointInfo] = field(default_factory=list[CheckpointInfo])
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    """Totals of a key prefix's workflow checkpoints."""
+
+    key_prefix: str
+    workflows: int
+    checkpoints: int
+    index_entries: int
+    """Entries of the prefix's checkpoint index; more than ``checkpoints`` when some are stale
+    (their workflow expired): ``sweep_index`` removes those."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "key_prefix": self.key_prefix,
+            "workflows": self.workflows,
+            "checkpoints": self.checkpoints,
+            "index_entries": self.index_entries,
+        }
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """A workflow that has checkpoints: how many, and its newest."""
+
+    workflow_name: str
+    checkpoints: int
+    latest_checkpoint_id: str
+    latest_saved_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "workflow_name": self.workflow_name,
+            "checkpoints": self.checkpoints,
+            "latest_checkpoint_id": self.latest_checkpoint_id,
+            "latest_saved_at": self.latest_saved_at.isoformat(),
+        }
 
 
 class RedisCheckpointStorage(ClientOwner):
@@ -110,14 +209,27 @@ class RedisCheckpointStorage(ClientOwner):
 
     # -- writing ---------------------------------------------------------------------------
 
+    @traced("checkpoint.save")
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
         """Store a snapshot of ``checkpoint`` (as it is now) and return its id."""
+        return await self._save(checkpoint)
+
+    @traced("checkpoint.save")
+    async def save_checkpoint(self, checkpoint: WorkflowCheckpoint) -> str:
+        """Legacy spelling of ``save``."""
+        return await self._save(checkpoint)
+
+    async def _save(self, checkpoint: WorkflowCheckpoint) -> str:
         checkpoint_id, workflow_name, text = _codec().encode(checkpoint, self._allowed_types)
         keys = self._keyspace.workflow(workflow_name)
         if self._options.compression is not None:
             text = compress(text)
         if self._options.encryption is not None:
             text = self._options.encryption.encrypt(text, context=keys.body_context(checkpoint_id))
+        op = current_operation()
+        if op is not None:
+            op.set(ENCRYPTED, self._options.encryption is not None)
+            op.sent([text])
         index = self._keyspace.checkpoint_index
         call = save_checkpoint(
             keys,
@@ -145,6 +257,8 @@ class RedisCheckpointStorage(ClientOwner):
             else:
                 moved, previous, trimmed = await call.run(self._redis)
                 moved_from = _text(previous) if moved else None
+            if op is not None:
+                op.add(CHECKPOINTS_TRIMMED, len(trimmed))
             if moved_from is not None:
                 # The same id saved under another workflow name: it now lives here only.
                 await delete_checkpoint(
@@ -153,10 +267,6 @@ class RedisCheckpointStorage(ClientOwner):
         if eviction_policy_unread(self._redis):  # once per client, after its first write
             await warn_if_evicting(self._redis, self._where())
         return checkpoint_id
-
-    async def save_checkpoint(self, checkpoint: WorkflowCheckpoint) -> str:
-        """Legacy spelling of ``save``."""
-        return await self.save(checkpoint)
 
     async def delete(self, checkpoint_id: str) -> bool:
         """Delete a checkpoint; False if there is none with this id."""
@@ -180,18 +290,23 @@ class RedisCheckpointStorage(ClientOwner):
 
     # -- reading ---------------------------------------------------------------------------
 
+    @traced("checkpoint.load")
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
         """The checkpoint with this id (a new copy); ``CheckpointNotFoundError`` if there is none.
 
         In 1.x that error is also the ``WorkflowCheckpointException`` the protocol names.
         """
-        checkpoint = await self.load_checkpoint(checkpoint_id)
+        checkpoint = await self._load(checkpoint_id)
         if checkpoint is None:
             raise _not_found_class()(checkpoint_id, self.key_prefix)
         return checkpoint
 
+    @traced("checkpoint.load")
     async def load_checkpoint(self, checkpoint_id: str) -> WorkflowCheckpoint | None:
         """The checkpoint with this id (a new copy), or None if there is none."""
+        return await self._load(checkpoint_id)
+
+    async def _load(self, checkpoint_id: str) -> WorkflowCheckpoint | None:
         validate_thread_id(checkpoint_id, name="checkpoint_id")
         index = self._keyspace.checkpoint_index
         with self._redis_errors(index):
@@ -203,6 +318,7 @@ class RedisCheckpointStorage(ClientOwner):
             stored = await self._redis.hget(keys.checkpoints, checkpoint_id)  # type: ignore[misc]
         return None if stored is None else self._restore(keys, checkpoint_id, stored)
 
+    @traced("checkpoint.get_latest")
     async def get_latest(
         self, *, workflow_name: str | None = None, workflow_id: str | None = None
     ) -> WorkflowCheckpoint | None:
@@ -256,6 +372,204 @@ class RedisCheckpointStorage(ClientOwner):
         size = validate_positive(page_size, "page_size") or _PAGE
         async for checkpoint in self._checkpoints(workflow_name, newest_first=newest_first, page_size=size):
             yield checkpoint
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def checkpoint_info(self, checkpoint_id: str, *, details: bool = True) -> CheckpointInfo | None:
+        """What is stored about one checkpoint (None if there is none), without restoring it.
+
+        ``details``: also read the fields inside it (previous id, iteration count, pending
+        requests) from its top-level JSON: a sealed body is authenticated first, and nothing
+        is decoded or unpickled. Sealed with a key this storage lacks (or without
+        ``encryption=``), those stay None and ``details`` False.
+        """
+        validate_thread_id(checkpoint_id, name="checkpoint_id")
+        index = self._keyspace.checkpoint_index
+        with self._redis_errors(index):
+            workflow_name = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
+        if workflow_name is None:
+            return None
+        keys = self._keyspace.workflow(_text(workflow_name))
+        with self._redis_errors(keys.checkpoints):
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hget(keys.checkpoints, checkpoint_id)
+            pipe.zscore(keys.timeline, checkpoint_id)
+            stored, score = await pipe.execute()
+        if stored is None:
+            return None  # an index entry whose checkpoint is gone (see sweep_index)
+        info = CheckpointInfo(
+            checkpoint_id=checkpoint_id,
+            workflow_name=keys.workflow_name,
+            saved_at=_saved_at(score),
+            size_bytes=len(_bytes(stored)),
+            key_id=key_id_of(stored),
+        )
+        return self._with_details(keys, info, stored) if details else info
+
+    async def checkpoint_page(
+        self, workflow_name: str, *, limit: int = 50, cursor: str | None = None, newest_first: bool = True
+    ) -> CheckpointPage:
+        """Up to ``limit`` of a workflow's checkpoints (``CheckpointInfo``, nothing decoded), newest first.
+
+        Two round trips whatever the workflow's size; pass ``next_cursor`` back for the next
+        page (a position: checkpoints deleted between pages shift nothing).
+        """
+        size = validate_positive(limit, "limit") or 50
+        keys = self._keyspace.workflow(_checked_name(workflow_name))
+        after = None if cursor is None else _parse_cursor(cursor)
+        with self._redis_errors(keys.timeline):
+            page = await self._page(keys, newest_first, after, size + 1)
+            more = len(page) > size
+            page = page[:size]
+            pipe = self._redis.pipeline(transaction=False)
+            for member, _ in page:
+                pipe.hstrlen(keys.checkpoints, member)
+            sizes = await pipe.execute() if page else []
+        infos = [
+            CheckpointInfo(_text(member), workflow_name, _saved_at(score), int(length))
+            for (member, score), length in zip(page, sizes, strict=True)
+            if length  # 0: deleted or trimmed since the timeline was read
+        ]
+        next_cursor = f"{page[-1][1]}:{_text(page[-1][0])}" if more and page else None
+        return CheckpointPage(infos, next_cursor)
+
+    async def workflows(self, *, after: str | None = None, limit: int | None = None) -> list[WorkflowSummary]:
+        """The workflows that have checkpoints, by name: each one's count and newest checkpoint.
+
+        ``after``: only names after this one; ``limit``: at most this many (a page: pass the
+        last name back as ``after``). Reads the prefix's checkpoint index with HSCAN (never
+        KEYS, never blocking the server), then two commands per workflow of the page, pipelined.
+        """
+        size = validate_positive(limit, "limit")
+        names = [name for name in await self._workflow_names() if after is None or name > after]
+        found: list[WorkflowSummary] = []
+        for start in range(0, len(names), _WORKFLOW_BATCH):
+            batch = [self._keyspace.workflow(name) for name in names[start : start + _WORKFLOW_BATCH]]
+            pipe = self._redis.pipeline(transaction=False)
+            for keys in batch:
+                pipe.zcard(keys.timeline)
+                pipe.zrevrange(keys.timeline, 0, 0, withscores=True)
+            with self._redis_errors(self._keyspace.checkpoint_index):
+                replies = await pipe.execute()
+            for n, keys in enumerate(batch):
+                count, newest = replies[2 * n], replies[2 * n + 1]
+                if count and newest:
+                    member, score = newest[0]
+                    found.append(WorkflowSummary(keys.workflow_name, int(count), _text(member), _saved_at(score)))
+            if size is not None and len(found) >= size:
+                return found[:size]
+        return found
+
+    async def stats(self) -> CheckpointStats:
+        """How many workflows and checkpoints the prefix holds (see ``workflows``)."""
+        workflows = await self.workflows()
+        index = self._keyspace.checkpoint_index
+        with self._redis_errors(index):
+            entries = await self._redis.hlen(index)  # type: ignore[misc]
+        return CheckpointStats(
+            self.key_prefix, len(workflows), sum(workflow.checkpoints for workflow in workflows), int(entries)
+        )
+
+    async def prune(self, workflow_name: str, keep: int, *, dry_run: bool = False) -> list[str]:
+        """Keep a workflow's newest ``keep`` checkpoints and delete the rest; the ids deleted, oldest first.
+
+        One script call, as a save's ``keep_last`` trim. ``dry_run``: the ids it would delete.
+        """
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise ValueError(f"keep must be a whole number >= 0, got {keep!r}")
+        keys = self._keyspace.workflow(_checked_name(workflow_name))
+        index = self._keyspace.checkpoint_index
+        with self._redis_errors(keys.timeline):
+            if dry_run:
+                members: list[bytes | str] = await self._redis.zrange(keys.timeline, 0, -keep - 1)  # type: ignore[misc]
+                return [_text(member) for member in members]
+            call = prune_checkpoints(keys, keep=keep, index_key=None if self._cluster else index)
+            trimmed = [_text(member) for member in await call.run(self._redis)]
+            if self._cluster and trimmed:
+                await self._redis.hdel(index, *trimmed)  # type: ignore[misc]
+        return trimmed
+
+    async def sweep_index(self, *, dry_run: bool = False) -> list[str]:
+        """Remove the prefix index's entries whose checkpoint is gone; the ids removed.
+
+        The index (checkpoint id -> workflow name) outlives checkpoints that expired with their
+        workflow's TTL (and, on a Cluster, a trim interrupted between its two steps). Walks it
+        with HSCAN. On standalone Redis each removal checks, in one script, that the entry and
+        the missing checkpoint are still as read; on a Cluster (the index is in another slot)
+        run it when no save of those ids is under way.
+        """
+        index = self._keyspace.checkpoint_index
+        removed: list[str] = []
+        batch: list[tuple[str, WorkflowKeys]] = []
+        with self._redis_errors(index):
+            async for checkpoint_id, name in self._redis.hscan_iter(index, count=1000):  # type: ignore[misc]
+                batch.append((_text(checkpoint_id), self._keyspace.workflow(_text(name))))
+                if len(batch) >= _WORKFLOW_BATCH:
+                    removed += await self._sweep(index, batch, dry_run)
+                    batch = []
+            removed += await self._sweep(index, batch, dry_run)
+        return removed
+
+    async def _sweep(self, index: str, batch: list[tuple[str, WorkflowKeys]], dry_run: bool) -> list[str]:
+        if not batch:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for checkpoint_id, keys in batch:
+            pipe.hexists(keys.checkpoints, checkpoint_id)
+        stale = [entry for entry, present in zip(batch, await pipe.execute(), strict=True) if not present]
+        if dry_run or not stale:
+            return [checkpoint_id for checkpoint_id, _ in stale]
+        if not self._cluster:
+            return [_text(each) for each in await sweep_checkpoint_index(index, stale).run(self._redis)]
+        removed: list[str] = []
+        for checkpoint_id, keys in stale:
+            # Another slot: re-read just before the delete, the narrowest window a Cluster allows.
+            located = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
+            if (
+                located is not None
+                and _text(located) == keys.workflow_name
+                and not await self._redis.hexists(keys.checkpoints, checkpoint_id)  # type: ignore[misc]
+            ):
+                await self._redis.hdel(index, checkpoint_id)  # type: ignore[misc]
+                removed.append(checkpoint_id)
+        return removed
+
+    def _with_details(self, keys: WorkflowKeys, info: CheckpointInfo, stored: bytes | str) -> CheckpointInfo:
+        """``info`` with the top-level fields of the checkpoint's JSON (nothing decoded or unpickled)."""
+        encryption = self._options.encryption
+        if info.key_id is not None and (encryption is None or info.key_id not in _key_ids(encryption)):
+            return info  # sealed with a key this storage lacks: what the timeline says is all there is
+        try:
+            # Plaintext too, with encryption= on: only its JSON is read, nothing restored from it.
+            opened = decrypt_entry(
+                encryption, stored, key=keys.body_context(info.checkpoint_id), index=0, allow_plaintext=True
+            )
+        except DecryptionError as err:
+            raise _decryption_error(keys.checkpoints, info.checkpoint_id, err.reason) from err
+        compressed = is_compressed(opened)
+        try:
+            data = json.loads(decompress(opened) if compressed else opened)
+        except ValueError as err:
+            raise CorruptCheckpointError(keys.checkpoints, info.checkpoint_id, f"not JSON ({err})") from err
+        if not isinstance(data, dict):
+            raise CorruptCheckpointError(keys.checkpoints, info.checkpoint_id, "not a checkpoint object")
+        previous, iterations, pending = (
+            data.get("previous_checkpoint_id"),
+            data.get("iteration_count"),
+            data.get("pending_request_info_events"),
+        )
+        return CheckpointInfo(
+            checkpoint_id=info.checkpoint_id,
+            workflow_name=info.workflow_name,
+            saved_at=info.saved_at,
+            size_bytes=info.size_bytes,
+            key_id=info.key_id,
+            compressed=compressed,
+            previous_checkpoint_id=previous if isinstance(previous, str) else None,
+            iteration_count=iterations if isinstance(iterations, int) and not isinstance(iterations, bool) else None,
+            pending_requests=len(pending) if isinstance(pending, dict | list) else None,
+            details=True,
+        )
 
     # -- internals -------------------------------------------------------------------------
 
@@ -317,6 +631,10 @@ class RedisCheckpointStorage(ClientOwner):
 
     def _restore(self, keys: WorkflowKeys, checkpoint_id: str, stored: bytes | str) -> WorkflowCheckpoint:
         """The checkpoint of a stored body: opened (sealed bodies before anything is parsed), decoded, checked."""
+        op = current_operation()
+        if op is not None:
+            op.set(ENCRYPTED, self._options.encryption is not None)
+            op.add(BYTES_RECEIVED, len(_bytes(stored)))
         try:
             opened = decrypt_entry(self._options.encryption, stored, key=keys.body_context(checkpoint_id), index=0)
         except DecryptionError as err:
@@ -493,6 +811,31 @@ def _decryption_error(key: str, checkpoint_id: str, reason: str) -> DecryptionEr
     # Addressed as a hash field, not a list index: the message says so.
     error.args = (f"Cannot decrypt checkpoint {checkpoint_id!r} in the Redis hash {key!r}: {reason}.",)
     return error
+
+
+def _saved_at(score: object) -> datetime:
+    """The save time a timeline score stands for (the checkpoint's timestamp, to the millisecond)."""
+    return datetime.fromtimestamp(int(float(score or 0)) // CHECKPOINT_TIES / 1000, UTC)  # type: ignore[arg-type]
+
+
+def _key_ids(encryption: object) -> list[str]:
+    """The key ids an encryption can open (``AESGCMEncryption.key_ids``; else its current one)."""
+    key_ids = getattr(encryption, "key_ids", None)
+    return list(key_ids) if isinstance(key_ids, list | tuple) else [str(getattr(encryption, "key_id", ""))]
+
+
+def _checked_name(workflow_name: object) -> str:
+    if not isinstance(workflow_name, str):
+        raise TypeError(f"workflow_name must be a str, got {type(workflow_name).__name__}")
+    return workflow_name
+
+
+def _parse_cursor(cursor: object) -> tuple[bytes, int]:
+    """A ``next_cursor`` read back: (member, score); ValueError naming the cursor otherwise."""
+    score, sep, member = cursor.partition(":") if isinstance(cursor, str) else ("", "", "")
+    if not sep or not score.isdigit():
+        raise ValueError(f"cursor {cursor!r} is not one a page returned (next_cursor)")
+    return member.encode("utf-8"), int(score)
 
 
 def _text(value: bytes | str) -> str:

@@ -10,6 +10,7 @@ import typer
 
 from agent_framework_redis_store import __version__
 
+from .checkpoints import register as register_checkpoints
 from .demo import demo
 from .help import HelpGroup
 from .migrate import register as register_migrate
@@ -18,7 +19,7 @@ from .threads import register as register_threads
 
 app = typer.Typer(
     name="redis-chat-store",
-    help="Operate Agent Framework conversations stored in Redis.",
+    help="Operate Agent Framework conversations and workflow checkpoints stored in Redis.",
     no_args_is_help=True,
     add_completion=False,
     cls=HelpGroup,
@@ -50,5 +51,6 @@ def main(
 
 
 register_threads(app)
+register_checkpoints(app)
 register_migrate(app)
 app.command("demo")(demo)

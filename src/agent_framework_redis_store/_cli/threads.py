@@ -15,7 +15,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, TypeVar
@@ -53,6 +53,7 @@ KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
 __all__ = ["parse_duration", "register", "threads_app"]
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 threads_app = typer.Typer(
     cls=HelpGroup,
@@ -141,12 +142,22 @@ def _run(
 
     The first Ctrl-C stops it: ``interrupted: <what interrupted() says>`` on stderr, exit status 130.
     """
+    return _run_on(ctx, _registry, work, interrupted)
+
+
+def _run_on(
+    ctx: typer.Context,
+    opener: Callable[[Target], AbstractAsyncContextManager[C]],
+    work: Callable[[C], Awaitable[T]],
+    interrupted: Callable[[], str] | None = None,
+) -> T:
+    """``_run`` with what ``opener`` opens for the command's target instead of the registry."""
 
     target = resolve_target(ctx)
 
     async def main() -> T:
-        async with _registry(target) as registry:
-            return await work(registry)
+        async with opener(target) as opened:
+            return await work(opened)
 
     try:
         return run_until_interrupted(main())
@@ -1179,7 +1190,7 @@ def rekey_threads(
     key_prefix: KeyPrefix = None,
     cluster: Cluster = None,
 ) -> None:
-    """Re-encrypt every thread of the prefix with the current key, while the application runs.
+    """Re-encrypt every thread and workflow checkpoint of the prefix with the current key, while the application runs.
 
     Keys come only from an environment variable, never the command line (shell history and process lists keep it).
     Safe to interrupt and run again.
@@ -1209,6 +1220,7 @@ def rekey_threads(
             "threads": result.threads_seen,
             "threads_changed": result.threads_changed,
             "entries_rekeyed": result.entries_rekeyed,
+            "checkpoints_rekeyed": result.checkpoints_rekeyed,
             "skipped": [{"key": key, "reason": reason} for key, reason in result.skipped],
         }
 
@@ -1219,6 +1231,7 @@ def rekey_threads(
         say(
             f"re-encrypted {result['entries_rekeyed']} entr{'y' if result['entries_rekeyed'] == 1 else 'ies'} "
             f"in {result['threads_changed']} of {result['threads']} thread(s) with key {result['current_key_id']!r}"
+            + (f", and {checkpoints} workflow checkpoint(s)" if (checkpoints := result["checkpoints_rekeyed"]) else "")
         )
         for skipped in result["skipped"]:
             say(f"skipped {skipped['key']!r}: {skipped['reason']}", stderr=True)

@@ -1627,10 +1627,16 @@ __all__ += [
     "CHECKPOINT_TIES",
     "DELETE_CHECKPOINT",
     "LATEST_CHECKPOINT",
+    "PRUNE_CHECKPOINTS",
+    "REPLACE_CHECKPOINTS_UNCHANGED",
     "SAVE_CHECKPOINT",
+    "SWEEP_CHECKPOINT_INDEX",
     "delete_checkpoint",
     "latest_checkpoint",
+    "prune_checkpoints",
+    "replace_checkpoints_unchanged",
     "save_checkpoint",
+    "sweep_checkpoint_index",
 ]
 
 # A workflow's timeline scores a checkpoint by its timestamp in milliseconds times this, plus
@@ -1770,3 +1776,101 @@ return {newest[1], checked('hash', 'HGET', bodies_key, newest[1])}
 def latest_checkpoint(keys: WorkflowKeys) -> ScriptCall:
     """The call of ``LATEST_CHECKPOINT``."""
     return ScriptCall(LATEST_CHECKPOINT, list(keys.owned), [])
+
+
+# Keep the newest `keep` checkpoints of a workflow and delete the older ones (bodies, timeline
+# entries and, standalone, their index entries if they still name this workflow), atomically:
+# what SAVE_CHECKPOINT's keep_last trim does, on demand. Returns the ids deleted, oldest first.
+PRUNE_CHECKPOINTS = Script(
+    "prune_checkpoints",
+    """
+local bodies_key, timeline_key, index_key = KEYS[1], KEYS[2], KEYS[3]  -- index_key: standalone only
+local keep, workflow = tonumber(ARGV[1]), ARGV[2]
+
+checked('hash', 'HLEN', bodies_key)
+if index_key then
+  checked('hash', 'HLEN', index_key)
+end
+local excess = checked('zset', 'ZCARD', timeline_key) - keep
+if excess <= 0 then
+  return {}
+end
+local trimmed = redis.call('ZRANGE', timeline_key, 0, excess - 1)
+redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
+for _, old in ipairs(trimmed) do
+  redis.call('HDEL', bodies_key, old)
+  if index_key and redis.call('HGET', index_key, old) == workflow then
+    redis.call('HDEL', index_key, old)
+  end
+end
+return trimmed
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def prune_checkpoints(keys: WorkflowKeys, *, keep: int, index_key: str | None) -> ScriptCall:
+    """The call of ``PRUNE_CHECKPOINTS`` (``index_key``: standalone Redis only)."""
+    return ScriptCall(PRUNE_CHECKPOINTS, [*keys.owned, *([index_key] if index_key else [])], [keep, keys.workflow_name])
+
+
+# Rekey: replace checkpoint bodies the client re-sealed, each only if the hash still holds it
+# exactly as the client read it (one saved again or deleted meanwhile is left alone). HSET
+# keeps the key's TTL; the timeline and the index name ids, which do not change. Returns how
+# many were replaced.
+REPLACE_CHECKPOINTS_UNCHANGED = Script(
+    "replace_checkpoints_unchanged",
+    """
+local bodies_key = KEYS[1]
+-- ARGV: {id, body as read, replacement} triples
+
+local replaced = 0
+for i = 1, #ARGV, 3 do
+  if checked('hash', 'HGET', bodies_key, ARGV[i]) == ARGV[i + 1] then
+    redis.call('HSET', bodies_key, ARGV[i], ARGV[i + 2])
+    replaced = replaced + 1
+  end
+end
+return replaced
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def replace_checkpoints_unchanged(keys: WorkflowKeys, triples: Sequence[tuple[str, bytes | str, str]]) -> ScriptCall:
+    """The call of ``REPLACE_CHECKPOINTS_UNCHANGED``: (id, body as read, replacement) triples."""
+    return ScriptCall(
+        REPLACE_CHECKPOINTS_UNCHANGED, [keys.checkpoints], [part for triple in triples for part in triple]
+    )
+
+
+# Standalone Redis: remove index entries (id -> workflow name) whose workflow's hash no longer
+# holds the id (its keys expired, or a crash between a Cluster save's steps), each only if it
+# still names the workflow it was read with and that hash still lacks the id. ARGV: {id,
+# workflow} pairs; KEYS: the index, then each pair's bodies key. Returns the ids removed.
+SWEEP_CHECKPOINT_INDEX = Script(
+    "sweep_checkpoint_index",
+    """
+local index_key = KEYS[1]
+local removed = {}
+for i = 1, #ARGV, 2 do
+  local id, workflow, bodies_key = ARGV[i], ARGV[i + 1], KEYS[(i + 1) / 2 + 1]
+  if checked('hash', 'HGET', index_key, id) == workflow
+      and checked('hash', 'HEXISTS', bodies_key, id) == 0 then
+    redis.call('HDEL', index_key, id)
+    removed[#removed + 1] = id
+  end
+end
+return removed
+""",
+    uses=(INDEX_LIBRARY,),
+)
+
+
+def sweep_checkpoint_index(index_key: str, stale: Sequence[tuple[str, WorkflowKeys]]) -> ScriptCall:
+    """The call of ``SWEEP_CHECKPOINT_INDEX``: (id, workflow keys) of the entries found stale."""
+    return ScriptCall(
+        SWEEP_CHECKPOINT_INDEX,
+        [index_key, *(keys.checkpoints for _, keys in stale)],
+        [part for checkpoint_id, keys in stale for part in (checkpoint_id, keys.workflow_name)],
+    )

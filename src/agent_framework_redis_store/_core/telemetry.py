@@ -118,6 +118,7 @@ MESSAGES_DELETED = f"{NAMESPACE}.messages.deleted"  # erase
 ERASE_COMPLETE = f"{NAMESPACE}.erase.complete"
 FORK_UPTO = f"{NAMESPACE}.fork.upto"  # fork: the first N messages copied (absent: all)
 MESSAGES_TOTAL = f"{NAMESPACE}.messages.total"  # stats
+CHECKPOINTS_TRIMMED = f"{NAMESPACE}.checkpoints.trimmed"  # checkpoint.save: the oldest deleted by keep_last
 
 AttributeValue = str | bool | int | float
 

@@ -7,17 +7,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from redis.exceptions import NoPermissionError, ResponseError
+
 from .._core.cluster import RedisClient
-from .._core.encryption import MessageEncryption, key_id_of
+from .._core.encryption import MessageEncryption, decrypt_entry, key_id_of
 from .._core.errors import (
     CorruptMessageError,
+    DecryptionError,
     cancel_requests,
     is_wrong_type,
     raise_if_cancelled,
     translate_redis_errors,
     wrong_type_kept,
 )
-from .._core.keyspace import COMPANION_SUFFIXES, DEFAULT_KEY_PREFIX, Keyspace, ThreadKeys
+from .._core.keyspace import COMPANION_SUFFIXES, DEFAULT_KEY_PREFIX, Keyspace, ThreadKeys, WorkflowKeys
+from .._core.lua import replace_checkpoints_unchanged
 from .._core.options import ThreadOptions
 from .._core.thread import ThreadStorage
 
@@ -41,6 +45,8 @@ class RekeyProgress:
     skipped: tuple[tuple[str, str], ...] = ()
     """(key, reason) of every key left alone: a key under the prefix that is not this layout's,
     one of another type than the store writes, or a thread with an entry that cannot be decrypted."""
+    checkpoints_rekeyed: int = 0
+    """Workflow checkpoints (``RedisCheckpointStorage``) re-sealed with the current key."""
 
 
 async def rekey_prefix(
@@ -55,7 +61,10 @@ async def rekey_prefix(
     """Re-encrypt every thread under ``key_prefix`` (messages, summary and session snapshot) with the current key.
 
     Walks the keys with SCAN, every key of every thread: a thread that holds only a session
-    snapshot (or only a summary) is rekeyed too. A maintenance operation: safe while the
+    snapshot (or only a summary) is rekeyed too. Workflow checkpoints (``RedisCheckpointStorage``)
+    are re-sealed too, each bound to its workflow and id as before (their timelines and the
+    checkpoint index name ids, which stay as they are); a checkpoint that cannot be decrypted
+    is left alone and its workflow's key listed in ``skipped``. A maintenance operation: safe while the
     application runs (entries are swapped only if unchanged, see ``RedisChatMessageStore.rekey``)
     and safe to run again after an interruption. SCAN may visit a thread twice; the second visit
     finds nothing to do. A key that is not this layout's, or of another type, and a thread with an
@@ -95,7 +104,8 @@ class _Rekeying:
         self._current = encryption.key_id
         self._encrypt_plaintext = encrypt_plaintext
         self._on_progress = on_progress
-        self._seen = self._changed = self._rekeyed = 0
+        self._seen = self._changed = self._rekeyed = self._checkpoints = 0
+        self._workflows: list[WorkflowKeys] = []  # scanned, not rekeyed yet
         self._thread_id: str | None = None
         self._skipped: dict[str, str] = {}  # key -> reason: SCAN may return a key twice
         self._skipped_view: tuple[tuple[str, str], ...] = ()
@@ -104,7 +114,9 @@ class _Rekeying:
         """The counts so far."""
         if len(self._skipped_view) != len(self._skipped):
             self._skipped_view = tuple(self._skipped.items())
-        return RekeyProgress(self._seen, self._changed, self._rekeyed, self._thread_id, self._skipped_view)
+        return RekeyProgress(
+            self._seen, self._changed, self._rekeyed, self._thread_id, self._skipped_view, self._checkpoints
+        )
 
     def _skip(self, key: str, reason: str) -> None:
         self._skipped.setdefault(key, reason)
@@ -116,6 +128,9 @@ class _Rekeying:
             owner = self._owner(raw_key)
             if owner is not None and owner[1] in _SEALED:
                 visited.setdefault(owner[0], set()).add(owner[1])
+        workflows, self._workflows = self._workflows, []
+        for workflow in workflows:
+            await self._rekey_workflow(workflow)
         if not visited:
             return
         threads = [self._keyspace.thread(thread_id) for thread_id in visited]
@@ -176,6 +191,41 @@ class _Rekeying:
         if self._on_progress is not None and messages:
             self._on_progress(self.progress())
 
+    async def _rekey_workflow(self, keys: WorkflowKeys) -> None:
+        """Re-seal a workflow's checkpoints with the current key, each only if unchanged meanwhile."""
+        encryption = self._options.encryption
+        assert encryption is not None
+        resealed: list[tuple[str, bytes | str, str]] = []
+        try:
+            async for raw_id, stored in self._redis.hscan_iter(keys.checkpoints, count=100):  # type: ignore[misc]
+                checkpoint_id = raw_id.decode("utf-8") if isinstance(raw_id, bytes) else raw_id
+                key_id = key_id_of(stored)
+                if key_id == self._current or (key_id is None and not self._encrypt_plaintext):
+                    continue
+                context = keys.body_context(checkpoint_id)
+                try:
+                    opened = decrypt_entry(encryption, stored, key=context, index=0, allow_plaintext=True)
+                except DecryptionError as err:
+                    self._skip(keys.checkpoints, f"checkpoint {checkpoint_id!r} cannot be decrypted: {err.reason}")
+                    continue
+                text = opened.decode("utf-8") if isinstance(opened, bytes) else opened
+                resealed.append((checkpoint_id, stored, encryption.encrypt(text, context=context)))
+                if len(resealed) >= 100:
+                    self._checkpoints += await replace_checkpoints_unchanged(keys, resealed).run(self._redis)
+                    resealed = []
+            if resealed:
+                self._checkpoints += await replace_checkpoints_unchanged(keys, resealed).run(self._redis)
+        except NoPermissionError:
+            # A user given only the threads' rules: the threads are rekeyed, the checkpoints reported.
+            self._skip(
+                keys.checkpoints,
+                "workflow checkpoints this user may not walk: grant +hscan to re-encrypt them (docs/CHECKPOINTS.md)",
+            )
+        except ResponseError as err:
+            if not is_wrong_type(err) and "WRONGTYPE_KEY" not in str(err):
+                raise
+            self._skip(keys.checkpoints, "holds another type than the hash this layout keeps there")
+
     def _owner(self, raw_key: bytes | str) -> tuple[str, str] | None:
         """(thread id, suffix) of a key of this layout; None (and reported) for any other key."""
         key = raw_key.decode("utf-8", "backslashreplace") if isinstance(raw_key, bytes) else raw_key
@@ -183,10 +233,15 @@ class _Rekeying:
         encoded, brace, rest = key[len(head) :].partition("}")
         suffix = rest.removeprefix(":")
         if brace and encoded.startswith("wf:") and rest in (":checkpoints", ":timeline"):
-            # A workflow's checkpoints (RedisCheckpointStorage): reported once, by their bodies' key.
-            if rest == ":checkpoints":
-                self._skip(key, _CHECKPOINTS_NOT_REKEYED)
-            return None
+            # A workflow's checkpoints (RedisCheckpointStorage): rekeyed by their bodies' key.
+            try:
+                workflow = self._keyspace.workflow(unquote(encoded.removeprefix("wf:"), errors="strict"))
+            except ValueError:
+                workflow = None
+            if workflow is not None and key in workflow.owned:
+                if key == workflow.checkpoints:
+                    self._workflows.append(workflow)
+                return None
         if brace and "{" not in encoded and (rest == "" or (rest != suffix and suffix in COMPANION_SUFFIXES)):
             try:
                 thread_id = unquote(encoded, errors="strict")
@@ -197,12 +252,6 @@ class _Rekeying:
                 pass
         self._skip(key, "not a key of this layout")
         return None
-
-
-_CHECKPOINTS_NOT_REKEYED = (
-    "workflow checkpoints, which rekey_prefix does not re-encrypt yet: keep the old key until they are "
-    "deleted or expire"
-)
 
 
 def _key(keys: ThreadKeys, suffix: str) -> str:
