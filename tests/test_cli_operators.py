@@ -98,6 +98,11 @@ def test_the_delete_question_shows_whole_ids_on_a_narrow_terminal(labelled: str)
             "Copy the threads of Microsoft's agent-framework-redis stores, legacy and 1.x.",
         ),
         (
+            ["checkpoints", "prune"],
+            ["--workflow TEXT", "--keep N", "--dry-run", "--yes"],  # a value's word where no metavar was given
+            "Delete a workflow's checkpoints but the newest --keep (in one atomic step).",
+        ),
+        (
             ["threads"],
             ["--redis-url URL", "--key-prefix PREFIX"],
             "erase Erase every thread carrying all the --label's (e.g. one user's), and print a receipt.",

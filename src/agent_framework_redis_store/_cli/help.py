@@ -29,8 +29,9 @@ from typer.core import TyperGroup
 __all__ = ["HelpContext", "HelpGroup", "help_width"]
 
 _MAX_WIDTH = 100
-_NARROWEST_BESIDE = 30
-_PYTHON_TYPE = re.compile(r" <[^<>]*>$")  # a help column narrower than this goes under its option
+_NARROWEST_BESIDE = 30  # a help column narrower than this goes under its option
+_PYTHON_TYPE = re.compile(r" <([^<>]*)>$")
+_VALUE_WORDS = {"str": "TEXT", "int": "N", "float": "NUMBER", "path": "PATH"}
 
 
 def _wrap(text: str, width: int, indent: str) -> list[str]:
@@ -62,8 +63,7 @@ class WholeWordFormatter(HelpFormatter):
         self.write("\n".join(_wrap(text, self.width, " " * self.current_indent)) + "\n")
 
     def write_dl(self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
-        # typer appends a Python type to an argument's name ("THREAD_ID <list[str]>"): the name says it.
-        rows = [(_PYTHON_TYPE.sub("", term), text) for term, text in rows]
+        rows = [(_without_python_type(term), text) for term, text in rows]
         first_col = min(max((len(term) for term, _ in rows), default=0), col_max) + col_spacing
         beside = self.width - self.current_indent - first_col >= _NARROWEST_BESIDE
         for term, text in rows:
@@ -82,6 +82,18 @@ class WholeWordFormatter(HelpFormatter):
                 lines = _wrap(text, self.width, " " * (self.current_indent + 4))
                 self.write("\n")
             self.write("\n".join(lines) + "\n")
+
+
+def _without_python_type(term: str) -> str:
+    """typer names a value by its Python type ("THREAD_ID <list[str]>", "--keep <int range>"): an
+    argument's name says what it is; an option without a metavar gets a plain word (``--keep N``)."""
+    found = _PYTHON_TYPE.search(term)
+    if found is None:
+        return term
+    if not term.startswith("-"):
+        return term[: found.start()]
+    kind = found.group(1).split()[0]
+    return f"{term[: found.start()]} {_VALUE_WORDS.get(kind, kind.upper())}"
 
 
 class HelpContext(Context):
