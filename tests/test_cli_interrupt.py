@@ -112,7 +112,10 @@ def test_first_ctrl_c_stops_an_export_and_leaves_the_file_as_it_was(
     def temporary() -> list[Path]:
         return [p for p in tmp_path.iterdir() if p.name.startswith(".threads.jsonl.")]
 
-    export = command(many_threads.url, "threads", "export", "--all", "-o", str(output), stderr=subprocess.PIPE)
+    overwrite = ["--yes"] if existing else []  # an existing file is overwritten only with consent
+    export = command(
+        many_threads.url, "threads", "export", "--all", "-o", str(output), *overwrite, stderr=subprocess.PIPE
+    )
     # At work: records have reached its temporary file (the first buffer written).
     until(lambda: [p for p in temporary() if p.stat().st_size > 0], "the export's first records")
     if frozen:

@@ -291,7 +291,8 @@ def test_every_command_takes_the_options_before_it(redis_url: str, tmp_path: Pat
     assert json.loads(ran(cli_here(None, *into_copy, "threads", "import", str(backup), "--json")))["imported"] == 2
     assert sorted(thread_ids(redis_url, "copy")) == ["doomed", "kept"]
 
-    assert json.loads(ran(cli_here(None, *before, "threads", "delete", "doomed", "--yes", "--json"))) == {"deleted": 1}
+    deleted = json.loads(ran(cli_here(None, *before, "threads", "delete", "doomed", "--yes", "--json")))
+    assert (deleted["deleted"], deleted["thread_ids"], deleted["key_prefix"]) == (1, ["doomed"], "elsewhere")
     assert thread_ids(redis_url, "elsewhere") == ["kept"]
     purged = json.loads(ran(cli_here(None, *into_copy, "threads", "purge", "--older-than", "0s", "--yes", "--json")))
     assert purged["purged"] == 2
@@ -437,8 +438,8 @@ def test_import_names_bad_lines_and_imports_nothing_unless_skip_bad(redis_url: s
     )
     refused = cli(redis_url, "threads", "import", str(file))
     assert refused.returncode == 1
-    assert f"{file}:2: messages[0] is not a message" in refused.stderr
-    assert f"{file}:4: not JSON" in refused.stderr
+    assert f"{file}, line 2: messages[0] is not a message" in refused.stderr
+    assert f"{file}, line 4: not JSON at column 2" in refused.stderr
     assert thread_ids(redis_url) == []  # nothing imported
 
     skipped = cli_json(redis_url, "threads", "import", str(file), "--skip-bad")
@@ -458,7 +459,7 @@ def test_delete_needs_every_thread_to_exist(populated: str) -> None:
         assert "ghost" in refused
         assert "nothing deleted" in refused
     assert len(thread_ids(populated)) == 3
-    assert cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}", "--yes") == {"deleted": 2}
+    assert cli_json(populated, "threads", "delete", "alice-1", "bob:1 {x}", "--yes")["deleted"] == 2
     assert thread_ids(populated) == ["alice-old"]
 
 
@@ -494,7 +495,8 @@ def test_delete_asks_on_a_terminal_and_deletes_only_on_yes(populated: str) -> No
     assert thread_ids(populated) == ["alice-old"]
     on_json = cli_on_terminal(populated, "threads", "delete", "alice-old", "--json", answer="YES")
     assert (on_json.asked, on_json.returncode) == (True, 0), on_json.screen
-    assert json.loads(on_json.stdout) == {"deleted": 1}  # the question went to the terminal, not to stdout
+    # The question went to the terminal, not to stdout.
+    assert json.loads(on_json.stdout)["thread_ids"] == ["alice-old"]
     assert thread_ids(populated) == []
 
 
@@ -578,12 +580,14 @@ def test_purge_counts_and_asks_on_a_terminal(populated: str) -> None:
     # Nothing left to delete: nothing to ask.
     idle = cli_on_terminal(populated, "threads", "purge", "--older-than", "7d", "--json", answer="n")
     assert (idle.asked, idle.returncode) == (False, 0), idle.screen
-    assert {k: v for k, v in json.loads(idle.stdout).items() if k != "cutoff"} == {
+    assert {k: v for k, v in json.loads(idle.stdout).items() if k not in ("cutoff", "started_at", "finished_at")} == {
+        "key_prefix": "chat_messages",
         "dry_run": False,
         "purged": 0,
         "expired": 0,
         "kept": 0,
         "damaged": [],
+        "thread_ids": [],
     }
 
 

@@ -24,4 +24,4 @@ def run() -> None:
         raise SystemExit(1) from None
     from .app import app
 
-    app()
+    app(prog_name="redis-chat-store")

@@ -12,6 +12,7 @@ from agent_framework_redis_store import __version__
 
 from .checkpoints import register as register_checkpoints
 from .demo import demo
+from .help import HelpGroup
 from .migrate import register as register_migrate
 from .target import GlobalCluster, GlobalKeyPrefix, GlobalRedisUrl
 from .threads import register as register_threads
@@ -21,6 +22,8 @@ app = typer.Typer(
     help="Operate Agent Framework conversations and workflow checkpoints stored in Redis.",
     no_args_is_help=True,
     add_completion=False,
+    cls=HelpGroup,
+    rich_markup_mode=None,  # plain help: see help.py
 )
 
 

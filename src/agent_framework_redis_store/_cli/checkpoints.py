@@ -20,6 +20,7 @@ from agent_framework_redis_store import CheckpointInfo, RedisCheckpointStorage
 
 from .confirm import DryRun, Yes, ask, must_ask
 from .console import emit_json, err, fail, out, say, shown
+from .help import HelpGroup
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 from .threads import AsJson, _ago, _encryption_from_env, _run_on
 
@@ -28,6 +29,7 @@ __all__ = ["checkpoints_app", "register"]
 _LISTED = 20  # checkpoint ids a text report lists; --json lists all
 
 checkpoints_app = typer.Typer(
+    cls=HelpGroup,
     name="checkpoints",
     help="List, show, delete and prune workflow checkpoints (RedisCheckpointStorage).",
     no_args_is_help=True,

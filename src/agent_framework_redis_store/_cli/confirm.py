@@ -37,15 +37,17 @@ def _on_terminal() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def must_ask(action: str, *, yes: bool, dry_run: bool) -> bool:
+def must_ask(action: str, *, yes: bool, dry_run: bool, has_dry_run: bool = True) -> bool:
     """Whether to ask before ``action`` (e.g. "threads delete deletes threads").
 
-    Exits 1 at once, with one line, when consent is needed and there is no terminal to ask on.
+    Exits 1 at once, with one line, when consent is needed and there is no terminal to ask on
+    (naming --dry-run too unless the command has none: ``has_dry_run``).
     """
     if yes or dry_run:
         return False
     if not _on_terminal():
-        fail(f"{action}: pass --yes to confirm, there is no terminal to ask on (--dry-run shows what would change)")
+        hint = " (--dry-run shows what would change)" if has_dry_run else ""
+        fail(f"{action}: pass --yes to confirm, there is no terminal to ask on{hint}")
     return True
 
 

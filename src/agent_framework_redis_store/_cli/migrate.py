@@ -26,12 +26,14 @@ from agent_framework_redis_store import (
 
 from .confirm import Yes, ask, must_ask
 from .console import emit_json, err, fail, say
-from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
+from .help import HelpGroup
+from .target import Cluster, KeyPrefix, RedisUrl, Target, in_cli_terms, resolve_target
 from .threads import AsJson, _label_option, _progress, _run
 
 __all__ = ["migrate_app", "register"]
 
 migrate_app = typer.Typer(
+    cls=HelpGroup,
     name="migrate",
     help="Copy threads from Microsoft's agent-framework-redis or LangChain's Redis history into this store.",
     no_args_is_help=True,
@@ -42,10 +44,16 @@ _SHOWN = 20
 
 SourceUrl = Annotated[
     str | None,
-    typer.Option("--source-url", help="Redis holding the threads to copy (default: --redis-url).", show_default=False),
+    typer.Option(
+        "--source-url",
+        metavar="URL",
+        help="Redis holding the threads to copy (default: --redis-url).",
+        show_default=False,
+    ),
 ]
 Labels = Annotated[
-    list[str] | None, typer.Option("--label", help="Add this label (KEY=VALUE) to every thread copied; repeatable.")
+    list[str] | None,
+    typer.Option("--label", metavar="KEY=VALUE", help="Add this label (KEY=VALUE) to every thread copied; repeatable."),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Write nothing; report what would be copied.")]
 Replace = Annotated[
@@ -55,7 +63,7 @@ DeleteSource = Annotated[
     bool,
     typer.Option("--delete-source", help="Delete each source key once its copy is read back and found equal."),
 ]
-Concurrency = Annotated[int, typer.Option("--concurrency", min=1, help="Threads copied at once.")]
+Concurrency = Annotated[int, typer.Option("--concurrency", metavar="N", min=1, help="Threads copied at once.")]
 
 
 @migrate_app.callback()
@@ -95,6 +103,14 @@ def _migrate(
     source = source_url or target.require_url()
     if source_url is None and target.cluster:
         fail("the source stores run on a standalone Redis: pass --source-url with --cluster")
+    try:
+        ConnectionSettings(redis_url=source)
+    except ValueError as error:  # named here: inside the command, "--redis-url" would be the target's
+        fail(
+            in_cli_terms(
+                str(error), url_flag="--source-url" if source_url else target.redis_url_source or "--redis-url"
+            )
+        )
     if question is not None:
         ask(f"Copy the threads of {command} at {redact_url(source)} into {target.describe()}, {question}?")
 
@@ -153,15 +169,17 @@ def agent_framework_redis(
     ctx: typer.Context,
     source_url: SourceUrl = None,
     source_key_prefix: Annotated[
-        str, typer.Option("--source-key-prefix", help="key_prefix of Microsoft's store or provider.")
+        str, typer.Option("--source-key-prefix", metavar="PREFIX", help="key_prefix of Microsoft's store or provider.")
     ] = "chat_messages",
     source_id: Annotated[
-        str | None, typer.Option("--source-id", help="Only the 1.x provider's scoped keys of this source_id.")
+        str | None,
+        typer.Option("--source-id", metavar="ID", help="Only the 1.x provider's scoped keys of this source_id."),
     ] = None,
     thread_id_template: Annotated[
         str | None,
         typer.Option(
             "--thread-id-template",
+            metavar="TEMPLATE",
             help="Thread ids of scoped keys, e.g. '{application}:{session_id}' "
             "(fields: tenant, application, agent, source_id, session_id).",
         ),
@@ -215,7 +233,10 @@ def langchain(
     ctx: typer.Context,
     source_url: SourceUrl = None,
     source_key_prefix: Annotated[
-        str, typer.Option("--source-key-prefix", help="key_prefix of LangChain's RedisChatMessageHistory.")
+        str,
+        typer.Option(
+            "--source-key-prefix", metavar="PREFIX", help="key_prefix of LangChain's RedisChatMessageHistory."
+        ),
     ] = "message_store:",
     label: Labels = None,
     dry_run: DryRun = False,

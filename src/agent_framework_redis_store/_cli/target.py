@@ -12,6 +12,7 @@ root's options only: a level below that was not given an option has None, never 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,7 @@ __all__ = [
     "KeyPrefix",
     "RedisUrl",
     "Target",
+    "in_cli_terms",
     "resolve_target",
 ]
 
@@ -39,10 +41,15 @@ DEFAULT_KEY_PREFIX = "chat_messages"
 
 GlobalRedisUrl = Annotated[
     str | None,
-    typer.Option("--redis-url", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False),
+    typer.Option(
+        "--redis-url", metavar="URL", envvar="REDIS_URL", help="Redis URL (default: $REDIS_URL).", show_default=False
+    ),
 ]
 GlobalKeyPrefix = Annotated[
-    str | None, typer.Option("--key-prefix", help=f"Key prefix (default: {DEFAULT_KEY_PREFIX}).", show_default=False)
+    str | None,
+    typer.Option(
+        "--key-prefix", metavar="PREFIX", help=f"Key prefix (default: {DEFAULT_KEY_PREFIX}).", show_default=False
+    ),
 ]
 GlobalCluster = Annotated[
     bool,
@@ -56,13 +63,17 @@ GlobalCluster = Annotated[
 RedisUrl = Annotated[
     str | None,
     typer.Option(
-        "--redis-url", help="Redis URL (default: one given before the command, else $REDIS_URL).", show_default=False
+        "--redis-url",
+        metavar="URL",
+        help="Redis URL (default: one given before the command, else $REDIS_URL).",
+        show_default=False,
     ),
 ]
 KeyPrefix = Annotated[
     str | None,
     typer.Option(
         "--key-prefix",
+        metavar="PREFIX",
         help=f"Key prefix (default: one given before the command, else {DEFAULT_KEY_PREFIX}).",
         show_default=False,
     ),
@@ -103,11 +114,18 @@ class Target:
         """``key prefix 'p' at redis://host:port/db`` (credentials redacted), for questions and reports."""
         return f"key prefix {self.key_prefix!r} at {self.describe_url()}"
 
+    def in_cli_terms(self, message: str) -> str:
+        """``message`` of the library, naming this command line's options instead of Python parameters."""
+        return in_cli_terms(message, url_flag=self.redis_url_source or "--redis-url")
+
 
 def resolve_target(ctx: typer.Context) -> Target:
     """``--redis-url``, ``--key-prefix`` and ``--cluster`` from the level nearest the command that has them."""
     url, url_source = _nearest(ctx, "redis_url")
     prefix, _ = _nearest(ctx, "key_prefix")
+    if prefix == "":
+        # Given, and empty: not the default, which an operator who typed it did not ask for.
+        fail(f"--key-prefix must not be empty (leave it out for the default, {DEFAULT_KEY_PREFIX})")
     cluster, _ = _nearest(ctx, "cluster")
     source: Literal["--redis-url", "REDIS_URL"] | None = None
     if url:
@@ -124,3 +142,27 @@ def _nearest(ctx: typer.Context, name: str) -> tuple[Any, str | None]:
             return level.params[name], source.name
         level = level.parent
     return None, None
+
+
+# The library's messages name its Python parameters; the command line has options instead. The
+# hints that only a Python caller can follow go; a name becomes its option.
+_CLI_TERMS = (
+    (re.compile(r",? or pass (?:them as )?password= and username="), ""),
+    (re.compile(r" or pass password="), ""),
+    (re.compile(r" or as db="), ""),
+    (re.compile(r"\bdb must be 0 with cluster=True"), "the database in {url} must be 0 with --cluster"),
+    (re.compile(r"(?<![\w/@:.-])redis_url\b"), "{url}"),
+    (re.compile(r"(?<![\w/@:.-])key_prefix\b"), "--key-prefix"),
+    (re.compile(r"\bcluster=True\b"), "--cluster"),
+)
+# Quoted text (a key, a thread id, a URL as repr shows them) is data: it stays as it is.
+_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+
+def in_cli_terms(message: str, *, url_flag: str = "--redis-url") -> str:
+    """``message`` naming options (``--redis-url``) where it names parameters (``redis_url``), outside quotes."""
+    parts = _QUOTED.split(message)
+    for index in range(0, len(parts), 2):
+        for pattern, replacement in _CLI_TERMS:
+            parts[index] = pattern.sub(replacement.replace("{url}", url_flag), parts[index])
+    return "".join(parts)

@@ -11,22 +11,25 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import typer
 from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterException, RedisError
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from agent_framework_redis_store import (
     AESGCMEncryption,
+    PurgeResult,
     RedisChatMessageStore,
     RedisStoreError,
     RedisThreadRegistry,
@@ -41,6 +44,7 @@ from agent_framework_redis_store import (
 
 from .confirm import DryRun, Yes, ask, must_ask
 from .console import emit_json, err, fail, out, say, shown
+from .help import HelpGroup
 from .interrupt import EXIT_STATUS, Interrupted, run_until_interrupted
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
@@ -52,6 +56,7 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 threads_app = typer.Typer(
+    cls=HelpGroup,
     name="threads",
     help="List, show, compact, export, import, delete, purge, erase, fork and reindex conversation threads.",
     no_args_is_help=True,
@@ -167,7 +172,7 @@ def _run_on(
             fail(f"the Redis at {target.describe_url()} is a Redis Cluster node: pass --cluster or set REDIS_CLUSTER=1")
         if isinstance(error.__cause__, RedisClusterException):
             fail(f"{_error_line(error.__cause__)}: --cluster (or REDIS_CLUSTER=1) needs a Redis Cluster node")
-        fail(_error_line(error))
+        fail(target.in_cli_terms(_error_line(error)))
 
 
 @contextmanager
@@ -215,6 +220,79 @@ def _seconds_text(seconds: float | None) -> str:
     return f"{seconds:g}s"
 
 
+def _iso(moment: datetime) -> str:
+    """As the library's receipts write times: ISO 8601 UTC with milliseconds and a Z."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# -- receipts: every thread id a deletion removed, kept in a file --------------------------
+
+ReceiptPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--receipt",
+        metavar="PATH",
+        help="Write the receipt (the --json output, every thread id) to PATH, a new file. Without it, "
+        "when more threads were deleted than the output lists, it goes to a new file in the current directory.",
+        show_default=False,
+    ),
+]
+
+
+def _check_receipt_path(path: Path | None) -> None:
+    """Before anything is deleted: that ``--receipt`` names a new file in a directory we may write in."""
+    if path is None:
+        return
+    if path.exists():
+        fail(f"--receipt {path}: the file exists; name a new file (a receipt never overwrites one)")
+    directory = path.parent
+    if not directory.is_dir():
+        fail(f"--receipt {path}: there is no directory {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        fail(f"--receipt {path}: cannot create a file in {directory} (permission denied)")
+
+
+def _create(path: Path, text: str) -> None:
+    with path.open("x", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _keep_receipt(receipt: dict[str, Any], path: Path | None, command: str, *, listed: int | None) -> Path | None:
+    """Write ``receipt`` to ``path``, or, when none was given and it holds more thread ids than the
+    output lists (``listed``; None: it lists them all), to a new file ``<command>-receipt-<UTC
+    time>.json`` here; its path.
+
+    A receipt never overwrites a file. If it cannot be written, the deletion being done, every
+    thread id goes to stdout instead and the command fails.
+    """
+    if path is None and (listed is None or len(receipt["thread_ids"]) <= listed):
+        return None
+    text = json.dumps(receipt, ensure_ascii=False, indent=2) + "\n"
+    try:
+        if path is not None:
+            _create(path, text)
+            return path
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        for attempt in range(1, 1000):
+            candidate = Path(f"{command}-receipt-{stamp}{'' if attempt == 1 else f'-{attempt}'}.json")
+            try:
+                _create(candidate, text)
+            except FileExistsError:
+                continue
+            return candidate
+        raise FileExistsError(f"{command}-receipt-{stamp}-*.json")
+    except OSError as error:
+        for thread_id in receipt["thread_ids"]:
+            say(thread_id)
+        where = path if path is not None else Path.cwd()
+        fail(f"could not write the receipt in {where} ({error.strerror or error}): its thread ids are listed above")
+
+
+def _say_receipt(written: Path | None, *, as_json: bool) -> None:
+    if written is not None:
+        say(f"receipt with every thread id: {written}", stderr=as_json)  # stdout holds the JSON
+
+
 # -- threads list --------------------------------------------------------------------------
 
 
@@ -222,11 +300,16 @@ def _seconds_text(seconds: float | None) -> str:
 def list_threads(
     ctx: typer.Context,
     label: Annotated[
-        list[str] | None, typer.Option("--label", help="Only threads with this label (KEY=VALUE); repeatable.")
+        list[str] | None,
+        typer.Option("--label", metavar="KEY=VALUE", help="Only threads with this label (KEY=VALUE); repeatable."),
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="Only threads active within, e.g. 7d, 12h.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many threads.")] = 50,
-    cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a previous page.")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", metavar="DURATION", help="Only threads active within, e.g. 7d, 12h.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="At most this many threads.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", metavar="CURSOR", help="Continue after a previous page.")
+    ] = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -247,7 +330,11 @@ def list_threads(
                 }
             )
             return
-        out.print(_threads_table(f"Threads under {registry.key_prefix!r}", page.threads, await registry.now()))
+        if page.threads:
+            _print_threads(out, f"Threads under {registry.key_prefix!r}", page.threads, await registry.now())
+        else:
+            matching = " matching --label/--since" if labels or active_since else ""
+            say(f"no threads{matching} under {registry.key_prefix!r}" + (" after this --cursor" if cursor else ""))
         _say_damaged(page.damaged)
         if page.next_cursor:
             say(f"more threads: --cursor {page.next_cursor}", stderr=True)
@@ -266,20 +353,61 @@ def _say_damaged(thread_ids: Sequence[str]) -> None:
         )
 
 
-def _threads_table(title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime) -> Table:
-    table = Table(title=None if title is None else shown(title), title_justify="left")
-    for column in ("thread", "messages", "last active", "created", "ttl", "labels"):
-        table.add_column(column, justify="right" if column == "messages" else "left", overflow="fold")
-    for thread in threads:
-        table.add_row(
+def _print_threads(
+    console: Console, title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime
+) -> None:
+    """The threads as a table where it fits the console whole, else one record per thread.
+
+    A thread id and a label are never split: where a thread's id and labels cannot stand whole in
+    their columns (a narrow terminal, long ids), each thread gets a record instead: its id alone
+    on a line, then its details, filled at spaces between whole facts.
+    """
+    rows = [
+        (
             shown(thread.thread_id),
             str(thread.message_count),
             _ago(thread.last_active, now),
             _ago(thread.created_at, now),
             _seconds_text(thread.ttl),
-            shown(_labels_text(thread.labels)),
+            [shown(f"{key}={value}") for key, value in thread.labels.items()],
         )
-    return table
+        for thread in threads
+    ]
+    table = Table(title=None if title is None else shown(title), title_justify="left")
+    for column in _THREAD_COLUMNS:
+        # No column wraps inside a word; the id and labels columns never wrap at all.
+        table.add_column(column, justify="right" if column == "messages" else "left", no_wrap=column == "thread")
+    for *cells, labels in rows:
+        table.add_row(*cells, ", ".join(labels) or "-")
+    if console.measure(table, options=console.options.update_width(_UNBOUNDED)).minimum <= console.width:
+        console.print(table)
+        return
+    if title is not None:
+        console.print(shown(title), soft_wrap=True)
+    for thread_id, messages, last_active, created, ttl, labels in rows:
+        console.print(thread_id, soft_wrap=True)
+        facts = [f"{messages} message(s),", f"last active {last_active},", f"created {created},", f"ttl {ttl},"]
+        facts += ["labels", *[f"{label}," for label in labels[:-1]], *labels[-1:]] if labels else ["labels -"]
+        for line in _fill(facts, console.width, "  "):
+            console.print(line, soft_wrap=True)
+
+
+_THREAD_COLUMNS = ("thread", "messages", "last active", "created", "ttl", "labels")
+_UNBOUNDED = 100_000
+
+
+def _fill(pieces: Sequence[str], width: int, indent: str) -> list[str]:
+    """``pieces`` joined by spaces into lines of at most ``width``, never splitting one (a longer one stands alone)."""
+    lines: list[str] = []
+    line = ""
+    for piece in pieces:
+        if line and len(indent) + len(line) + 1 + len(piece) > width:
+            lines.append(indent + line)
+            line = ""
+        line = f"{line} {piece}" if line else piece
+    if line:
+        lines.append(indent + line)
+    return lines
 
 
 # -- threads show --------------------------------------------------------------------------
@@ -307,8 +435,8 @@ def _role_name(message: dict[str, Any]) -> str:
 @threads_app.command("show")
 def show_thread(
     ctx: typer.Context,
-    thread_id: Annotated[str, typer.Argument(help="The thread to show.")],
-    last: Annotated[int | None, typer.Option("--last", min=1, help="Only the newest N messages.")] = None,
+    thread_id: Annotated[str, typer.Argument(metavar="THREAD_ID", help="The thread to show.")],
+    last: Annotated[int | None, typer.Option("--last", metavar="N", min=1, help="Only the newest N messages.")] = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -373,14 +501,21 @@ def _print_message(message: dict[str, Any]) -> None:
 @threads_app.command("compact")
 def compact_threads(
     ctx: typer.Context,
-    thread_ids: Annotated[list[str] | None, typer.Argument(help="Threads to compact.", show_default=False)] = None,
+    thread_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="THREAD_ID", help="Threads to compact.", show_default=False)
+    ] = None,
     compact_all: Annotated[bool, typer.Option("--all", help="Every thread under the prefix.")] = False,
     trigger_messages: Annotated[
-        int, typer.Option("--trigger-messages", min=2, help="Compact threads with more unsummarized messages.")
+        int,
+        typer.Option("--trigger-messages", metavar="N", min=2, help="Compact threads with more unsummarized messages."),
     ] = 40,
-    keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Newest messages kept verbatim.")] = 10,
+    keep_last: Annotated[
+        int, typer.Option("--keep-last", metavar="N", min=0, help="Newest messages kept verbatim.")
+    ] = 10,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be compacted.")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Summarize with the offline model.")] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Summarize with the offline model (no API key needed).")
+    ] = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -388,8 +523,9 @@ def compact_threads(
 ) -> None:
     """Summarize the older messages of long threads into a summary kept in Redis.
 
-    The summarizer is OpenAI or Azure OpenAI when OPENAI_API_KEY (or the AZURE_OPENAI_*
-    variables, also from a .env file) is set, else --offline. The transcript stays whole.
+    The summarizer is OpenAI or Azure OpenAI, whose key comes from OPENAI_API_KEY (or the
+    AZURE_OPENAI_* variables, also from a .env file); without one, pass --offline to summarize
+    with the offline model, which needs no key. The transcript stays whole.
     """
     if bool(thread_ids) == compact_all:
         raise typer.BadParameter("give THREAD_ID... or --all (not both)")
@@ -466,24 +602,47 @@ def _summarizer(offline: bool) -> Any:
 @threads_app.command("export")
 def export_threads(
     ctx: typer.Context,
-    output: Annotated[Path, typer.Option("--output", "-o", help="JSON Lines file to write ('-': stdout).")],
-    thread_ids: Annotated[list[str] | None, typer.Argument(help="Threads to export.", show_default=False)] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="JSON Lines file to write ('-': stdout); an existing one is asked about.",
+        ),
+    ],
+    thread_ids: Annotated[
+        list[str] | None, typer.Argument(metavar="THREAD_ID", help="Threads to export.", show_default=False)
+    ] = None,
     export_all: Annotated[bool, typer.Option("--all", help="Export every thread under the prefix.")] = False,
+    yes: Yes = False,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
     cluster: Cluster = None,
 ) -> None:
-    """Write threads to a JSON Lines file, one thread per line."""
+    """Write threads to a JSON Lines file, one thread per line.
+
+    The file is written whole or not at all (a temporary file beside it, renamed at the end). An
+    existing file is overwritten only after asking (--yes: do not ask; needed when not on a
+    terminal). With -o - the records go to stdout; a reader that stops early (| head) ends the
+    export quietly, with exit status 141 as for any command a closed pipe stops.
+    """
     if bool(thread_ids) == export_all:
         raise typer.BadParameter("give THREAD_ID... or --all (not both)")
+    to_stdout = str(output) == "-"
+    if not to_stdout:
+        _check_writable(output)
+        if output.exists() and must_ask(
+            f"threads export -o {output} overwrites {output}", yes=yes, dry_run=False, has_dry_run=False
+        ):
+            ask(f"Overwrite {output}?")
 
     async def work(registry: RedisThreadRegistry) -> int:
         if thread_ids:
             unknown = await registry.missing(thread_ids)
             if unknown:
                 fail(f"unknown thread id(s) under {registry.key_prefix!r}: {', '.join(map(repr, unknown))}")
-        to_stdout = str(output) == "-"
         target = sys.stdout if to_stdout else _temporary_beside(output)
         written = 0
         try:
@@ -493,7 +652,7 @@ def export_threads(
                         record = await registry.export_thread(thread_id)
                     except LookupError:
                         continue  # deleted or expired since it was listed
-                    target.write(record.to_json() + "\n")
+                    _write_record(target, record.to_json() + "\n", flush=to_stdout)
                     written += 1
                     update(written, None)
         except BaseException:
@@ -503,16 +662,20 @@ def export_threads(
             raise
         if not to_stdout:
             target.close()
-            os.replace(target.name, output)
+            try:
+                os.replace(target.name, output)
+            except OSError as error:
+                os.unlink(target.name)
+                fail(f"cannot write {output}: {error.strerror or error}")
         return written
 
     def interrupted() -> str:
-        if str(output) == "-":
+        if to_stdout:
             return "the records on stdout are incomplete"
         return f"{output} was left as it was"  # the records went to a temporary file, now removed
 
     written = _run(ctx, work, interrupted)
-    if str(output) == "-":
+    if to_stdout:
         return  # stdout holds the records; a summary there would corrupt them
     if as_json:
         emit_json({"exported": written, "file": str(output)})
@@ -520,11 +683,44 @@ def export_threads(
         say(f"exported {written} thread(s) to {output}", stderr=True)
 
 
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a command that wrote into a closed pipe
+
+
+def _write_record(target: Any, line: str, *, flush: bool) -> None:
+    """Write one record; on stdout, flushed, so that a reader that stopped (| head) stops the export now."""
+    try:
+        target.write(line)
+        if flush:
+            target.flush()
+    except BrokenPipeError:
+        if target is not sys.stdout:
+            raise
+        # Quietly, as cat or seq end: nothing on stderr, and nothing left for Python to flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise typer.Exit(EXIT_PIPE_CLOSED) from None
+
+
+def _check_writable(path: Path) -> None:
+    """Before connecting: that ``path`` can be written (named as given, never as a temporary file)."""
+    directory = path.parent
+    if path.is_dir():
+        fail(f"cannot write {path}: it is a directory")
+    if not directory.is_dir():
+        fail(f"cannot write {path}: there is no directory {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        fail(f"cannot write {path}: permission denied in {directory}")
+
+
 def _temporary_beside(path: Path) -> Any:
     # Written next to the target and renamed at the end: a failed export leaves no half file.
-    return tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent or ".", prefix=f".{path.name}.", delete=False
-    )
+    try:
+        return tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent or ".", prefix=f".{path.name}.", delete=False
+        )
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror or error}")
 
 
 async def _export_ids(registry: RedisThreadRegistry, thread_ids: list[str] | None) -> AsyncIterator[str]:
@@ -536,23 +732,39 @@ async def _export_ids(registry: RedisThreadRegistry, thread_ids: list[str] | Non
         yield summary.thread_id
 
 
-def _records(path: Path) -> Iterator[tuple[int, ThreadRecord | ThreadRecordError]]:
-    """(line number, record or the reason it is malformed) for every non-blank line."""
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, ThreadRecord.from_json(line)
-            except ThreadRecordError as error:
-                yield number, error
+def _records(lines: BinaryIO) -> Iterator[tuple[int, ThreadRecord | ThreadRecordError]]:
+    """(line number, record or the reason it is malformed) for every non-blank line, from the start."""
+    lines.seek(0)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, ThreadRecord.from_json(line)
+        except ThreadRecordError as error:
+            yield number, error
+
+
+@contextmanager
+def _import_source(file: str) -> Iterator[BinaryIO]:
+    """The file to import, or for '-' stdin, kept in a temporary file: it is read twice (checked, then imported)."""
+    if file != "-":
+        with open(file, "rb") as lines:
+            yield lines
+        return
+    with tempfile.TemporaryFile() as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy)
+        yield copy
 
 
 @threads_app.command("import")
 def import_threads(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="JSON Lines file written by 'threads export'.", exists=True)],
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good lines, report the bad.")] = False,
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="JSON Lines file written by 'threads export' ('-': stdin).")
+    ],
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Import the good lines, report the bad (fails if every line is bad).")
+    ] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite threads that already exist.")] = False,
     dry_run: DryRun = False,
     yes: Yes = False,
@@ -565,45 +777,54 @@ def import_threads(
 
     The file is checked completely first: unless --skip-bad, one bad line (named by its
     number) means nothing is imported. Existing threads are refused unless --replace, which
-    lists them and asks first (--yes: do not ask; needed when not on a terminal). --dry-run
-    checks the file and counts the threads it would create and replace.
+    lists them and asks first (--yes: do not ask; needed when not on a terminal, and with
+    '-', whose stdin is the file). --dry-run checks the file and counts the threads it would
+    create and replace.
     """
+    if file != "-" and not Path(file).is_file():
+        raise typer.BadParameter(f"{file}: no such file", param_hint="'FILE'")
+    name = "stdin" if file == "-" else file
     asking = replace and must_ask("threads import --replace overwrites threads", yes=yes, dry_run=dry_run)
     target = resolve_target(ctx)
     # What an interruption leaves: (threads imported, threads to import), and the line being imported.
     imported, importing_total, underway = 0, 0, None
 
+    def problem(line: int, text: str) -> str:
+        return f"{name}, line {line}: {text}"
+
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
+        with _import_source(file) as lines:
+            return await check_and_import(registry, lines)
+
+    async def check_and_import(registry: RedisThreadRegistry, lines: BinaryIO) -> dict[str, Any]:
         nonlocal imported, importing_total, underway
-        problems: list[str] = []
+        bad: dict[int, str] = {}  # line: what is wrong with it
         seen: dict[str, int] = {}
-        for number, record in _records(file):
+        for number, record in _records(lines):
             if number % 1000 == 0:
                 await asyncio.sleep(0)  # a large file is read on the loop's thread: let Ctrl-C in
             if isinstance(record, ThreadRecordError):
-                problems.append(f"{file}:{number}: {record}")
+                bad[number] = str(record)
             elif record.thread_id in seen:
-                problems.append(
-                    f"{file}:{number}: thread {record.thread_id!r} already on line {seen[record.thread_id]}"
-                )
+                bad[number] = f"thread {record.thread_id!r} already on line {seen[record.thread_id]}"
             else:
                 seen[record.thread_id] = number
         absent = set(await registry.missing(list(seen))) if seen else set()
-        if not replace:
-            problems += [
-                f"{file}:{line}: thread {tid!r} already exists (use --replace)"
-                for tid, line in seen.items()
-                if tid not in absent
-            ]
-        problems.sort(key=lambda p: int(p.removeprefix(f"{file}:").split(":", 1)[0]))
+        existing = {} if replace else {line: tid for tid, line in seen.items() if tid not in absent}
+        bad.update({line: f"thread {tid!r} already exists (use --replace)" for line, tid in existing.items()})
+        problems = [problem(line, bad[line]) for line in sorted(bad)]
         if problems and not skip_bad:
-            for problem in problems[:20]:
-                say(problem, stderr=True)
-            fail(f"{len(problems)} problem line(s) in {file}; nothing was imported (--skip-bad imports the rest)")
-        bad_lines = {int(p.removeprefix(f"{file}:").split(":", 1)[0]) for p in problems}
-        for problem in problems:
-            say(f"{'would skip' if dry_run else 'skipped'} {problem}", stderr=True)
-        importing = [tid for tid, line in seen.items() if line not in bad_lines]
+            for text in problems[:20]:
+                say(text, stderr=True)
+            hints = ["--skip-bad imports the rest"]
+            if existing:
+                hints.insert(0, f"--replace overwrites the {len(existing)} existing thread(s)")
+            fail(f"{len(problems)} problem line(s) in {name}; nothing was imported ({'; '.join(hints)})")
+        for text in problems:
+            say(f"{'would skip' if dry_run else 'skipped'} {text}", stderr=True)
+        importing = [tid for tid, line in seen.items() if line not in bad]
+        if problems and not importing:
+            fail(f"every line of {name} is bad ({len(problems)}, listed above); nothing was imported")
         replacing = [tid for tid in importing if tid not in absent]
         if dry_run:
             new = len(importing) - len(replacing)
@@ -619,17 +840,17 @@ def import_threads(
                 say(f"replaces {thread_id!r}", stderr=True)
             if len(replacing) > 20:
                 err.print(f"... and {len(replacing) - 20} more")
-            ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {file}?")
-        importing_total = len(seen) - len(bad_lines & set(seen.values()))
+            ask(f"Replace {len(replacing)} existing thread(s) under {target.describe()} with their copies in {name}?")
+        importing_total = len(importing)
         with _progress("importing", importing_total, as_json) as update:
-            for number, record in _records(file):
-                if number in bad_lines or isinstance(record, ThreadRecordError):
+            for number, record in _records(lines):
+                if number in bad or isinstance(record, ThreadRecordError):
                     continue
                 underway = (number, record.thread_id)
                 if await registry.import_thread(record, replace=replace):
                     imported += 1
                 else:
-                    problems.append(f"{file}:{number}: thread {record.thread_id!r} was created meanwhile; skipped")
+                    problems.append(problem(number, f"thread {record.thread_id!r} was created meanwhile; skipped"))
                 underway = None
                 update(imported, None)
         return {"imported": imported, "skipped": len(problems), "problems": problems}
@@ -660,9 +881,12 @@ def import_threads(
 @threads_app.command("delete")
 def delete_threads(
     ctx: typer.Context,
-    thread_ids: Annotated[list[str], typer.Argument(help="Threads to delete.", show_default=False)],
+    thread_ids: Annotated[
+        list[str], typer.Argument(metavar="THREAD_ID", help="Threads to delete.", show_default=False)
+    ],
     dry_run: DryRun = False,
     yes: Yes = False,
+    receipt_path: ReceiptPath = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -671,18 +895,31 @@ def delete_threads(
     """Delete threads and their registry entries (all named threads must exist).
 
     Lists the threads and asks first (--yes: do not ask; needed when not on a terminal).
-    --dry-run lists them, with their message counts, and deletes nothing.
+    --dry-run lists them, with their message counts, and deletes nothing. Deleting more than
+    20 threads leaves a receipt file (see --receipt).
     """
     asking = must_ask("threads delete deletes threads", yes=yes, dry_run=dry_run)
+    _check_receipt_path(receipt_path)
     target = resolve_target(ctx)
 
-    async def work(registry: RedisThreadRegistry) -> int | None:
+    async def delete(registry: RedisThreadRegistry) -> dict[str, Any]:
+        started = await registry.now()
+        deleted = await registry.delete(thread_ids)
+        return {
+            "key_prefix": registry.key_prefix,
+            "deleted": deleted,
+            "thread_ids": list(dict.fromkeys(thread_ids)),
+            "started_at": _iso(started),
+            "finished_at": _iso(await registry.now()),
+        }
+
+    async def work(registry: RedisThreadRegistry) -> dict[str, Any] | None:
         unknown = await registry.missing(thread_ids)
         if unknown:
             unknown_ids = ", ".join(map(repr, unknown))
             fail(f"unknown thread id(s) under {registry.key_prefix!r}: {unknown_ids}; nothing deleted")
         if not (dry_run or asking):
-            return await registry.delete(thread_ids)
+            return await delete(registry)
         threads = [await registry.info(thread_id) for thread_id in dict.fromkeys(thread_ids)]
         messages = sum(info.message_count for info in threads)
         title = f"{len(threads)} thread(s), {messages} message(s), under {target.describe()}"
@@ -690,30 +927,35 @@ def delete_threads(
             emit_json({"dry_run": True, "threads": [info.to_dict() for info in threads]})
         elif dry_run:
             say(f"Would delete {title}:")
-            out.print(_threads_table(None, threads, await registry.now()))
+            _print_threads(out, None, threads, await registry.now())
             out.print("nothing deleted (--dry-run)")
         else:
             say(f"About to delete {title}:", stderr=True)
-            err.print(_threads_table(None, threads, await registry.now()))
+            _print_threads(err, None, threads, await registry.now())
             ask(f"Delete these {len(threads)} thread(s)?")
-            return await registry.delete(thread_ids)
+            return await delete(registry)
         return None
 
-    deleted = _run(ctx, work)
-    if deleted is None:
+    receipt = _run(ctx, work)
+    if receipt is None:
         return
+    written = _keep_receipt(receipt, receipt_path, "delete", listed=None if as_json else _LISTED)
     if as_json:
-        emit_json({"deleted": deleted})
+        emit_json(receipt)
     else:
-        out.print(f"deleted {deleted} thread(s)")
+        out.print(f"deleted {receipt['deleted']} thread(s)")
+    _say_receipt(written, as_json=as_json)
 
 
 @threads_app.command("purge")
 def purge_threads(
     ctx: typer.Context,
-    older_than: Annotated[str, typer.Option("--older-than", help="Inactive for longer than this: 30d, 12h, 90m.")],
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="DURATION", help="Inactive for longer than this: 30d, 12h, 90m.")
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be deleted.")] = False,
     yes: Yes = False,
+    receipt_path: ReceiptPath = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -721,31 +963,47 @@ def purge_threads(
 ) -> None:
     """Delete every thread inactive for longer than --older-than (and forget expired ones).
 
-    Counts them and asks first (--yes: do not ask; needed when not on a terminal).
+    Counts them and asks first (--yes: do not ask; needed when not on a terminal). Lists the
+    first 20 threads deleted; more leave a receipt file with every id (see --receipt).
     """
     age = _duration_option(older_than)
     assert age is not None
     asking = must_ask("threads purge deletes threads", yes=yes, dry_run=dry_run)
+    _check_receipt_path(receipt_path)
     target = resolve_target(ctx)
+
+    async def receipt(registry: RedisThreadRegistry, result: PurgeResult, started: datetime) -> dict[str, Any]:
+        finished = _iso(await registry.now())
+        return {
+            "key_prefix": registry.key_prefix,
+            **result.to_dict(),
+            "started_at": _iso(started),
+            "finished_at": finished,
+        }
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
         if asking:
+            started = await registry.now()
             with _progress("checking", None, as_json) as update:
                 preview = await registry.purge(older_than=age, dry_run=True, on_progress=update)
             if not (preview.purged or preview.expired):
-                return {**preview.to_dict(), "dry_run": False}  # nothing to delete, nothing to ask
+                # Nothing to delete, nothing to ask: what a purge that found nothing says.
+                return {**await receipt(registry, preview, started), "dry_run": False}
             ask(
                 f"Delete {preview.purged} thread(s) under {target.describe()} inactive for longer than "
                 f"{older_than} (since {preview.to_dict()['cutoff']}), and remove {preview.expired} expired "
                 f"entr{'y' if preview.expired == 1 else 'ies'}?"
             )
+        started = await registry.now()
         with _progress("purging" if not dry_run else "checking", None, as_json) as update:
             result = await registry.purge(older_than=age, dry_run=dry_run, on_progress=update)
-        return result.to_dict()
+        return await receipt(registry, result, started)
 
     result = _run(ctx, work)
+    written = _keep_receipt(result, receipt_path, "purge", listed=None if as_json or dry_run else _LISTED)
     if as_json:
         emit_json(result)
+        _say_receipt(written, as_json=True)
         return
     verb = "would delete" if dry_run else "deleted"
     say(
@@ -753,6 +1011,8 @@ def purge_threads(
         f"{result['expired']} expired entr{'y' if result['expired'] == 1 else 'ies'} "
         f"{'to remove' if dry_run else 'removed'}; {result['kept']} kept (written meanwhile)"
     )
+    _say_ids(result["thread_ids"], written)
+    _say_receipt(written, as_json=False)
     if result["damaged"]:
         say(f"kept {len(result['damaged'])} thread(s) whose last activity cannot be read:", stderr=True)
         _say_damaged(result["damaged"])
@@ -766,10 +1026,16 @@ def erase_threads(
     ctx: typer.Context,
     label: Annotated[
         list[str],
-        typer.Option("--label", "-l", help="KEY=VALUE the threads carry (repeat: all of them), e.g. user=alice."),
+        typer.Option(
+            "--label",
+            "-l",
+            metavar="KEY=VALUE",
+            help="KEY=VALUE the threads carry (repeat: all of them), e.g. user=alice.",
+        ),
     ],
     dry_run: DryRun = False,
     yes: Yes = False,
+    receipt_path: ReceiptPath = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -779,10 +1045,12 @@ def erase_threads(
 
     Every key of each thread and every registry and index entry naming it; threads of those labels
     written meanwhile are erased too and listed. Counts them and asks first (--yes: do not ask;
-    needed when not on a terminal). --json prints the receipt (thread ids, counts, times).
+    needed when not on a terminal). --json prints the receipt (thread ids, counts, times). The
+    printed receipt lists the first 20 threads; more leave the whole receipt in a file (see --receipt).
     """
     labels = _label_option(label)
     asking = must_ask("threads erase deletes threads", yes=yes, dry_run=dry_run)
+    _check_receipt_path(receipt_path)
     target = resolve_target(ctx)
 
     async def work(registry: RedisThreadRegistry) -> dict[str, Any]:
@@ -801,10 +1069,12 @@ def erase_threads(
         return {"key_prefix": registry.key_prefix, **receipt.to_dict()}
 
     receipt = _run(ctx, work, lambda: "the erasure is incomplete (each thread is deleted whole): run it again")
+    written = _keep_receipt(receipt, receipt_path, "erase", listed=None if as_json or dry_run else _LISTED)
     if as_json:
         emit_json(receipt)
     else:
-        _print_receipt(receipt, labels, dry_run=dry_run)
+        _print_receipt(receipt, labels, dry_run=dry_run, written=written)
+    _say_receipt(written, as_json=as_json)
     if not receipt["complete"]:
         left = receipt["remaining"]
         fail(
@@ -820,7 +1090,7 @@ def erase_threads(
         )
 
 
-def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: bool) -> None:
+def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: bool, written: Path | None) -> None:
     erased = receipt["thread_ids"]
     during = len(receipt["written_during"])
     say(
@@ -828,10 +1098,15 @@ def _print_receipt(receipt: dict[str, Any], labels: dict[str, str], *, dry_run: 
         f"({receipt['keys_deleted']} key(s), {receipt['messages_deleted']} message(s))"
         + (f", {during} of them written during the erasure" if during else "")
     )
-    for thread_id in erased[:_LISTED]:
+    _say_ids(erased, written)
+
+
+def _say_ids(thread_ids: Sequence[str], written: Path | None) -> None:
+    """The first thread ids, one a line; where the rest are."""
+    for thread_id in thread_ids[:_LISTED]:
         say(f"  {thread_id}")
-    if len(erased) > _LISTED:
-        out.print(f"  ... and {len(erased) - _LISTED} more (--json lists them all)")
+    if len(thread_ids) > _LISTED:
+        say(f"  ... and {len(thread_ids) - _LISTED} more" + ("" if written is not None else " (--json lists them all)"))
 
 
 @threads_app.command("reindex")
@@ -864,11 +1139,14 @@ def reindex_threads(
 @threads_app.command("fork")
 def fork_thread(
     ctx: typer.Context,
-    thread_id: Annotated[str, typer.Argument(help="Thread to copy.", show_default=False)],
+    thread_id: Annotated[str, typer.Argument(metavar="THREAD_ID", help="Thread to copy.", show_default=False)],
     new_id: Annotated[
-        str | None, typer.Option("--new-id", help="Id of the copy (must not exist; default: a new one).")
+        str | None,
+        typer.Option("--new-id", metavar="THREAD_ID", help="Id of the copy (must not exist; default: a new one)."),
     ] = None,
-    upto: Annotated[int | None, typer.Option("--upto", min=1, help="Copy only the first N messages.")] = None,
+    upto: Annotated[
+        int | None, typer.Option("--upto", metavar="N", min=1, help="Copy only the first N messages.")
+    ] = None,
     as_json: AsJson = False,
     redis_url: RedisUrl = None,
     key_prefix: KeyPrefix = None,
@@ -895,10 +1173,14 @@ def fork_thread(
 def rekey_threads(
     ctx: typer.Context,
     current: Annotated[
-        str | None, typer.Option("--current", help="Key id to encrypt with (default: the first key listed).")
+        str | None,
+        typer.Option("--current", metavar="KEY_ID", help="Key id to encrypt with (default: the first key listed)."),
     ] = None,
     keys_env: Annotated[
-        str, typer.Option("--keys-env", help="Environment variable that holds the keys as 'k2:<base64>,k1:<base64>'.")
+        str,
+        typer.Option(
+            "--keys-env", metavar="NAME", help="Environment variable that holds the keys as 'k2:<base64>,k1:<base64>'."
+        ),
     ] = KEYS_ENV_VAR,
     encrypt_plaintext: Annotated[
         bool, typer.Option("--encrypt-plaintext", help="Also encrypt entries written before encryption was on.")

@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import re
+import ssl
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,15 +20,16 @@ from typing import Any, Self, TypedDict
 from urllib.parse import quote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cluster import BoundedRedisCluster, RedisClient, is_cluster
-from .errors import cancel_requests, kept_cancellation
+from .errors import DatabaseOutOfRangeError, PlainServerError, cancel_requests, kept_cancellation
 from .keyspace import check_encodable
 
 __all__ = [
@@ -317,9 +319,112 @@ class _CancellableSend:
             raise asyncio.CancelledError
 
 
+# A TLS server answers a ClientHello within a round trip; a plain Redis reads it as the start of
+# a command and says nothing (or, if it holds a newline, an error the handshake cannot parse).
+# After this long without an answer, ask the port in plain text whether it is a Redis.
+_TLS_PROBE_AFTER = 0.5
+_PROBE_TIMEOUT = 2.0
+
+
+async def _answers_plain_redis(host: str, port: int) -> bool:
+    """Whether ``host:port`` answers ``PING`` in plain RESP (``+PONG``, or an error such as ``-NOAUTH``)."""
+    writer = None
+    try:
+        async with asyncio.timeout(_PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"PING\r\n")
+            await writer.drain()
+            first = await reader.read(1)
+    except (OSError, TimeoutError):
+        return False  # a TLS server hangs up on plain text, or nothing answers: no verdict
+    finally:
+        if writer is not None:
+            writer.close()
+    return first in (b"+", b"-")
+
+
+class _CheckedConnect:
+    """Mixed into the connections of a pool we create: two set-up mistakes named for what they are.
+
+    A ``rediss://`` URL for a plain Redis would wait out the connect timeout on every retry (about
+    21 s with the defaults) and end as "unreachable"; here it fails within a second, naming TLS.
+    A database the server does not have fails naming how many it has.
+    """
+
+    async def _connect(self) -> None:
+        if not isinstance(self, SSLConnection):
+            return await super()._connect()  # type: ignore[misc]
+        handshake = asyncio.ensure_future(super()._connect())  # type: ignore[misc]
+        probe: asyncio.Future[bool] | None = None
+        try:
+            await asyncio.wait({handshake}, timeout=_TLS_PROBE_AFTER)
+            if handshake.done() and (
+                # A certificate the client refused came from a TLS server: nothing to ask.
+                handshake.exception() is None or isinstance(handshake.exception(), ssl.SSLCertVerificationError)
+            ):
+                return handshake.result()
+            probe = asyncio.ensure_future(_answers_plain_redis(self.host, self.port))
+            await asyncio.wait({handshake, probe}, return_when=asyncio.FIRST_COMPLETED)
+            if not probe.done() and handshake.exception() is None:
+                return handshake.result()
+            if await probe:
+                raise PlainServerError(
+                    f"the server at {self.host}:{self.port} did not answer the TLS handshake (is it serving TLS?): "
+                    "it answers plain Redis there; use a redis:// URL for it, or the port it serves TLS on"
+                )
+            return await handshake
+        finally:
+            for task in (handshake, probe):
+                if task is not None and not task.done():
+                    # Not awaited: that would swallow a cancellation of our own that arrives meanwhile.
+                    task.cancel()
+                    task.add_done_callback(_retrieve)
+
+    async def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        try:
+            await super().connect_check_health(check_health, retry_socket_connect)  # type: ignore[misc]
+        except RedisConnectionError as err:
+            # redis-py wraps whatever _connect raises in a ConnectionError, which the retry policy
+            # retries: a plain server stays plain, so its error goes out as itself, at once.
+            if isinstance(err.__cause__, PlainServerError):
+                raise err.__cause__ from None
+            raise
+
+    async def on_connect_check_health(self, check_health: bool = True) -> None:
+        try:
+            await super().on_connect_check_health(check_health)  # type: ignore[misc]
+        except ResponseError as err:
+            if "DB index is out of range" not in str(err):
+                raise
+            raise DatabaseOutOfRangeError(self.db, await _database_count(self)) from None  # type: ignore[attr-defined]
+
+    host: str
+    port: int
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _database_count(connection: Any) -> int | None:
+    """``CONFIG GET databases`` on the connection whose SELECT failed; None when it may not be read."""
+    try:
+        await connection.send_command("CONFIG", "GET", "databases", check_health=False)
+        reply = await connection.read_response()
+    except (RedisError, OSError, TimeoutError):
+        return None
+    values = list(reply.values()) if isinstance(reply, dict) else list(reply or [])[1:2]
+    try:
+        return int(values[0])
+    except (IndexError, TypeError, ValueError):
+        return None
+
+
 @functools.cache
 def _cancellable(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
-    return type(connection_class.__name__, (_CancellableSend, connection_class), {"__module__": __name__})
+    bases = (_CancellableSend, _CheckedConnect, connection_class)
+    return type(connection_class.__name__, bases, {"__module__": __name__})
 
 
 def _check_cluster_settings(settings: ConnectionSettings) -> None:

@@ -17,6 +17,7 @@ from redis.exceptions import (
     NoPermissionError,
     OutOfMemoryError,
     RedisClusterException,
+    RedisError,
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -125,6 +126,22 @@ class CorruptSessionError(RedisStoreError):
         )
 
 
+class PlainServerError(RedisError):
+    """A ``rediss://`` URL names a server that answers plain Redis, not TLS.
+
+    Not a ``ConnectionError``: retrying cannot help, so the retry policy gives up at once.
+    """
+
+
+class DatabaseOutOfRangeError(ResponseError):
+    """The URL selects a database the server does not have (``/99`` of 16)."""
+
+    def __init__(self, db: int, databases: int | None) -> None:
+        self.db = db
+        self.databases = databases
+        super().__init__(f"database {db} does not exist on the server: {_databases(databases)}")
+
+
 # What a script reports before its first write (lua.INDEX_LIBRARY): a key of the wrong type
 # (the type it should hold) or a damaged meta field (its name), then the key's bytes in hex.
 _SCRIPT_REPORT = re.compile(r"(WRONGTYPE_KEY|CORRUPT_META) (\w+) ((?:[0-9a-f]{2})+)")
@@ -173,9 +190,22 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         # and must not become "unreachable" below.
         raise
     except AuthenticationError as err:
+        if _NO_CREDENTIALS_GIVEN.search(str(err)):
+            raise RedisStoreError(
+                f"Redis at {where}: the server requires a password (AUTH) and none was given; put it in "
+                "redis_url (redis://:PASSWORD@host:port/0, or redis://USER:PASSWORD@... for an ACL user) "
+                "or pass password="
+            ) from err
         raise RedisStoreError(
             f"Redis at {where} rejected the credentials ({err}); check the username and password"
         ) from err
+    except PlainServerError as err:
+        raise RedisUnavailableError(
+            f"Redis at {where}: the server did not answer the TLS handshake (is it serving TLS?); it answers "
+            "plain Redis on that port: use a redis:// URL for it, or the port it serves TLS on"
+        ) from err
+    except DatabaseOutOfRangeError as err:
+        raise RedisStoreError(f"Redis at {where} has no database {err.db}: {_databases(err.databases)}") from err
     except MaxConnectionsError as err:
         # redis-py's RedisCluster fails at once when a node's pool is full; it does not wait.
         raise RedisUnavailableError(
@@ -214,6 +244,17 @@ def translate_redis_errors(where: str, key: str, holds: str) -> Iterator[None]:
         if "WRONGTYPE" in str(err):  # inside a script, Redis < 7 prefixes the error
             raise RedisStoreError(f"Redis key {key!r} holds a value that is not {holds} ({err})") from err
         raise
+
+
+# What a server that needs a password says to a client that gave none: to its first command
+# (RESP2) or to HELLO (RESP3).
+_NO_CREDENTIALS_GIVEN = re.compile(r"Authentication required|must be called with the client already authenticated")
+
+
+def _databases(count: int | None) -> str:
+    if not count:
+        return "it has fewer (CONFIG GET databases tells how many)"
+    return f"it has {count} (0 to {count - 1}); choose one of them as the URL's path (/0) or as db="
 
 
 def _out_of_memory(where: str, key: str) -> RedisOutOfMemoryError:

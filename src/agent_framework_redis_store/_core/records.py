@@ -43,6 +43,14 @@ __all__ = [
 RECORD_VERSION = 1
 
 
+def _json_problem(err: json.JSONDecodeError) -> str:
+    """What is wrong with a record's JSON, by column (json's line and column count within the one record)."""
+    if err.pos < len(err.doc.rstrip("\r\n")):
+        return f"not JSON at column {err.colno}: {err.msg}"
+    # Past the end of the line: the record stops before its JSON does.
+    return f"not JSON: the line ends before its JSON does ({err.msg}); a record is one line"
+
+
 @dataclass(frozen=True)
 class ThreadRecord:
     """One exported thread: one line of an export file (JSON Lines).
@@ -89,10 +97,14 @@ class ThreadRecord:
         """Parse and check one line; raises ``ThreadRecordError`` naming the bad field."""
         try:
             data = json.loads(line)
-        except ValueError as err:
+        except json.JSONDecodeError as err:
+            raise ThreadRecordError(_json_problem(err)) from err
+        except ValueError as err:  # bytes that are not UTF-8
             raise ThreadRecordError(f"not JSON ({err})") from err
         if not isinstance(data, dict):
             raise ThreadRecordError(f"expected a JSON object, got {type(data).__name__}")
+        if data.get("thread_id") is None:
+            raise ThreadRecordError("no thread_id")
         if data.get("version", RECORD_VERSION) != RECORD_VERSION:
             raise ThreadRecordError(f"'version' is {data.get('version')!r}; this version reads {RECORD_VERSION}")
         try:

@@ -99,6 +99,8 @@ class PurgeResult:
     """Threads written to while the purge ran, left alone."""
     damaged: tuple[str, ...] = ()
     """Threads whose last activity cannot be read (damaged meta hash), left alone: ``info`` names the field."""
+    thread_ids: tuple[str, ...] = ()
+    """The ids of the ``purged`` threads (or, with ``dry_run``, of those to be purged), oldest activity first."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -109,6 +111,7 @@ class PurgeResult:
             "expired": self.expired,
             "kept": self.kept,
             "damaged": list(self.damaged),
+            "thread_ids": list(self.thread_ids),
         }
 
 
@@ -633,8 +636,9 @@ class RedisThreadRegistry(ClientOwner):
         now_ms = to_ms(await self.now())
         cutoff_ms = _as_cutoff_ms(now_ms, older_than)
         total = await self.count()
-        done = purged = expired = kept = 0
+        done = expired = kept = 0
         damaged: list[str] = []
+        purged_ids: list[str] = []
         walk = self._walk(newest_first=False, low=float("-inf"), high=cutoff_ms)
         while not walk.done:
             entries = await walk.batch()
@@ -676,7 +680,7 @@ class RedisThreadRegistry(ClientOwner):
             outcomes = [int(reply) for reply in replies]
             gone = [e for e, outcome in zip(entries, outcomes, strict=True) if outcome in (1, 2)]
             damaged += [e.thread_id for e, outcome in zip(entries, outcomes, strict=True) if outcome == 3]
-            purged += sum(1 for outcome in outcomes if outcome == 1)
+            purged_ids += [e.thread_id for e, outcome in zip(entries, outcomes, strict=True) if outcome == 1]
             expired += sum(1 for outcome in outcomes if outcome == 2)
             kept += sum(1 for outcome in outcomes if outcome == 0)
             if not dry_run:
@@ -705,7 +709,9 @@ class RedisThreadRegistry(ClientOwner):
             with self._errors():
                 if not await self._redis.exists(self._index):
                     await self._redis.delete(self._keyspace.labels_complete)  # nothing of the prefix is left
-        return PurgeResult(from_ms(cutoff_ms) or EPOCH, dry_run, purged, expired, kept, tuple(damaged))
+        return PurgeResult(
+            from_ms(cutoff_ms) or EPOCH, dry_run, len(purged_ids), expired, kept, tuple(damaged), tuple(purged_ids)
+        )
 
     @traced("registry.reindex")
     async def reindex(self, *, on_progress: Callable[[int, int], None] | None = None) -> int:
