@@ -240,3 +240,16 @@ def test_errors_are_one_line_with_exit_status_1(redis_url: str) -> None:
     out = cli(redis_url, "checkpoints", "list", "--json")  # a real process: the JSON on stdout parses
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"workflows": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("width", [200, 60, 40])
+def test_list_never_splits_a_checkpoint_id_or_a_workflow_name(redis_url: str, width: int) -> None:
+    workflow = "refund-approval-for-order-1017"
+    [checkpoint_id] = save(redis_url, workflow, 1)
+    for listing in (["checkpoints", "list"], ["checkpoints", "list", "--workflow", workflow]):
+        done = cli(redis_url, *listing, env={"COLUMNS": str(width)})
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        for whole in (workflow, checkpoint_id):
+            assert any(whole in line for line in lines), f"{whole!r} is split at {width} columns:\n{done.stdout}"
+        assert max(len(line.rstrip()) for line in lines) <= max(width, len(checkpoint_id) + 2), done.stdout

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from agent_framework_redis_store import CheckpointInfo, RedisCheckpointStorage
 
 from .confirm import DryRun, Yes, ask, must_ask
-from .console import emit_json, err, fail, out, say, shown
+from .console import emit_json, err, fail, out, say, shown, table_or_records
 from .help import HelpGroup
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 from .threads import AsJson, _ago, _encryption_from_env, _run_on
@@ -56,18 +57,24 @@ def _size_text(info: CheckpointInfo) -> str:
     return f"{info.size_bytes:,} bytes" + (f" ({', '.join(how)})" if how else "")
 
 
-def _checkpoints_table(title: str | None, checkpoints: Sequence[CheckpointInfo], now: datetime) -> Table:
-    table = Table(title=None if title is None else shown(title), title_justify="left")
-    for column in ("checkpoint", "workflow", "saved", "bytes"):
-        table.add_column(column, justify="right" if column == "bytes" else "left", overflow="fold")
-    for info in checkpoints:
-        table.add_row(
+def _print_checkpoints(
+    title: str | None, checkpoints: Sequence[CheckpointInfo], now: datetime, console: Console = out
+) -> None:
+    rows = [
+        (
             shown(info.checkpoint_id),
             shown(info.workflow_name),
             f"{info.saved_at.isoformat(timespec='milliseconds')} ({_ago(info.saved_at, now)})",
             f"{info.size_bytes:,}",
         )
-    return table
+        for info in checkpoints
+    ]
+
+    def facts(index: int) -> list[str]:
+        _, workflow, saved, size = rows[index]
+        return ["workflow", f"{workflow},", "saved", *saved.split(" "), "size", f"{size} bytes"]
+
+    table_or_records(console, title, ("checkpoint", "workflow", "saved", "bytes"), rows, facts, right={"bytes"})
 
 
 def _ids_text(checkpoint_ids: Sequence[str]) -> str:
@@ -108,7 +115,7 @@ def list_checkpoints(
                 )
                 return
             title = f"Checkpoints of workflow {workflow!r} under {storage.key_prefix!r}, newest first"
-            out.print(_checkpoints_table(title, page.checkpoints, now))
+            _print_checkpoints(title, page.checkpoints, now)
             if page.next_cursor:
                 say(f"more checkpoints: --cursor {page.next_cursor}", stderr=True)
             return
@@ -118,17 +125,23 @@ def list_checkpoints(
         if as_json:
             emit_json({"workflows": [w.to_dict() for w in workflows], "next_cursor": next_cursor})
             return
-        table = Table(title=shown(f"Workflows with checkpoints under {storage.key_prefix!r}"), title_justify="left")
-        for column in ("workflow", "checkpoints", "latest checkpoint", "latest saved"):
-            table.add_column(column, justify="right" if column == "checkpoints" else "left", overflow="fold")
-        for summary in workflows:
-            table.add_row(
+        rows = [
+            (
                 shown(summary.workflow_name),
                 str(summary.checkpoints),
                 shown(summary.latest_checkpoint_id),
                 f"{summary.latest_saved_at.isoformat(timespec='milliseconds')} ({_ago(summary.latest_saved_at, now)})",
             )
-        out.print(table)
+            for summary in workflows
+        ]
+
+        def facts(index: int) -> list[str]:
+            _, count, latest, saved = rows[index]
+            return [f"{count} checkpoint(s),", "latest", f"{latest},", "saved", *saved.split(" ")]
+
+        columns = ("workflow", "checkpoints", "latest checkpoint", "latest saved")
+        title = f"Workflows with checkpoints under {storage.key_prefix!r}"
+        table_or_records(out, title, columns, rows, facts, right={"checkpoints"})
         if next_cursor is not None:
             # The cursor is a workflow name: printed as the shell would need it quoted.
             say(f"more workflows: --cursor {next_cursor!r}", stderr=True)
@@ -221,12 +234,12 @@ def delete_checkpoints(
             return None
         if dry_run:
             say(f"Would delete {title}:")
-            out.print(_checkpoints_table(None, infos, datetime.now(UTC)))
+            _print_checkpoints(None, infos, datetime.now(UTC))
             out.print("nothing deleted (--dry-run)")
             return None
         if asking:
             say(f"About to delete {title}:", stderr=True)
-            err.print(_checkpoints_table(None, infos, datetime.now(UTC)))
+            _print_checkpoints(None, infos, datetime.now(UTC), err)
             ask(f"Delete these {len(infos)} checkpoint(s)?")
         return sum([await storage.delete(checkpoint_id) for checkpoint_id in wanted])
 

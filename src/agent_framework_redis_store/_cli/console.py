@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
-__all__ = ["emit_json", "err", "fail", "out", "say", "shown"]
+__all__ = ["emit_json", "err", "fail", "out", "say", "shown", "table_or_records"]
 
 # markup=False, emoji=False: a string printed is the string, whatever brackets or colons it holds.
 out = Console(highlight=False, markup=False, emoji=False)
@@ -71,3 +73,53 @@ def emit_json(data: Any) -> None:
     """``data`` as indented JSON on stdout; characters that would act on a terminal as ``\\uXXXX``."""
     text = json.dumps(data, ensure_ascii=False, indent=2)
     typer.echo(_ACTIVE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
+
+
+_UNBOUNDED = 100_000
+
+
+def table_or_records(
+    console: Console,
+    title: str | None,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    facts: Callable[[int], Sequence[str]],
+    *,
+    right: Collection[str] = (),
+) -> None:
+    """``rows`` (cells already ``shown``) as a table where it fits the console whole, else one record per row.
+
+    An id (a row's first cell) and a word of any other cell are never split: where the table cannot
+    hold them whole (a narrow terminal, long ids), each row gets a record instead: its id alone on a
+    line, then ``facts(i)`` of row ``i``, filled at spaces between whole facts.
+    """
+    table = Table(title=None if title is None else shown(title), title_justify="left")
+    for position, column in enumerate(columns):
+        # No column wraps inside a word; the id column never wraps at all.
+        table.add_column(column, justify="right" if column in right else "left", no_wrap=position == 0)
+    for row in rows:
+        table.add_row(*row)
+    if console.measure(table, options=console.options.update_width(_UNBOUNDED)).minimum <= console.width:
+        console.print(table)
+        return
+    if title is not None:
+        for line in _fill(shown(title).split(" "), console.width, ""):
+            console.print(line, soft_wrap=True)
+    for index, row in enumerate(rows):
+        console.print(row[0], soft_wrap=True)
+        for line in _fill(facts(index), console.width, "  "):
+            console.print(line, soft_wrap=True)
+
+
+def _fill(pieces: Sequence[str], width: int, indent: str) -> list[str]:
+    """``pieces`` joined by spaces into lines of at most ``width``, never splitting one (a longer one stands alone)."""
+    lines: list[str] = []
+    line = ""
+    for piece in pieces:
+        if line and len(indent) + len(line) + 1 + len(piece) > width:
+            lines.append(indent + line)
+            line = ""
+        line = f"{line} {piece}" if line else piece
+    if line:
+        lines.append(indent + line)
+    return lines

@@ -43,7 +43,7 @@ from agent_framework_redis_store import (
 )
 
 from .confirm import DryRun, Yes, ask, must_ask
-from .console import emit_json, err, fail, out, say, shown
+from .console import emit_json, err, fail, out, say, shown, table_or_records
 from .help import HelpGroup
 from .interrupt import EXIT_STATUS, Interrupted, run_until_interrupted
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
@@ -356,12 +356,8 @@ def _say_damaged(thread_ids: Sequence[str]) -> None:
 def _print_threads(
     console: Console, title: str | None, threads: Sequence[ThreadSummary | ThreadInfo], now: datetime
 ) -> None:
-    """The threads as a table where it fits the console whole, else one record per thread.
-
-    A thread id and a label are never split: where a thread's id and labels cannot stand whole in
-    their columns (a narrow terminal, long ids), each thread gets a record instead: its id alone
-    on a line, then its details, filled at spaces between whole facts.
-    """
+    """The threads as a table where it fits the console whole, else one record per thread (ids never split)."""
+    labels = [[shown(f"{key}={value}") for key, value in thread.labels.items()] for thread in threads]
     rows = [
         (
             shown(thread.thread_id),
@@ -369,45 +365,21 @@ def _print_threads(
             _ago(thread.last_active, now),
             _ago(thread.created_at, now),
             _seconds_text(thread.ttl),
-            [shown(f"{key}={value}") for key, value in thread.labels.items()],
+            ", ".join(labels[index]) or "-",
         )
-        for thread in threads
+        for index, thread in enumerate(threads)
     ]
-    table = Table(title=None if title is None else shown(title), title_justify="left")
-    for column in _THREAD_COLUMNS:
-        # No column wraps inside a word; the id and labels columns never wrap at all.
-        table.add_column(column, justify="right" if column == "messages" else "left", no_wrap=column == "thread")
-    for *cells, labels in rows:
-        table.add_row(*cells, ", ".join(labels) or "-")
-    if console.measure(table, options=console.options.update_width(_UNBOUNDED)).minimum <= console.width:
-        console.print(table)
-        return
-    if title is not None:
-        console.print(shown(title), soft_wrap=True)
-    for thread_id, messages, last_active, created, ttl, labels in rows:
-        console.print(thread_id, soft_wrap=True)
-        facts = [f"{messages} message(s),", f"last active {last_active},", f"created {created},", f"ttl {ttl},"]
-        facts += ["labels", *[f"{label}," for label in labels[:-1]], *labels[-1:]] if labels else ["labels -"]
-        for line in _fill(facts, console.width, "  "):
-            console.print(line, soft_wrap=True)
+
+    def facts(index: int) -> list[str]:
+        _, messages, last_active, created, ttl, _ = rows[index]
+        own = labels[index]
+        described = [f"{messages} message(s),", f"last active {last_active},", f"created {created},", f"ttl {ttl},"]
+        return described + (["labels", *[f"{label}," for label in own[:-1]], *own[-1:]] if own else ["labels -"])
+
+    table_or_records(console, title, _THREAD_COLUMNS, rows, facts, right={"messages"})
 
 
 _THREAD_COLUMNS = ("thread", "messages", "last active", "created", "ttl", "labels")
-_UNBOUNDED = 100_000
-
-
-def _fill(pieces: Sequence[str], width: int, indent: str) -> list[str]:
-    """``pieces`` joined by spaces into lines of at most ``width``, never splitting one (a longer one stands alone)."""
-    lines: list[str] = []
-    line = ""
-    for piece in pieces:
-        if line and len(indent) + len(line) + 1 + len(piece) > width:
-            lines.append(indent + line)
-            line = ""
-        line = f"{line} {piece}" if line else piece
-    if line:
-        lines.append(indent + line)
-    return lines
 
 
 # -- threads show --------------------------------------------------------------------------
