@@ -168,6 +168,8 @@ async def test_recovers_when_the_server_comes_back(own_server: EmbeddedRedis) ->
         ("redis://user:pa/ss@host/0", "redis://***@host/0"),
         ("redis://user:a?b@host", "redis://***@host"),
         ("unix:///run/redis.sock?db=0&password=pw", "unix:///run/redis.sock?db=0&password=***"),
+        # The username too, wherever it is written (the redacted redis_url attributes promise it).
+        ("redis://host/0?username=alice&password=pw", "redis://host/0?username=***&password=***"),
     ],
 )
 def test_redact_url_hides_credentials_even_in_malformed_urls(url: str, shown: str) -> None:

@@ -49,7 +49,7 @@ __all__ = [
 logger = logging.getLogger("agent_framework_redis_store")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
-_SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token)[^=&]*)=[^&]*")
+_SECRET_QUERY_VALUE = re.compile(r"(?i)(^|&)([^=&]*(?:password|secret|token|username|user)[^=&]*)=[^&]*")
 
 
 def default_retry() -> Retry:
