@@ -176,6 +176,24 @@ def test_first_ctrl_c_stops_an_import_between_whole_threads(
     assert raw_sync.zcard("chat_messages:registry") == IMPORTED_THREADS
 
 
+def test_ctrl_c_while_import_reads_stdin_stops_it_and_imports_nothing(redis_url: str, raw_sync: redis.Redis) -> None:
+    importing = command(
+        redis_url, "threads", "import", "-", stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    )  # fmt: skip
+    assert importing.stdin is not None
+    importing.stdin.write(record(1).to_json() + "\n")  # a line, and no end: the command waits for more
+    importing.stdin.flush()
+    # Blocked in the read of its stdin (the kernel says where the process sleeps).
+    until(lambda: "pipe_read" in Path(f"/proc/{importing.pid}/wchan").read_text(), "the read of stdin")
+    try:
+        status = interrupt(importing)
+    finally:
+        importing.stdin.close()
+    assert importing.stderr is not None
+    assert status == 130, importing.stderr.read()
+    assert raw_sync.exists("chat_messages:registry", "chat_messages:{t1}") == 0
+
+
 async def exported(url: str) -> dict[str, ThreadRecord]:
     async with RedisThreadRegistry(url) as registry:
         return {t.thread_id: await registry.export_thread(t.thread_id) async for t in registry.iter_threads()}

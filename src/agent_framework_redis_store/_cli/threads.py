@@ -45,7 +45,7 @@ from agent_framework_redis_store import (
 from .confirm import DryRun, Yes, ask, must_ask
 from .console import emit_json, err, fail, out, say, shown, table_or_records
 from .help import HelpGroup
-from .interrupt import EXIT_STATUS, Interrupted, run_until_interrupted
+from .interrupt import EXIT_STATUS, Interrupted, answering, run_until_interrupted
 from .target import Cluster, KeyPrefix, RedisUrl, Target, resolve_target
 
 KEYS_ENV_VAR = AESGCMEncryption.ENV_VAR
@@ -724,7 +724,8 @@ def _import_source(file: str) -> Iterator[BinaryIO]:
             yield lines
         return
     with tempfile.TemporaryFile() as copy:
-        shutil.copyfileobj(sys.stdin.buffer, copy)
+        with answering():  # the read blocks the loop's thread: Ctrl-C must end the read itself
+            shutil.copyfileobj(sys.stdin.buffer, copy)
         yield copy
 
 
