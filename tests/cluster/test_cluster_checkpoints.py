@@ -35,6 +35,25 @@ async def test_save_load_trim_and_delete_on_a_cluster(cluster_url: str, cluster_
         assert 0 < await cluster_raw.pttl(keys.timeline) <= 60_000
 
 
+async def test_prune_and_delete_leave_an_index_entry_that_names_another_workflow(
+    cluster_url: str, cluster_raw: RedisCluster
+) -> None:
+    index = Keyspace().checkpoint_index
+    async with RedisCheckpointStorage(cluster_url, cluster=True) as storage:
+        saved = [make_checkpoint("refund", second=s) for s in range(3)]
+        for checkpoint in saved:
+            await storage.save(checkpoint)
+        # As if these ids were being saved under another workflow right now (its index entry comes first).
+        for checkpoint in saved[:2]:
+            await cluster_raw.hset(index, checkpoint.checkpoint_id, "audit")  # type: ignore[misc]
+        assert await storage.prune("refund", 1) == [c.checkpoint_id for c in saved[:2]]
+        for checkpoint in saved[:2]:
+            assert await cluster_raw.hget(index, checkpoint.checkpoint_id) == b"audit"  # type: ignore[misc]
+        await cluster_raw.hset(index, saved[2].checkpoint_id, "refund")  # type: ignore[misc]
+        assert await storage.delete(saved[2].checkpoint_id) is True
+        assert await cluster_raw.hget(index, saved[2].checkpoint_id) is None  # type: ignore[misc]
+
+
 async def test_operations_and_rekey_on_a_cluster(cluster_url: str, cluster_raw: RedisCluster) -> None:
     from agent_framework_redis_store import AESGCMEncryption, rekey_prefix
 

@@ -34,6 +34,7 @@ from .._core.keyspace import WorkflowKeys, validate_thread_id
 from .._core.lua import (
     CHECKPOINT_TIES,
     delete_checkpoint,
+    forget_checkpoint_ids,
     latest_checkpoint,
     prune_checkpoints,
     registry_after,
@@ -250,7 +251,7 @@ class RedisCheckpointStorage(ClientOwner):
                 previous, _ = await pipe.execute()
                 moved, _, trimmed = await call.run(self._redis)
                 if trimmed:
-                    await self._redis.hdel(index, *trimmed)  # type: ignore[misc]
+                    await forget_checkpoint_ids(index, workflow_name, [_text(t) for t in trimmed]).run(self._redis)
                 moved_from = None if previous is None else _text(previous)
                 if moved_from == workflow_name:
                     moved_from = None
@@ -281,7 +282,7 @@ class RedisCheckpointStorage(ClientOwner):
         with self._redis_errors(keys.checkpoints):
             existed = await call.run(self._redis)
             if self._cluster:
-                await self._redis.hdel(index, checkpoint_id)  # type: ignore[misc]
+                await forget_checkpoint_ids(index, keys.workflow_name, [checkpoint_id]).run(self._redis)
         return bool(existed)
 
     async def delete_checkpoint(self, checkpoint_id: str) -> bool:
@@ -486,7 +487,7 @@ class RedisCheckpointStorage(ClientOwner):
             call = prune_checkpoints(keys, keep=keep, index_key=None if self._cluster else index)
             trimmed = [_text(member) for member in await call.run(self._redis)]
             if self._cluster and trimmed:
-                await self._redis.hdel(index, *trimmed)  # type: ignore[misc]
+                await forget_checkpoint_ids(index, keys.workflow_name, trimmed).run(self._redis)
         return trimmed
 
     async def sweep_index(self, *, dry_run: bool = False) -> list[str]:

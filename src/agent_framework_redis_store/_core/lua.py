@@ -1814,6 +1814,29 @@ def prune_checkpoints(keys: WorkflowKeys, *, keep: int, index_key: str | None) -
     return ScriptCall(PRUNE_CHECKPOINTS, [*keys.owned, *([index_key] if index_key else [])], [keep, keys.workflow_name])
 
 
+# Redis Cluster: after a trim or a delete in the workflow's slot, drop the prefix index's entries
+# of those ids that still name this workflow (the index is in another slot; one saved under
+# another workflow meanwhile keeps its entry). Returns how many it removed.
+FORGET_CHECKPOINT_IDS = Script(
+    "forget_checkpoint_ids",
+    """
+local index_key, workflow = KEYS[1], ARGV[1]
+local removed = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', index_key, ARGV[i]) == workflow then
+    removed = removed + redis.call('HDEL', index_key, ARGV[i])
+  end
+end
+return removed
+""",
+)
+
+
+def forget_checkpoint_ids(index_key: str, workflow_name: str, checkpoint_ids: Sequence[str]) -> ScriptCall:
+    """The call of ``FORGET_CHECKPOINT_IDS``."""
+    return ScriptCall(FORGET_CHECKPOINT_IDS, [index_key], [workflow_name, *checkpoint_ids])
+
+
 # Rekey: replace checkpoint bodies the client re-sealed, each only if the hash still holds it
 # exactly as the client read it (one saved again or deleted meanwhile is left alone). HSET
 # keeps the key's TTL; the timeline and the index name ids, which do not change. Returns how
