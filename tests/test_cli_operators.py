@@ -341,7 +341,9 @@ def test_tls_to_a_plain_server_fails_within_seconds(redis_url: str) -> None:
     elapsed = time.monotonic() - started
     assert done.returncode == 1
     assert "the server did not answer the TLS handshake (is it serving TLS?)" in done.stderr
-    assert elapsed < 3, f"took {elapsed:.1f} s"
+    # Typically 0.6-1.6 s (a 0.5 s wait for the handshake, then one plain-text probe). The bound tells it
+    # from the 21 s of retries it replaced with room for a loaded 2-core machine.
+    assert elapsed < 10, f"took {elapsed:.1f} s"
 
 
 def test_a_missing_password_and_a_database_out_of_range_name_the_flag(password_server: EmbeddedRedis) -> None:

@@ -40,7 +40,9 @@ async def test_tls_url_for_a_plain_server_fails_within_seconds_naming_tls(plain_
         with pytest.raises(RedisUnavailableError) as caught:
             await store.list_messages()
         elapsed = time.monotonic() - started
-    assert elapsed < 3, f"took {elapsed:.1f} s"
+    # Typically 0.6-1.6 s (a 0.5 s wait for the handshake, then one plain-text probe). The bound tells it
+    # from the 21 s of retries it replaced with room for a loaded 2-core machine.
+    assert elapsed < 10, f"took {elapsed:.1f} s"
     message = str(caught.value)
     assert "the server did not answer the TLS handshake (is it serving TLS?)" in message
     assert f"Redis at rediss://127.0.0.1:{plain_server.port}/0" in message
