@@ -381,7 +381,13 @@ async def _first_process(run: DemoRun, request: str) -> Paused:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate(json.dumps(order).encode())
+    try:
+        out, err = await process.communicate(json.dumps(order).encode())
+    except BaseException:  # cancelled (Ctrl-C): the child must not run on after the demo
+        if process.returncode is None:
+            process.kill()
+            await asyncio.shield(process.wait())
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"the first process failed (exit code {process.returncode}): {err.decode()[-2000:]}")
     return Paused(**json.loads(out.decode().strip().splitlines()[-1]))
