@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from agent_framework_redis_store.testing import EmbeddedRedis
 from .scripted import user_message
 from .test_checkpoints import CURRENT, make_checkpoint
 from .test_cli_threads import cli_here
+from .test_tls_acl import documented_acl_users
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "CHECKPOINTS.md"
 DOC_PREFIX = "chat_messages"
@@ -44,20 +44,8 @@ ENCRYPTION = AESGCMEncryption({"k1": KEY}, current="k1")
 
 
 def documented_users() -> dict[str, list[str]]:
-    """The section's ``ACL SETUSER <user> <rules...>`` commands (continued on indented lines): user -> rules."""
-    text = DOC.read_text(encoding="utf-8")
-    section = text.split("\n## ACL rules for a checkpoint writer\n", 1)[1].split("\n## ", 1)[0]
-    users: dict[str, list[str]] = {}
-    rules: list[str] | None = None
-    for block in re.findall(r"```\n(.*?)```", section, flags=re.DOTALL):
-        for line in block.splitlines():
-            words = line.split()
-            if words[:2] == ["ACL", "SETUSER"]:
-                rules = users.setdefault(words[2], [])
-                rules += words[3:]
-            elif rules is not None and line.startswith(" ") and words:
-                rules += words
-    return users
+    """docs/CHECKPOINTS.md's ACL users: user -> rules."""
+    return documented_acl_users(DOC, "ACL rules for a checkpoint writer")
 
 
 def role_rules(user: str) -> list[str]:

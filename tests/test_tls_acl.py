@@ -342,10 +342,12 @@ ROTATED = AESGCMEncryption({"k2": _KEY2, "k1": _KEY1}, current="k2")
 _KEYS = (("k2", _KEY2), ("k1", _KEY1))  # as $REDIS_CHAT_STORE_KEYS lists them, current first
 
 
-def documented_acl_users() -> dict[str, list[str]]:
-    """docs/SECURITY.md's ``ACL SETUSER <user> <rules...>`` commands (continued on indented lines): user -> rules."""
-    text = ACL_DOC.read_text(encoding="utf-8")
-    section = text.split("\n## TLS, ACLs and credential providers\n", 1)[1].split("\n## ", 1)[0]
+def documented_acl_users(
+    document: Path = ACL_DOC, section_title: str = "TLS, ACLs and credential providers"
+) -> dict[str, list[str]]:
+    """A docs section's ``ACL SETUSER <user> <rules...>`` commands (continued on indented lines): user -> rules."""
+    text = document.read_text(encoding="utf-8")
+    section = text.split(f"\n## {section_title}\n", 1)[1].split("\n## ", 1)[0]
     users: dict[str, list[str]] = {}
     rules: list[str] | None = None
     for block in re.findall(r"```\n(.*?)```", section, flags=re.DOTALL):

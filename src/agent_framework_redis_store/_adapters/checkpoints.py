@@ -271,13 +271,10 @@ class RedisCheckpointStorage(ClientOwner):
 
     async def delete(self, checkpoint_id: str) -> bool:
         """Delete a checkpoint; False if there is none with this id."""
-        validate_thread_id(checkpoint_id, name="checkpoint_id")
-        index = self._keyspace.checkpoint_index
-        with self._redis_errors(index):
-            workflow_name = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
-        if workflow_name is None:
+        keys = await self._workflow_of(checkpoint_id)
+        if keys is None:
             return False
-        keys = self._keyspace.workflow(_text(workflow_name))
+        index = self._keyspace.checkpoint_index
         call = delete_checkpoint(keys, checkpoint_id=checkpoint_id, index_key=None if self._cluster else index)
         with self._redis_errors(keys.checkpoints):
             existed = await call.run(self._redis)
@@ -307,14 +304,18 @@ class RedisCheckpointStorage(ClientOwner):
         """The checkpoint with this id (a new copy), or None if there is none."""
         return await self._load(checkpoint_id)
 
-    async def _load(self, checkpoint_id: str) -> WorkflowCheckpoint | None:
+    async def _workflow_of(self, checkpoint_id: str) -> WorkflowKeys | None:
+        """The keys of the workflow the prefix's index files ``checkpoint_id`` under (None: not filed)."""
         validate_thread_id(checkpoint_id, name="checkpoint_id")
         index = self._keyspace.checkpoint_index
         with self._redis_errors(index):
             workflow_name = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
-        if workflow_name is None:
+        return None if workflow_name is None else self._keyspace.workflow(_text(workflow_name))
+
+    async def _load(self, checkpoint_id: str) -> WorkflowCheckpoint | None:
+        keys = await self._workflow_of(checkpoint_id)
+        if keys is None:
             return None
-        keys = self._keyspace.workflow(_text(workflow_name))
         with self._redis_errors(keys.checkpoints):
             stored = await self._redis.hget(keys.checkpoints, checkpoint_id)  # type: ignore[misc]
         return None if stored is None else self._restore(keys, checkpoint_id, stored)
@@ -384,13 +385,9 @@ class RedisCheckpointStorage(ClientOwner):
         is decoded or unpickled. Sealed with a key this storage lacks (or without
         ``encryption=``), those stay None and ``details`` False.
         """
-        validate_thread_id(checkpoint_id, name="checkpoint_id")
-        index = self._keyspace.checkpoint_index
-        with self._redis_errors(index):
-            workflow_name = await self._redis.hget(index, checkpoint_id)  # type: ignore[misc]
-        if workflow_name is None:
+        keys = await self._workflow_of(checkpoint_id)
+        if keys is None:
             return None
-        keys = self._keyspace.workflow(_text(workflow_name))
         with self._redis_errors(keys.checkpoints):
             pipe = self._redis.pipeline(transaction=False)
             pipe.hget(keys.checkpoints, checkpoint_id)
