@@ -1644,6 +1644,28 @@ __all__ += [
 # further ones share the last rank). 2**53 / 1024 ms reaches the year 2248.
 CHECKPOINT_TIES = 1024
 
+# What the checkpoint scripts share: the retention trim.
+CHECKPOINTS_LIBRARY = """
+-- Delete a workflow's checkpoints but its newest `keep`, oldest first, and (standalone Redis:
+-- index_key given) their entries in the prefix's index that still name this workflow. Returns
+-- the ids deleted, oldest first.
+local function trim_checkpoints(bodies_key, timeline_key, index_key, workflow, keep)
+  local excess = redis.call('ZCARD', timeline_key) - keep
+  if excess <= 0 then
+    return {}
+  end
+  local trimmed = redis.call('ZRANGE', timeline_key, 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
+  for _, old in ipairs(trimmed) do
+    redis.call('HDEL', bodies_key, old)
+    if index_key and redis.call('HGET', index_key, old) == workflow then
+      redis.call('HDEL', index_key, old)
+    end
+  end
+  return trimmed
+end
+"""
+
 # Store one checkpoint of a workflow, atomically: its body (HSET), its place in the timeline,
 # its entry in the prefix's checkpoint index (standalone Redis; on a Cluster the caller sets it
 # before the script), the trim to `keep` (oldest first, their index entries with them) and the
@@ -1683,17 +1705,7 @@ end
 
 local trimmed = {}
 if keep > 0 then
-  local excess = redis.call('ZCARD', timeline_key) - keep
-  if excess > 0 then
-    trimmed = redis.call('ZRANGE', timeline_key, 0, excess - 1)
-    redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
-    for _, old in ipairs(trimmed) do
-      redis.call('HDEL', bodies_key, old)
-      if index_key and redis.call('HGET', index_key, old) == workflow then
-        redis.call('HDEL', index_key, old)
-      end
-    end
-  end
+  trimmed = trim_checkpoints(bodies_key, timeline_key, index_key, workflow, keep)
 end
 for _, key in ipairs({bodies_key, timeline_key}) do
   if ttl > 0 then
@@ -1704,7 +1716,7 @@ for _, key in ipairs({bodies_key, timeline_key}) do
 end
 return {previous and 1 or 0, previous or '', trimmed}
 """,
-    uses=(INDEX_LIBRARY,),
+    uses=(INDEX_LIBRARY, CHECKPOINTS_LIBRARY),
 )
 
 
@@ -1791,21 +1803,10 @@ checked('hash', 'HLEN', bodies_key)
 if index_key then
   checked('hash', 'HLEN', index_key)
 end
-local excess = checked('zset', 'ZCARD', timeline_key) - keep
-if excess <= 0 then
-  return {}
-end
-local trimmed = redis.call('ZRANGE', timeline_key, 0, excess - 1)
-redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
-for _, old in ipairs(trimmed) do
-  redis.call('HDEL', bodies_key, old)
-  if index_key and redis.call('HGET', index_key, old) == workflow then
-    redis.call('HDEL', index_key, old)
-  end
-end
-return trimmed
+checked('zset', 'ZCARD', timeline_key)
+return trim_checkpoints(bodies_key, timeline_key, index_key, workflow, keep)
 """,
-    uses=(INDEX_LIBRARY,),
+    uses=(INDEX_LIBRARY, CHECKPOINTS_LIBRARY),
 )
 
 
