@@ -40,7 +40,12 @@ class StopsAfterFirstStep(RedisCheckpointStorage):
     """Saves for real; after the checkpoint that follows the chain's first step, reports it and hangs."""
 
     async def save(self, checkpoint: Any) -> str:
-        checkpoint_id = await super().save(checkpoint)
+        return await self._after_first_step(checkpoint, await super().save(checkpoint))
+
+    async def save_checkpoint(self, checkpoint: Any) -> str:  # the legacy framework's spelling
+        return await self._after_first_step(checkpoint, await super().save_checkpoint(checkpoint))
+
+    async def _after_first_step(self, checkpoint: Any, checkpoint_id: str) -> str:
         if "first" in checkpoint.messages:  # the first step has run and sent its message on
             say(saved=checkpoint_id, name=checkpoint.workflow_name if CURRENT else checkpoint.workflow_id)
             await asyncio.Event().wait()  # until SIGKILL

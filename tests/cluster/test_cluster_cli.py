@@ -51,7 +51,8 @@ def test_the_cli_operates_threads_on_every_node(cluster_url: str, redis_cluster:
     shown = cli_json(cluster_url, "--cluster", "threads", "show", "live4")
     assert [m["contents"][0]["text"] for m in shown["messages"]] == ["hello 4", "again"]
 
-    assert cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1", "--yes") == {"deleted": 2}
+    deleted = cli_json(cluster_url, "--cluster", "threads", "delete", "live0", "live1", "--yes")
+    assert (deleted["deleted"], deleted["thread_ids"]) == (2, ["live0", "live1"])
     purged = cli(cluster_url, "--cluster", "threads", "purge", "--older-than", "30d", "--yes")
     assert purged.returncode == 0, purged.stderr
     assert "deleted 1 thread(s)" in purged.stdout
