@@ -77,6 +77,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _PortTaken(Exception):
+    """The chosen port was bound by someone else first."""
+
+
 class EmbeddedRedis:
     """A ``redis-server`` child process that can be started, killed, paused and restarted.
 
@@ -104,6 +108,7 @@ class EmbeddedRedis:
         self._temp_dir = None if data_dir is not None else tempfile.mkdtemp(prefix="redis-chat-store-")
         self.data_dir = Path(data_dir if data_dir is not None else self._temp_dir)  # type: ignore[arg-type]
         self.port = port or _free_port()
+        self._port_chosen_here = port is None
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra_args = list(extra_args or [])
@@ -140,10 +145,30 @@ class EmbeddedRedis:
         ]  # fmt: skip
 
     def start(self, timeout: float = 15.0) -> Self:
-        """Start the server and return once it answers PING (raises after ``timeout`` seconds)."""
+        """Start the server and return once it answers PING (raises after ``timeout`` seconds).
+
+        A free port is only free until someone binds it: another process (a second test suite)
+        may take it between the choice and the server's bind. A first start that finds its
+        chosen port taken starts again on another; and a PING counts only once this server
+        logged that it is ready, so a server on the same port that is not this one is never used.
+        """
         if self.running:
             return self
+        for _ in range(5):
+            try:
+                return self._start_once(timeout)
+            except _PortTaken:
+                if not self._port_chosen_here or self._started_before:
+                    raise RuntimeError(f"redis-server could not bind port {self.port}: it is taken") from None
+                self.port = _free_port()
+        raise RuntimeError("redis-server found every port it chose taken")
+
+    _started_before = False
+
+    def _start_once(self, timeout: float) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.data_dir / "redis.log"
+        log_start = log.stat().st_size if log.exists() else 0
         self._process = subprocess.Popen(
             self.command_line(),
             stdout=subprocess.DEVNULL,
@@ -155,14 +180,27 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                log = self._log_tail()
+                tail = self._log_tail()
                 self._process = None
-                raise RuntimeError(f"redis-server exited at start: {stderr.strip() or log}")
-            if self._answers_ping():
+                if "Address already in use" in stderr + self._log_since(log_start):
+                    raise _PortTaken
+                raise RuntimeError(f"redis-server exited at start: {stderr.strip() or tail}")
+            # Ours, not another server on this port: ours logged that it is ready (unless told to log elsewhere).
+            ours = "--logfile" in self.extra_args or "Ready to accept" in self._log_since(log_start)
+            if ours and self._answers_ping():
+                self._started_before = True
                 return self
             time.sleep(0.02)
         self.kill()
         raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout} s")
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.data_dir / "redis.log", "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def _answers_ping(self) -> bool:
         try:
