@@ -323,6 +323,16 @@ local function read_header()
   }
 end
 
+-- Is `entry` one of the `width`-wide entries `joined` holds end to end? (A plain search, taken
+-- only where it starts an entry.)
+local function holds_entry(joined, entry, width)
+  local at = string.find(joined, entry, 1, true)
+  while at and (at - 1) % width ~= 0 do
+    at = string.find(joined, entry, at + 1, true)
+  end
+  return at ~= nil
+end
+
 -- Bytes from hex digits (batch tokens travel as hex; the older sorted set holds their bytes).
 local function unhex(digits)
   return (string.gsub(digits, '%x%x', function(pair) return string.char(tonumber(pair, 16)) end))
@@ -337,8 +347,8 @@ local function read_meta(h, meta_key)
   integer_field(meta_key, 'first', stored[2])  -- a trim adds to it (HINCRBY) after the writes
   h.created = stored[4]
   h.tokens = stored[5]
-  h.resync = not h.register or not h.created or stored[3] ~= h.ttl_arg
-    or (h.labels ~= '' and h.labels ~= stored_labels)
+  h.kept_labels = h.labels ~= '' and h.labels or stored_labels  -- '' keeps the stored ones
+  h.resync = not h.register or not h.created or stored[3] ~= h.ttl_arg or h.kept_labels ~= stored_labels
   return stored_labels
 end
 
@@ -350,15 +360,7 @@ local function already_applied(h, batches_key)
     return false
   end
   if h.register then
-    local tokens = h.tokens
-    if not tokens then  -- (a missing field reads as false)
-      return false
-    end
-    local at = string.find(tokens, h.token, 1, true)
-    while at and (at - 1) % BATCH_TOKEN_HEX ~= 0 do
-      at = string.find(tokens, h.token, at + 1, true)
-    end
-    return at ~= nil
+    return h.tokens and holds_entry(h.tokens, h.token, BATCH_TOKEN_HEX) or false  -- (a missing field reads as false)
   end
   return checked('zset', 'ZSCORE', batches_key, unhex(h.token)) and true or false
 end
@@ -369,11 +371,10 @@ local function check_registry(h, registry_key, stored_labels)
   if registry_key and h.register then
     checked('zset', 'ZSCORE', registry_key, h.member)
     local prefix = prefix_of(registry_key)
-    local labels = h.labels ~= '' and h.labels or stored_labels
-    for _, key in ipairs(label_keys(prefix, labels)) do
+    for _, key in ipairs(label_keys(prefix, h.kept_labels)) do
       checked('zset', 'ZSCORE', key, h.member)
     end
-    if stored_labels and stored_labels ~= labels then  -- relabelled: it leaves these
+    if stored_labels and stored_labels ~= h.kept_labels then  -- relabelled: it leaves these
       for _, key in ipairs(label_keys(prefix, stored_labels)) do
         checked('zset', 'ZSCORE', key, h.member)
       end
@@ -523,8 +524,7 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
     redis.call('HSET', meta_key, unpack(fields))
     if registry_key then
       mark_labels_complete(registry_key, redis.call('ZADD', registry_key, now_ms, h.member))
-      local labels = h.labels ~= '' and h.labels or stored_labels
-      index_labels(prefix_of(registry_key), h.member, stored_labels, labels, now_ms)
+      index_labels(prefix_of(registry_key), h.member, stored_labels, h.kept_labels, now_ms)
     end
   elseif h.token ~= '' then
     remember_batch(batches_key, h.token, h.now_us)
@@ -756,14 +756,7 @@ local function known_id(fingerprint)
   if known_ids[fingerprint] then
     return true
   end
-  if not joined then
-    return false
-  end
-  local at = string.find(joined, fingerprint, 1, true)
-  while at and (at - 1) % FINGERPRINT_WIDTH ~= 0 do
-    at = string.find(joined, fingerprint, at + 1, true)
-  end
-  return at ~= nil
+  return joined ~= nil and holds_entry(joined, fingerprint, FINGERPRINT_WIDTH)
 end
 
 local base = FIRST_OWN_ARG  -- where the set of fingerprints compared starts
