@@ -109,6 +109,7 @@ class EmbeddedRedis:
         self.data_dir = Path(data_dir if data_dir is not None else self._temp_dir)  # type: ignore[arg-type]
         self.port = port or _free_port()
         self._port_chosen_here = port is None
+        self._started_before = False  # a restart keeps its port: clients hold the URL
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra_args = list(extra_args or [])
@@ -163,8 +164,6 @@ class EmbeddedRedis:
                 self.port = _free_port()
         raise RuntimeError("redis-server found every port it chose taken")
 
-    _started_before = False
-
     def _start_once(self, timeout: float) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "redis.log"
@@ -180,11 +179,10 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                tail = self._log_tail()
                 self._process = None
                 if "Address already in use" in stderr + self._log_since(log_start):
                     raise _PortTaken
-                raise RuntimeError(f"redis-server exited at start: {stderr.strip() or tail}")
+                raise RuntimeError(f"redis-server exited at start: {stderr.strip() or self._log_tail()}")
             # Ours, not another server on this port: ours logged that it is ready (unless told to log elsewhere).
             ours = "--logfile" in self.extra_args or "Ready to accept" in self._log_since(log_start)
             if ours and self._answers_ping():
@@ -213,10 +211,7 @@ class EmbeddedRedis:
         return reply.startswith(b"+PONG") or reply.startswith(b"-NOAUTH")
 
     def _log_tail(self) -> str:
-        try:
-            return (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-        except OSError:
-            return ""
+        return self._log_since(0)[-2000:]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server gracefully (SIGTERM) and remove a temporary data directory."""
