@@ -1639,6 +1639,15 @@ CHECKPOINT_TIES = 1024
 
 # What the checkpoint scripts share: the retention trim.
 CHECKPOINTS_LIBRARY = """
+-- Drop the prefix index's entry of `id` if it still names `workflow` (one saved under another
+-- workflow meanwhile keeps its entry); 1 if dropped.
+local function unfile(index_key, id, workflow)
+  if redis.call('HGET', index_key, id) == workflow then
+    return redis.call('HDEL', index_key, id)
+  end
+  return 0
+end
+
 -- Delete a workflow's checkpoints but its newest `keep`, oldest first, and (standalone Redis:
 -- index_key given) their entries in the prefix's index that still name this workflow. Returns
 -- the ids deleted, oldest first.
@@ -1651,8 +1660,8 @@ local function trim_checkpoints(bodies_key, timeline_key, index_key, workflow, k
   redis.call('ZREMRANGEBYRANK', timeline_key, 0, excess - 1)
   for _, old in ipairs(trimmed) do
     redis.call('HDEL', bodies_key, old)
-    if index_key and redis.call('HGET', index_key, old) == workflow then
-      redis.call('HDEL', index_key, old)
+    if index_key then
+      unfile(index_key, old, workflow)
     end
   end
   return trimmed
@@ -1817,12 +1826,11 @@ FORGET_CHECKPOINT_IDS = Script(
 local index_key, workflow = KEYS[1], ARGV[1]
 local removed = 0
 for i = 2, #ARGV do
-  if redis.call('HGET', index_key, ARGV[i]) == workflow then
-    removed = removed + redis.call('HDEL', index_key, ARGV[i])
-  end
+  removed = removed + unfile(index_key, ARGV[i], workflow)
 end
 return removed
 """,
+    uses=(CHECKPOINTS_LIBRARY,),
 )
 
 
