@@ -134,3 +134,15 @@ async def test_an_earlier_version_s_hex_fingerprints_still_recognise_a_replay(
     # The earlier newest lost its mark; the new ones are short.
     lengths = [len(e) for e in await raw.lrange(KEYS("t").fingerprints, 0, -1)]
     assert lengths[-3:] == [HEX_FINGERPRINT_WIDTH, FINGERPRINT_WIDTH, FINGERPRINT_WIDTH + NEWEST_MARK_WIDTH]
+
+
+async def test_a_damaged_token_field_restarts_and_a_retry_is_still_recognised(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages([user_message("first")])
+        await raw.hset(KEYS("t").meta, "batches", "xyz")  # not whole tokens: every one after it would be misaligned
+        await store.add_messages([user_message("second")], idempotency_key="k")
+        await store.add_messages([user_message("second")], idempotency_key="k")  # its reply was lost
+        assert await store.count() == 2
+    assert await raw.hget(KEYS("t").meta, "batches") == batch_member("k").hex().encode()

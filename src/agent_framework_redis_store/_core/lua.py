@@ -347,6 +347,9 @@ local function read_meta(h, meta_key)
   integer_field(meta_key, 'first', stored[2])  -- a trim adds to it (HINCRBY) after the writes
   h.created = stored[4]
   h.tokens = stored[5]
+  if h.tokens and #h.tokens % BATCH_TOKEN_HEX ~= 0 then  -- damaged: no token in it can be found again
+    h.tokens = false
+  end
   h.kept_labels = h.labels ~= '' and h.labels or stored_labels  -- '' keeps the stored ones
   h.resync = not h.register or not h.created or stored[3] ~= h.ttl_arg or h.kept_labels ~= stored_labels
   return stored_labels
@@ -480,7 +483,8 @@ local function remember_batch(batches_key, token, now_us)
   redis.call('ZADD', batches_key, now_us, unhex(token))
 end
 
--- The meta hash's tokens after this batch's (hex, the newest BATCH_TOKENS_KEPT, newest last).
+-- The meta hash's tokens after this batch's (hex, the newest BATCH_TOKENS_KEPT, newest last; a
+-- damaged field, which read_meta dropped, starts again from this one).
 local function remembered_tokens(h)
   local tokens = (h.tokens or '') .. h.token
   local keep = BATCH_TOKENS_KEPT * BATCH_TOKEN_HEX
