@@ -545,8 +545,12 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
     return
   end
   if expire_ms > 0 then
+    local done = {}  -- a registered thread names its meta hash twice (see AppendHeader.script_keys)
     for _, key in ipairs(companions) do
-      redis.call('PEXPIRE', key, expire_ms)
+      if not done[key] then
+        done[key] = true
+        redis.call('PEXPIRE', key, expire_ms)
+      end
     end
   end
 end
