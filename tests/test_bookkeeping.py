@@ -146,3 +146,52 @@ async def test_a_damaged_token_field_restarts_and_a_retry_is_still_recognised(
         await store.add_messages([user_message("second")], idempotency_key="k")  # its reply was lost
         assert await store.count() == 2
     assert await raw.hget(KEYS("t").meta, "batches") == batch_member("k").hex().encode()
+
+
+def with_id(role: str, text: str, message_id: str) -> Any:
+    return message_from_dict({"role": role, "contents": [{"type": "text", "text": text}], "message_id": message_id})
+
+
+def hex_id_fingerprint(message_id: str) -> str:
+    """An id's fingerprint as earlier versions wrote it: 'i' and 16 hex digits."""
+    return "i" + hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
+
+
+async def test_an_old_id_is_found_deep_in_the_fingerprints_before_and_after_they_are_known_clean(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    # The ids beyond the newest few are looked up where they are stored (LPOS) once the meta hash
+    # says every entry has this version's width; until then the list is read once and checked.
+    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(40)]
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_new_messages(history[:20])
+        # Written by this version: known clean from the start.
+        assert await raw.hget(KEYS("t").meta, "fingerprint_width") == str(FINGERPRINT_WIDTH).encode()
+        await store.add_new_messages(history[20:])
+        for old in (history[0], history[13], history[38]):  # deep, middle, among the newest two
+            assert await store.add_new_messages([old, with_id("user", "new", f"new-{old.message_id}")]) == 1
+        assert await store.count() == 43
+
+
+async def test_an_earlier_version_s_hex_id_fingerprints_are_read_until_they_roll_out(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(6)]
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_messages(history)
+    # As an earlier version left them: hex digests, and a stale mark on an entry that is not the newest.
+    newest = await raw.lindex(KEYS("t").messages, -1)
+    assert isinstance(newest, bytes)
+    old = [hex_id_fingerprint(str(m.message_id)) for m in history]
+    old[2] += "0" * NEWEST_MARK_WIDTH
+    old[-1] += newest_mark(newest.decode())
+    await raw.rpush(KEYS("t").fingerprints, *old)
+    await raw.hdel(KEYS("t").meta, "fingerprint_width")
+
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        for n, old_message in enumerate(history[:4]):  # each older than the newest two, one a marked entry
+            batch = [old_message, with_id("user", f"next {n}", f"next-{n}")]
+            assert await store.add_new_messages(batch) == 1
+            # Not every entry has this version's width yet: no LPOS on them.
+            assert await raw.hget(KEYS("t").meta, "fingerprint_width") is None
+        assert await store.count() == 10

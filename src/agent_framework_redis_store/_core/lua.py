@@ -157,19 +157,27 @@ local function prefix_of(registry_key)
   return string.sub(registry_key, 1, -(#':registry' + 1))
 end
 
--- The label index keys of a thread's labels (the meta hash's JSON; '' or nil: none).
+-- The label index keys of a thread's labels (the meta hash's JSON; '' or nil: none). An append
+-- asks for the same ones to check them and to write them: worked out once per call (not to be
+-- changed by the caller).
+local label_keys_of = {}
 local function label_keys(prefix, labels)
-  local keys = {}
   if not labels or labels == '' then
+    return {}
+  end
+  local memo = prefix .. '\0' .. labels
+  local keys = label_keys_of[memo]
+  if keys then
     return keys
   end
+  keys = {}
   local ok, decoded = pcall(cjson.decode, labels)
-  if not ok or type(decoded) ~= 'table' then
-    return keys
+  if ok and type(decoded) == 'table' then
+    for name, value in pairs(decoded) do
+      keys[#keys + 1] = prefix .. ':label:' .. quote(name) .. '=' .. quote(tostring(value))
+    end
   end
-  for name, value in pairs(decoded) do
-    keys[#keys + 1] = prefix .. ':label:' .. quote(name) .. '=' .. quote(tostring(value))
-  end
+  label_keys_of[memo] = keys
   return keys
 end
 
@@ -258,8 +266,16 @@ local function integer_field(meta_key, field, value)
   return tonumber(value)
 end
 
+-- The mark of a message (the newest one is marked in the index and the fingerprints). A script
+-- checks the same newest message against both: hashed once per call.
+local marks = {}
 local function mark(payload)
-  return string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
+  local digest = marks[payload]
+  if not digest then
+    digest = string.sub(redis.sha1hex(payload), 1, NEWEST_MARK_WIDTH)
+    marks[payload] = digest
+  end
+  return digest
 end
 
 -- An index entry's value: tokens, negative for a message that continues an earlier group; nil
@@ -342,11 +358,13 @@ end
 -- and 'created' are to be written (always for an unregistered thread, which writes none of
 -- them: its TTLs are then refreshed on every append, as before). Returns the stored labels.
 local function read_meta(h, meta_key)
-  local stored = checked('hash', 'HMGET', meta_key, 'labels', 'first', 'ttl', 'created', 'batches')
+  local stored = checked('hash', 'HMGET', meta_key, 'labels', 'first', 'ttl', 'created', 'batches',
+    'fingerprint_width')
   local stored_labels = stored[1]
   integer_field(meta_key, 'first', stored[2])  -- a trim adds to it (HINCRBY) after the writes
   h.created = stored[4]
   h.tokens = stored[5]
+  h.fingerprints_clean = stored[6] == tostring(FINGERPRINT_WIDTH)
   if h.tokens and #h.tokens % BATCH_TOKEN_HEX ~= 0 then  -- damaged: no token in it can be found again
     h.tokens = false
   end
@@ -385,14 +403,25 @@ local function check_registry(h, registry_key, stored_labels)
   end
 end
 
+-- The newest stored message, read once per call: before the script's first write, which changes it.
+local newest_of = {}
+local function newest_message(messages_key)
+  local newest = newest_of[messages_key]
+  if newest == nil then
+    newest = redis.call('LINDEX', messages_key, -1)
+    newest_of[messages_key] = newest
+  end
+  return newest
+end
+
 -- The value of the index's newest entry if the index still describes the message list (that
--- entry marks the newest message); otherwise the index is deleted and nil returned.
+-- entry marks the newest message); otherwise the index is deleted and nil returned. Before the writes.
 local function checked_index(messages_key, index_key)
   local newest = checked('list', 'LINDEX', index_key, -1)
   if not newest then
     return nil
   end
-  local value = marked_value(newest, redis.call('LINDEX', messages_key, -1))
+  local value = marked_value(newest, newest_message(messages_key))
   if not value then
     redis.call('DEL', index_key)
   end
@@ -512,6 +541,10 @@ local function finish_append(h, messages_key, batches_key, meta_key, registry_ke
     if h.token ~= '' then
       fields[#fields + 1] = 'batches'
       fields[#fields + 1] = remembered_tokens(h)
+    end
+    if h.fingerprints_checked and not h.fingerprints_clean then
+      fields[#fields + 1] = 'fingerprint_width'
+      fields[#fields + 1] = FINGERPRINT_WIDTH
     end
     if h.resync then
       fields[#fields + 1] = 'ttl'
@@ -710,7 +743,7 @@ local length = checked('list', 'LLEN', messages_key)
 
 local known_count = 0
 if newest_known then
-  local newest = redis.call('LINDEX', messages_key, -1)
+  local newest = newest_message(messages_key)
   if newest and mark(newest) == string.sub(newest_known, -NEWEST_MARK_WIDTH) then
     known_count = redis.call('LLEN', fingerprints_key)
   else
@@ -732,39 +765,51 @@ for i = FIRST_OWN_ARG, first_payload - 1 do
     break
   end
 end
--- Without ids, a batch shorter than the known list can only overlap its newest `count` entries.
-local read = has_ids and known_count or math.min(known_count, count)
--- The overlap compares at most the newest `count` of them: only those become strings of their
--- own. The ids among the others are looked up in them joined into one string, when they are all
--- of this version's width (a plain search, aligned to an entry); otherwise as a set, as read.
+-- Only the newest `count` known fingerprints become strings of their own: the overlap compares
+-- at most those. The ids among the older ones (read only for a batch with ids) are looked up
+-- where they are stored, with LPOS, once the meta hash says that every entry has this version's
+-- width (h.fingerprints_clean: no hex digest or stray mark of an earlier version, which an exact
+-- match would miss). Until then they are read once, joined into one string and searched (a set
+-- of them when they are not all of this width); a list found clean, or started by this batch,
+-- gets that said (h.fingerprints_checked).
+local read = math.min(known_count, count)
+local older = has_ids and known_count - read or 0
 local known = {}
-local known_ids = {}  -- ids met in this batch, and the known ones when `joined` is nil
+local known_ids = {}  -- ids met in this batch, the newest known ones, and those read as a set
 local joined = nil
+local clean = true
 if read > 0 then
   local entries = redis.call('LRANGE', fingerprints_key, -read, -1)
-  for i = math.max(read - count + 1, 1), read do
+  for i = 1, read do
     known[i] = stored_fingerprint(entries[i])
-  end
-  if has_ids and read > count then
-    joined = table.concat(entries, '', 1, read - count)
-    if #joined ~= (read - count) * FINGERPRINT_WIDTH then
-      joined = nil
-      for i = 1, read - count do
-        known[i] = stored_fingerprint(entries[i])
-      end
-    end
-  end
-  for i, fingerprint in pairs(known) do
-    if string.byte(fingerprint, 1) == ID then
-      known_ids[fingerprint] = true
+    clean = clean and #entries[i] == FINGERPRINT_WIDTH + (i == read and NEWEST_MARK_WIDTH or 0)
+    if string.byte(known[i], 1) == ID then
+      known_ids[known[i]] = true
     end
   end
 end
+if older > 0 and not h.fingerprints_clean then
+  local entries = redis.call('LRANGE', fingerprints_key, 0, older - 1)
+  joined = table.concat(entries)
+  if #joined ~= older * FINGERPRINT_WIDTH then
+    joined = nil
+    clean = false
+    for _, entry in ipairs(entries) do
+      local fingerprint = stored_fingerprint(entry)
+      if string.byte(fingerprint, 1) == ID then
+        known_ids[fingerprint] = true
+      end
+    end
+  end
+end
+h.fingerprints_checked = known_count == 0 or (clean and read + (joined and older or 0) == known_count)
 local function known_id(fingerprint)
   if known_ids[fingerprint] then
     return true
+  elseif joined then
+    return holds_entry(joined, fingerprint, FINGERPRINT_WIDTH)
   end
-  return joined ~= nil and holds_entry(joined, fingerprint, FINGERPRINT_WIDTH)
+  return older > 0 and redis.call('LPOS', fingerprints_key, fingerprint, 'MAXLEN', older) ~= false
 end
 
 local base = FIRST_OWN_ARG  -- where the set of fingerprints compared starts
