@@ -48,9 +48,11 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio
+import redis.exceptions
 
 from agent_framework_redis_store import RedisChatMessageStore, thread_key
 from agent_framework_redis_store._core.codec import message_from_dict
+from agent_framework_redis_store._core.lua import _CONSTANTS, APPEND_AND_TRIM, Script
 from agent_framework_redis_store.testing import EmbeddedRedis
 
 SIZES = [10, 1_000, 100_000]
@@ -77,6 +79,11 @@ PROBE_EMPTY, PROBE_CALLING = "probe: return 1", f"probe: {PROBE_CALLS} x EXISTS"
 # The writes no append of ours can do without, and nothing else: the messages and their index
 # entries pushed and trimmed, the meta hash, the registry and the label index, the TTL read.
 PROBE_WRITES = "probe: the writes alone"
+# One add_messages call replayed (its keys and arguments, without its batch token), by EVALSHA and as a
+# Redis Function (FUNCTION LOAD once, FCALL), to measure what Functions would save.
+PROBE_REPLAY, PROBE_FCALL = "probe: an append replayed (EVALSHA)", "probe: an append replayed (FCALL)"
+# The append script's per-call memos: a function library's top level runs once, so they are reset per call.
+MEMOS = ("label_keys_of", "marks", "newest_of")
 PROBE_WRITES_LUA = """
 redis.call('RPUSH', KEYS[1], ARGV[9], ARGV[10])
 redis.call('RPUSH', KEYS[4], ARGV[11], ARGV[12])
@@ -88,6 +95,40 @@ redis.call('ZADD', KEYS[2], string.sub(ARGV[4], 1, -4), ARGV[8])
 redis.call('PTTL', KEYS[1])
 return 1
 """
+
+
+def function_library(script: Script) -> str:
+    """``script`` as a Redis Function library: its shared Lua functions defined once, at FUNCTION LOAD."""
+    libraries = "\n".join(script.uses)
+    for memo in MEMOS:
+        declaration = f"local {memo} = {{}}"
+        if declaration not in libraries:
+            raise RuntimeError(f"{script.name}: no per-call memo {memo!r} to reset (update MEMOS)")
+        libraries = libraries.replace(declaration, f"local {memo}")
+    name = f"bench_{script.sha[:12]}"
+    return (
+        f"#!lua name={name}\n{_CONSTANTS}\nlocal KEYS, ARGV\n{libraries}\n"
+        f"redis.register_function('{name}', function(keys, args)\nKEYS, ARGV = keys, args\n"
+        f"{', '.join(MEMOS)} = {', '.join('{}' for _ in MEMOS)}\n{script.body}\nend)\n"
+    )
+
+
+async def capture_append(store: RedisChatMessageStore, messages: list[Any]) -> tuple[list[str], list[Any]]:
+    """The keys and arguments of the APPEND_AND_TRIM call ``store.add_messages(messages)`` makes."""
+    calls: list[tuple[list[str], list[Any]]] = []
+    original = Script.run
+
+    async def spy(self: Script, redis: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        if self is APPEND_AND_TRIM:
+            calls.append((list(keys), list(args)))
+        return await original(self, redis, keys, args)
+
+    Script.run = spy  # type: ignore[method-assign]
+    try:
+        await store.add_messages(messages)
+    finally:
+        Script.run = original  # type: ignore[method-assign]
+    return calls[-1]
 
 
 def turn_dicts(number: int) -> list[dict[str, Any]]:
@@ -362,6 +403,39 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
             Tally(all_but_containers),
         ),
     ]
+    replay_keys, replay_args = await capture_append(store, turn(next(numbers)))
+    await trimmer(keys[STORE], f"{keys[STORE]}:index")()
+    replay_args[2] = ""  # no batch token: each replay is a new batch
+
+    def replayed() -> list[Any]:
+        return [*replay_args[:3], time.time_ns() // 1000, *replay_args[4:]]
+
+    replay_reset = trimmer(keys[STORE], f"{keys[STORE]}:index")
+    probes.append(
+        Operation(
+            PROBE_REPLAY,
+            lambda: client.evalsha(APPEND_AND_TRIM.sha, len(replay_keys), *replay_keys, *replayed()),
+            replay_reset,
+            turns,
+            Tally(all_but_containers),
+        )
+    )
+    try:
+        library = function_library(APPEND_AND_TRIM)
+        await client.function_load(library, replace=True)
+    except redis.exceptions.ResponseError as error:  # Redis 6: no Functions
+        notes.append(f"{PROBE_FCALL} left out: {error}")
+    else:
+        name = library.split("\n", 1)[0].removeprefix("#!lua name=")
+        probes.append(
+            Operation(
+                PROBE_FCALL,
+                lambda: client.fcall(name, len(replay_keys), *replay_keys, *replayed()),  # type: ignore[misc]
+                replay_reset,
+                turns,
+                Tally(all_but_containers),
+            )
+        )
     rounds = [operations, upstream_round, reads, full_reads, probes]
     for i, operations_of_round in enumerate(rounds):
         if operations_of_round:  # each round's baseline for process CPU
@@ -370,6 +444,12 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
                 operation.tally.baseline = baseline
             operations_of_round.append(Operation(f"{EMPTY}{i}", nothing, nothing, turns, baseline))
     everything = [o for r in rounds for o in r]
+    # The pre-fill's one append of `size` messages handed Lua `size` payloads as arguments: at
+    # 100,000, some 60 MB of strings that Lua's incremental collector would sweep, a little in
+    # every script call, over the next several thousand calls (about +30 µs each, whichever
+    # script runs). That is the cost of that one big append, not of a turn at this history:
+    # a fresh Lua state (SCRIPT FLUSH; the warm-up loads the scripts again) leaves it out.
+    await client.script_flush()
     warm = [Operation(o.name, o.call, o.reset, 2, Tally(o.tally.nested)) for o in everything]
     await measure_round(client, warm, 2)  # SCRIPT LOAD, connections
     await client.config_resetstat()
@@ -441,6 +521,11 @@ def report(results: dict[int, dict[str, Tally]], max_messages: int, notes: list[
     exists = calling.usec["exists"] / calling.count / PROBE_CALLS
     print(f"\nProbes: an EVALSHA of `return 1` with add_messages' 5 keys and 12 arguments: {empty.cpu():.1f} µs; "
           f"each redis.call() from Lua: {per_call:.2f} µs, of which the command (EXISTS) {exists:.2f} µs")  # fmt: skip
+    for size, tallies in results.items():
+        if PROBE_FCALL in tallies:
+            evalsha, fcall = tallies[PROBE_REPLAY].cpu(), tallies[PROBE_FCALL].cpu()
+            print(f"At {size:,}: one add_messages append replayed costs {evalsha:.1f} µs by EVALSHA and {fcall:.1f} µs "
+                  f"as a Redis Function (FCALL): {fcall / evalsha:.2f}x")  # fmt: skip
     for size, tallies in results.items():
         alone, floor = tallies[PROBE_WRITES].cpu(), tallies[FLOOR].cpu()
         print(f"At {size:,}: a script making only the writes an append needs (RPUSH and LTRIM of the messages and "
