@@ -5,10 +5,12 @@ batches sorted set and refreshed every key's TTL on every append; this one keeps
 the meta hash and refreshes the TTLs once they drift. ``tests/data/previous_*.lua`` are that
 version's scripts, exactly as it sent them: a thread is written with them, then with this
 version, then with them again (a rolling upgrade), and must read as one history.
+``tests/data/v0_1_append_new_and_trim.lua`` is 0.1.0's 1.x append (hex fingerprints), as it sent it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,36 @@ async def test_repeat_detection_continues_over_the_previous_version_s_fingerprin
         assert await store.add_new_messages([*transcript, *turn(6)]) == 2
         expected = [t for n in range(7) for t in (f"question {n}", f"answer {n}")]
         assert texts(await store.list_messages()) == expected
+
+
+def hex_fingerprint(message_id: str) -> str:
+    """An id's fingerprint as 0.1 wrote it: 'i' and 16 hex digits of the same digest."""
+    return "i" + hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
+
+
+async def test_a_writer_still_on_0_1_rewriting_the_fingerprints_in_hex_does_not_bring_back_repeats(
+    redis_url: str, raw: redis.asyncio.Redis
+) -> None:
+    # 0.1 wrote fingerprints as hex and knows nothing of the meta hash's 'fingerprint_width' (which
+    # lets this version look older ids up with an exact LPOS): the field must not outlive its rewrite.
+    source = (DATA / "v0_1_append_new_and_trim.lua").read_text()
+    keys = KEYS.thread("t")
+    history = [message("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(4)]
+    async with RedisChatMessageStore(redis_url, thread_id="t", labels={"user": "alice"}) as store:
+        await store.add_new_messages(history)
+        assert await raw.hget(keys.meta, "fingerprint_width") == b"9"
+
+        old_turn = [message("user", "q", "id-q"), message("assistant", "a", "id-a"), message("user", "q2", "id-q2")]
+        batch = store._thread.encode(old_turn)  # pyright: ignore[reportPrivateUsage]
+        index = [*batch.index[:-1], f"{batch.index[-1]}|{newest_mark(batch.payloads[-1])}"]
+        header = [0, 0, "", time.time_ns() // 1000, len(old_turn), "1", LABELS, "t"]
+        script_keys = [keys.messages, keys.batches, keys.meta, keys.index, keys.fingerprints, KEYS.registry]
+        fingerprints = [hex_fingerprint(str(m.message_id)) for m in old_turn]
+        args = [*header, *fingerprints, *batch.payloads, *index]
+        assert await raw.eval(source, len(script_keys), *script_keys, *args) == 3  # type: ignore[misc]
+
+        # id-q is older than the batch's span now, among 0.1's hex entries.
+        assert await store.add_new_messages([old_turn[0], message("assistant", "new", "id-new")]) == 1
+        assert await raw.hget(keys.meta, "fingerprint_width") is None
+        assert await store.add_new_messages([old_turn[1], message("user", "newer", "id-newer")]) == 1
+        assert texts(await store.list_messages()) == ["m0", "m1", "m2", "m3", "q", "a", "q2", "new", "newer"]

@@ -536,6 +536,9 @@ end
 -- shorter), and whenever this call created a key (h.created_key), which has none yet.
 local function finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length, companions)
   local now_ms = h.now_ms
+  if h.fingerprints_unchecked then  -- registered or not: the field may be from when it was
+    redis.call('HDEL', meta_key, 'fingerprint_width')
+  end
   if h.register then
     local fields = {'active', now_ms, 'count', length}
     if h.token ~= '' then
@@ -771,7 +774,9 @@ end
 -- width (h.fingerprints_clean: no hex digest or stray mark of an earlier version, which an exact
 -- match would miss). Until then they are read once, joined into one string and searched (a set
 -- of them when they are not all of this width); a list found clean, or started by this batch,
--- gets that said (h.fingerprints_checked).
+-- gets that said (h.fingerprints_checked). A writer still on 0.1 (hex digests, in a rolling
+-- upgrade) rewrites the list without knowing of the meta field: its newest entry, which every
+-- call reads, is then not of this width, and the field goes (h.fingerprints_unchecked).
 local read = math.min(known_count, count)
 local older = has_ids and known_count - read or 0
 local known = {}
@@ -787,6 +792,10 @@ if read > 0 then
       known_ids[known[i]] = true
     end
   end
+end
+if h.fingerprints_clean and not clean then
+  h.fingerprints_clean = false
+  h.fingerprints_unchecked = true
 end
 if older > 0 and not h.fingerprints_clean then
   local entries = redis.call('LRANGE', fingerprints_key, 0, older - 1)
