@@ -423,7 +423,7 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
     try:
         library = function_library(APPEND_AND_TRIM)
         await client.function_load(library, replace=True)
-    except redis.exceptions.ResponseError as error:  # Redis 6: no Functions
+    except (redis.exceptions.ResponseError, RuntimeError) as error:  # Redis 6: no Functions
         notes.append(f"{PROBE_FCALL} left out: {error}")
     else:
         name = library.split("\n", 1)[0].removeprefix("#!lua name=")
