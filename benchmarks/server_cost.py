@@ -79,6 +79,9 @@ PROBE_EMPTY, PROBE_CALLING = "probe: return 1", f"probe: {PROBE_CALLS} x EXISTS"
 # The writes no append of ours can do without, and nothing else: the messages and their index
 # entries pushed and trimmed, the meta hash, the registry and the label index, the TTL read.
 PROBE_WRITES = "probe: the writes alone"
+# The same writes without Lua: one MULTI, as the floor's (no check, no condition can run there).
+PROBE_WRITES_MULTI = "probe: the writes alone, in MULTI"
+WRITES_MULTI_COMMANDS = ("rpush", "ltrim", "hset", "zadd", "pttl")
 # One add_messages call replayed (its keys and arguments, without its batch token), by EVALSHA and as a
 # Redis Function (FUNCTION LOAD once, FCALL), to measure what Functions would save.
 PROBE_REPLAY, PROBE_FCALL = "probe: an append replayed (EVALSHA)", "probe: an append replayed (FCALL)"
@@ -392,6 +395,22 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
     probe_keys = [keys[STORE], *(f"{keys[STORE]}:{s}" for s in ("batches", "meta", "index")), f"{PREFIX}:registry"]
     probe_args = [max_messages, TTL * 1000, b"12345678", 10**15, 0, "1", json.dumps(LABELS), thread_id]
     probe_args += [*(encode(m) for m in turn(0)), "40", "80|0123456789abcdef"]
+
+    async def writes_in_multi() -> None:
+        # PROBE_WRITES_LUA's commands, with its arguments
+        thread, label, meta, index, registry = writes_keys
+        now_ms = str(probe_args[3])[:-3]
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.rpush(thread, probe_args[8], probe_args[9])
+            pipe.rpush(index, probe_args[10], probe_args[11])
+            pipe.ltrim(thread, -max_messages, -1)
+            pipe.ltrim(index, -max_messages, -1)
+            pipe.hset(meta, mapping={"active": now_ms, "count": probe_args[0], "batches": probe_args[2]})
+            pipe.zadd(registry, {probe_args[7]: now_ms})
+            pipe.zadd(label, {probe_args[7]: now_ms})
+            pipe.pttl(thread)
+            await pipe.execute()
+
     probes = [
         Operation(PROBE_EMPTY, lambda: empty(probe_keys, probe_args), nothing, turns, Tally(all_but_containers)),
         Operation(PROBE_CALLING, lambda: calling(probe_keys, probe_args), nothing, turns, Tally(all_but_containers)),
@@ -401,6 +420,13 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
             trimmer(probe_thread, f"{probe_thread}:index"),
             turns,
             Tally(all_but_containers),
+        ),
+        Operation(
+            PROBE_WRITES_MULTI,
+            writes_in_multi,
+            trimmer(probe_thread, f"{probe_thread}:index"),
+            turns,
+            Tally(one_of(*WRITES_MULTI_COMMANDS)),
         ),
     ]
     replay_keys, replay_args = await capture_append(store, turn(next(numbers)))
@@ -528,9 +554,11 @@ def report(results: dict[int, dict[str, Tally]], max_messages: int, notes: list[
                   f"as a Redis Function (FCALL): {fcall / evalsha:.2f}x")  # fmt: skip
     for size, tallies in results.items():
         alone, floor = tallies[PROBE_WRITES].cpu(), tallies[FLOOR].cpu()
+        multi = tallies[PROBE_WRITES_MULTI].cpu()
         print(f"At {size:,}: a script making only the writes an append needs (RPUSH and LTRIM of the messages and "
               f"of their index entries, HSET of meta, ZADD of the registry and of a label index, PTTL) costs "
-              f"{alone:.1f} µs, {alone / floor:.1f}x the floor")  # fmt: skip
+              f"{alone:.1f} µs, {alone / floor:.1f}x the floor; the same writes in one MULTI, without Lua, "
+              f"{multi:.1f} µs, {multi / floor:.1f}x")  # fmt: skip
 
     checks: list[tuple[str, bool]] = []
     for size, tallies in results.items():
