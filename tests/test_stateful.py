@@ -1,10 +1,10 @@
 """Model-based test: random interleavings of every thread operation against a plain Python model.
 
 Hypothesis' ``RuleBasedStateMachine`` appends (tool-call groups included, split across
-batches or whole), retries batches, replays the newest messages (dedupe), trims with a
-``max_messages`` chosen per operation, compacts with a scripted summarizer, forks,
-exports and imports, erases by label, deletes, purges, clears, rotates encryption keys and
-(1.x) saves and deletes session snapshots, on three thread ids (one of them hostile). After
+batches or whole), retries batches, replays the newest messages and sends older ones again by
+id (dedupe), trims with a ``max_messages`` chosen per operation, compacts with a scripted
+summarizer, forks, exports and imports, erases by label, deletes, purges, clears, rotates
+encryption keys and (1.x) saves and deletes session snapshots, on three thread ids (one of them hostile). After
 every step it checks what the model says a user relies on:
 
 * what the model gets (``list_messages`` / ``get_messages``) is exactly the model's view:
@@ -395,6 +395,37 @@ class StoreMachine(RuleBasedStateMachine):
             model.fingerprinted = min(model.fingerprinted + len(new), kept)
             # Trimming comes with an append: a save that stores nothing leaves the thread as it was.
             assert max_messages is None or count <= max_messages
+
+    @precondition(lambda self: any(min(t.fingerprinted, len(t.messages)) >= 2 for t in self.threads.values()))
+    @rule(data=st.data(), max_messages=st.sampled_from([None, 3, 5, 8]))
+    def save_an_older_message_again(self, data: st.DataObject, max_messages: int | None) -> None:
+        """A fingerprinted message sent again by id from deeper in the thread than the batch reaches
+        (looked up where it is stored, not among the newest the batch is compared with) is skipped."""
+        thread_id = data.draw(
+            st.sampled_from(
+                [t for t in THREAD_IDS if min(self.threads[t].fingerprinted, len(self.threads[t].messages)) >= 2]
+            )
+        )
+        model = self.threads[thread_id]
+        known = min(model.fingerprinted, len(model.messages))
+        old = model.messages[data.draw(st.integers(len(model.messages) - known, len(model.messages) - 2), label="old")]
+        new = self.batch("chat")
+
+        async def go() -> int:
+            messages = [message_from_dict(m) for m in (old, *new)]
+            if GENERATION == "current":
+                from agent_framework_redis_store import RedisChatHistoryProvider
+
+                provider = RedisChatHistoryProvider(**self.options(max_messages=max_messages))
+                await provider.save_messages(thread_id, messages)
+            else:
+                await self.store(thread_id, max_messages=max_messages).add_new_messages(messages)
+            return await self.store(thread_id).count()
+
+        count = self.run(go())
+        model.push(new, max_messages)
+        model.fingerprinted = min(model.fingerprinted + len(new), min(256, max_messages or 256))
+        assert max_messages is None or count <= max_messages
 
     # -- summaries -----------------------------------------------------------------------------
 
