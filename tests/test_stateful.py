@@ -370,15 +370,33 @@ class StoreMachine(RuleBasedStateMachine):
     def save_with_replay(self, data: st.DataObject, thread_id: str, kind: str, max_messages: int | None) -> None:
         """The 1.x provider's save (legacy: ``add_new_messages``), replaying the newest k fingerprinted messages."""
         model = self.threads[thread_id]
-        known = min(model.fingerprinted, len(model.messages))
-        replayed = data.draw(st.integers(0, min(known, 3)), label="replayed")
+        replayed = data.draw(st.integers(0, min(self.fingerprinted(thread_id), 3)), label="replayed")
         new = self.batch(kind)
-        if not new and not replayed:
-            return
-        sent = model.messages[len(model.messages) - replayed :] + new
+        if new or replayed:
+            self._save(thread_id, model.messages[len(model.messages) - replayed :], new, max_messages)
+
+    @precondition(lambda self: any(self.fingerprinted(t) >= 2 for t in THREAD_IDS))
+    @rule(data=st.data(), max_messages=st.sampled_from([None, 3, 5, 8]))
+    def save_an_older_message_again(self, data: st.DataObject, max_messages: int | None) -> None:
+        """A fingerprinted message sent again by id from deeper in the thread than the batch reaches
+        (looked up where it is stored, not among the newest the batch is compared with) is skipped."""
+        thread_id = data.draw(st.sampled_from([t for t in THREAD_IDS if self.fingerprinted(t) >= 2]))
+        messages = self.threads[thread_id].messages
+        old = data.draw(st.integers(len(messages) - self.fingerprinted(thread_id), len(messages) - 2), label="old")
+        self._save(thread_id, [messages[old]], self.batch("chat"), max_messages)
+
+    def fingerprinted(self, thread_id: str) -> int:
+        """How many of the thread's newest messages a save recognises as already stored."""
+        model = self.threads[thread_id]
+        return min(model.fingerprinted, len(model.messages))
+
+    def _save(
+        self, thread_id: str, repeats: list[dict[str, Any]], new: list[dict[str, Any]], max_messages: int | None
+    ) -> None:
+        """Save ``repeats`` (already stored) then ``new`` as the 1.x provider does; only ``new`` may be stored."""
 
         async def go() -> int:
-            messages = [message_from_dict(m) for m in sent]
+            messages = [message_from_dict(m) for m in (*repeats, *new)]
             if GENERATION == "current":
                 from agent_framework_redis_store import RedisChatHistoryProvider
 
@@ -390,42 +408,11 @@ class StoreMachine(RuleBasedStateMachine):
 
         count = self.run(go())
         if new:
+            model = self.threads[thread_id]
             model.push(new, max_messages)
-            kept = min(256, max_messages or 256)
-            model.fingerprinted = min(model.fingerprinted + len(new), kept)
+            model.fingerprinted = min(model.fingerprinted + len(new), min(256, max_messages or 256))
             # Trimming comes with an append: a save that stores nothing leaves the thread as it was.
             assert max_messages is None or count <= max_messages
-
-    @precondition(lambda self: any(min(t.fingerprinted, len(t.messages)) >= 2 for t in self.threads.values()))
-    @rule(data=st.data(), max_messages=st.sampled_from([None, 3, 5, 8]))
-    def save_an_older_message_again(self, data: st.DataObject, max_messages: int | None) -> None:
-        """A fingerprinted message sent again by id from deeper in the thread than the batch reaches
-        (looked up where it is stored, not among the newest the batch is compared with) is skipped."""
-        thread_id = data.draw(
-            st.sampled_from(
-                [t for t in THREAD_IDS if min(self.threads[t].fingerprinted, len(self.threads[t].messages)) >= 2]
-            )
-        )
-        model = self.threads[thread_id]
-        known = min(model.fingerprinted, len(model.messages))
-        old = model.messages[data.draw(st.integers(len(model.messages) - known, len(model.messages) - 2), label="old")]
-        new = self.batch("chat")
-
-        async def go() -> int:
-            messages = [message_from_dict(m) for m in (old, *new)]
-            if GENERATION == "current":
-                from agent_framework_redis_store import RedisChatHistoryProvider
-
-                provider = RedisChatHistoryProvider(**self.options(max_messages=max_messages))
-                await provider.save_messages(thread_id, messages)
-            else:
-                await self.store(thread_id, max_messages=max_messages).add_new_messages(messages)
-            return await self.store(thread_id).count()
-
-        count = self.run(go())
-        model.push(new, max_messages)
-        model.fingerprinted = min(model.fingerprinted + len(new), min(256, max_messages or 256))
-        assert max_messages is None or count <= max_messages
 
     # -- summaries -----------------------------------------------------------------------------
 
