@@ -195,3 +195,15 @@ async def test_an_earlier_version_s_hex_id_fingerprints_are_read_until_they_roll
             # Not every entry has this version's width yet: no LPOS on them.
             assert await raw.hget(KEYS("t").meta, "fingerprint_width") is None
         assert await store.count() == 10
+
+
+async def test_a_batch_of_many_older_ids_is_recognised_whole(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    # Past a few LPOS lookups the older fingerprints are read once instead: either way, every id is known.
+    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(60)]
+    async with RedisChatMessageStore(redis_url, thread_id="t") as store:
+        await store.add_new_messages(history)
+        again = history[5:45:3]  # 14 ids from deep in the thread, not continuing its end
+        assert await store.add_new_messages([*again, with_id("user", "new", "new-1")]) == 1
+        assert await store.add_new_messages([history[7], with_id("user", "newer", "new-2")]) == 1
+        assert await store.count() == 62
+        assert await raw.hget(KEYS("t").meta, "fingerprint_width") == str(FINGERPRINT_WIDTH).encode()

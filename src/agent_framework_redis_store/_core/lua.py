@@ -769,19 +769,21 @@ for i = FIRST_OWN_ARG, first_payload - 1 do
   end
 end
 -- Only the newest `count` known fingerprints become strings of their own: the overlap compares
--- at most those. The ids among the older ones (read only for a batch with ids) are looked up
+-- at most those. The ids among the older ones (looked up only for a batch with ids) are looked up
 -- where they are stored, with LPOS, once the meta hash says that every entry has this version's
 -- width (h.fingerprints_clean: no hex digest or stray mark of an earlier version, which an exact
--- match would miss). Until then they are read once, joined into one string and searched (a set
--- of them when they are not all of this width); a list found clean, or started by this batch,
--- gets that said (h.fingerprints_checked). A writer still on 0.1 (hex digests, in a rolling
--- upgrade) rewrites the list without knowing of the meta field: its newest entry, which every
--- call reads, is then not of this width, and the field goes (h.fingerprints_unchecked).
+-- match would miss), and for at most LPOS_LOOKUPS ids a call: past that (a long batch with ids, a
+-- replay that does not continue the thread), reading them once costs less. Read, they are joined
+-- into one string and searched (a set of them when they are not all of this width); a list found
+-- clean, or started by this batch, gets that said (h.fingerprints_checked). A writer still on 0.1
+-- (hex digests, in a rolling upgrade) rewrites the list without knowing of the meta field: its
+-- newest entry, which every call reads, is then not of this width, and the field goes
+-- (h.fingerprints_unchecked).
+local LPOS_LOOKUPS = 4
 local read = math.min(known_count, count)
 local older = has_ids and known_count - read or 0
 local known = {}
-local known_ids = {}  -- ids met in this batch, the newest known ones, and those read as a set
-local joined = nil
+local known_ids = {}  -- ids met in this batch, the newest known ones, and the older ones read as a set
 local clean = true
 if read > 0 then
   local entries = redis.call('LRANGE', fingerprints_key, -read, -1)
@@ -797,12 +799,20 @@ if h.fingerprints_clean and not clean then
   h.fingerprints_clean = false
   h.fingerprints_unchecked = true
 end
-if older > 0 and not h.fingerprints_clean then
+local joined = nil  -- the older entries end to end, once read (nil when read as a set)
+local older_read = false
+local lookups = 0
+local function read_older()
   local entries = redis.call('LRANGE', fingerprints_key, 0, older - 1)
+  older_read = true
   joined = table.concat(entries)
   if #joined ~= older * FINGERPRINT_WIDTH then
     joined = nil
     clean = false
+    if h.fingerprints_clean then  -- said clean, read otherwise (damaged): the field goes
+      h.fingerprints_clean = false
+      h.fingerprints_unchecked = true
+    end
     for _, entry in ipairs(entries) do
       local fingerprint = stored_fingerprint(entry)
       if string.byte(fingerprint, 1) == ID then
@@ -811,14 +821,24 @@ if older > 0 and not h.fingerprints_clean then
     end
   end
 end
-h.fingerprints_checked = known_count == 0 or (clean and read + (joined and older or 0) == known_count)
+if older > 0 and not h.fingerprints_clean then
+  read_older()
+end
+h.fingerprints_checked = known_count == 0 or (clean and read + (older_read and older or 0) == known_count)
 local function known_id(fingerprint)
   if known_ids[fingerprint] then
     return true
-  elseif joined then
-    return holds_entry(joined, fingerprint, FINGERPRINT_WIDTH)
+  elseif older == 0 then
+    return false
   end
-  return older > 0 and redis.call('LPOS', fingerprints_key, fingerprint, 'MAXLEN', older) ~= false
+  if not older_read and lookups == LPOS_LOOKUPS then
+    read_older()
+  end
+  if older_read then
+    return joined ~= nil and holds_entry(joined, fingerprint, FINGERPRINT_WIDTH)
+  end
+  lookups = lookups + 1
+  return redis.call('LPOS', fingerprints_key, fingerprint, 'MAXLEN', older) ~= false
 end
 
 local base = FIRST_OWN_ARG  -- where the set of fingerprints compared starts
