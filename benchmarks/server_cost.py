@@ -571,6 +571,15 @@ def report(results: dict[int, dict[str, Tally]], max_messages: int, notes: list[
     print()
     for text, ok in checks:
         print(f"{'ok  ' if ok else 'MISS'} {text}")
+    # The same targets by what the server process spends (reading requests and writing replies
+    # included): shown beside the figure, not counted in the result.
+    for size, tallies in results.items():
+        floor = tallies[FLOOR].process()
+        for name, target in ((STORE, 3), (PROVIDER, 4)):
+            if name in tallies:
+                ratio = tallies[name].process() / floor
+                mark = "ok  " if ratio <= target else "over"
+                print(f"{mark} (process CPU) {name} at {size:,}: {ratio:.1f}x the floor's (target: at most {target}x)")
     return all(ok for _, ok in checks)
 
 
