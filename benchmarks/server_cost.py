@@ -429,14 +429,14 @@ async def measure(url: str, size: int, turns: int, max_messages: int, notes: lis
             Tally(one_of(*WRITES_MULTI_COMMANDS)),
         ),
     ]
+    replay_reset = trimmer(keys[STORE], f"{keys[STORE]}:index")
     replay_keys, replay_args = await capture_append(store, turn(next(numbers)))
-    await trimmer(keys[STORE], f"{keys[STORE]}:index")()
+    await replay_reset()
     replay_args[2] = ""  # no batch token: each replay is a new batch
 
     def replayed() -> list[Any]:
         return [*replay_args[:3], time.time_ns() // 1000, *replay_args[4:]]
 
-    replay_reset = trimmer(keys[STORE], f"{keys[STORE]}:index")
     probes.append(
         Operation(
             PROBE_REPLAY,

@@ -153,8 +153,13 @@ def with_id(role: str, text: str, message_id: str) -> Any:
 
 
 def hex_id_fingerprint(message_id: str) -> str:
-    """An id's fingerprint as earlier versions wrote it: 'i' and 16 hex digits."""
+    """An id's fingerprint as earlier versions (0.1) wrote it: 'i' and 16 hex digits."""
     return "i" + hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
+
+
+def id_history(length: int) -> list[Any]:
+    """``length`` messages, user and assistant in turn, each with an id (``id-<n>``)."""
+    return [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(length)]
 
 
 async def test_an_old_id_is_found_deep_in_the_fingerprints_before_and_after_they_are_known_clean(
@@ -162,7 +167,7 @@ async def test_an_old_id_is_found_deep_in_the_fingerprints_before_and_after_they
 ) -> None:
     # The ids beyond the newest few are looked up where they are stored (LPOS) once the meta hash
     # says every entry has this version's width; until then the list is read once and checked.
-    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(40)]
+    history = id_history(40)
     async with RedisChatMessageStore(redis_url, thread_id="t") as store:
         await store.add_new_messages(history[:20])
         # Written by this version: known clean from the start.
@@ -176,7 +181,7 @@ async def test_an_old_id_is_found_deep_in_the_fingerprints_before_and_after_they
 async def test_an_earlier_version_s_hex_id_fingerprints_are_read_until_they_roll_out(
     redis_url: str, raw: redis.asyncio.Redis
 ) -> None:
-    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(6)]
+    history = id_history(6)
     async with RedisChatMessageStore(redis_url, thread_id="t") as store:
         await store.add_messages(history)
     # As an earlier version left them: hex digests, and a stale mark on an entry that is not the newest.
@@ -199,7 +204,7 @@ async def test_an_earlier_version_s_hex_id_fingerprints_are_read_until_they_roll
 
 async def test_a_batch_of_many_older_ids_is_recognised_whole(redis_url: str, raw: redis.asyncio.Redis) -> None:
     # Past a few LPOS lookups the older fingerprints are read once instead: either way, every id is known.
-    history = [with_id("user" if n % 2 == 0 else "assistant", f"m{n}", f"id-{n}") for n in range(60)]
+    history = id_history(60)
     async with RedisChatMessageStore(redis_url, thread_id="t") as store:
         await store.add_new_messages(history)
         again = history[5:45:3]  # 14 ids from deep in the thread, not continuing its end

@@ -10,7 +10,6 @@ version, then with them again (a rolling upgrade), and must read as one history.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from agent_framework_redis_store import Keyspace, RedisChatMessageStore, RedisTh
 from agent_framework_redis_store._core.codec import message_from_dict
 from agent_framework_redis_store._core.fingerprints import batch_member
 from agent_framework_redis_store._core.lua import newest_mark
+
+from .test_bookkeeping import hex_id_fingerprint
 
 DATA = Path(__file__).parent / "data"
 KEYS = Keyspace("chat_messages")
@@ -133,11 +134,6 @@ async def test_repeat_detection_continues_over_the_previous_version_s_fingerprin
         assert texts(await store.list_messages()) == expected
 
 
-def hex_fingerprint(message_id: str) -> str:
-    """An id's fingerprint as 0.1 wrote it: 'i' and 16 hex digits of the same digest."""
-    return "i" + hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
-
-
 async def test_a_writer_still_on_0_1_rewriting_the_fingerprints_in_hex_does_not_bring_back_repeats(
     redis_url: str, raw: redis.asyncio.Redis
 ) -> None:
@@ -155,7 +151,7 @@ async def test_a_writer_still_on_0_1_rewriting_the_fingerprints_in_hex_does_not_
         index = [*batch.index[:-1], f"{batch.index[-1]}|{newest_mark(batch.payloads[-1])}"]
         header = [0, 0, "", time.time_ns() // 1000, len(old_turn), "1", LABELS, "t"]
         script_keys = [keys.messages, keys.batches, keys.meta, keys.index, keys.fingerprints, KEYS.registry]
-        fingerprints = [hex_fingerprint(str(m.message_id)) for m in old_turn]
+        fingerprints = [hex_id_fingerprint(str(m.message_id)) for m in old_turn]
         args = [*header, *fingerprints, *batch.payloads, *index]
         assert await raw.eval(source, len(script_keys), *script_keys, *args) == 3  # type: ignore[misc]
 

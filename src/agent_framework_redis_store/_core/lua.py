@@ -777,8 +777,8 @@ end
 -- into one string and searched (a set of them when they are not all of this width); a list found
 -- clean, or started by this batch, gets that said (h.fingerprints_checked). A writer still on 0.1
 -- (hex digests, in a rolling upgrade) rewrites the list without knowing of the meta field: its
--- newest entry, which every call reads, is then not of this width, and the field goes
--- (h.fingerprints_unchecked).
+-- newest entry, which every call reads, is then not of this width (not `clean`), and the field
+-- goes (h.fingerprints_unchecked).
 local LPOS_LOOKUPS = 4
 local read = math.min(known_count, count)
 local older = has_ids and known_count - read or 0
@@ -795,10 +795,6 @@ if read > 0 then
     end
   end
 end
-if h.fingerprints_clean and not clean then
-  h.fingerprints_clean = false
-  h.fingerprints_unchecked = true
-end
 local joined = nil  -- the older entries end to end, once read (nil when read as a set)
 local older_read = false
 local lookups = 0
@@ -809,10 +805,6 @@ local function read_older()
   if #joined ~= older * FINGERPRINT_WIDTH then
     joined = nil
     clean = false
-    if h.fingerprints_clean then  -- said clean, read otherwise (damaged): the field goes
-      h.fingerprints_clean = false
-      h.fingerprints_unchecked = true
-    end
     for _, entry in ipairs(entries) do
       local fingerprint = stored_fingerprint(entry)
       if string.byte(fingerprint, 1) == ID then
@@ -821,7 +813,7 @@ local function read_older()
     end
   end
 end
-if older > 0 and not h.fingerprints_clean then
+if older > 0 and not (h.fingerprints_clean and clean) then
   read_older()
 end
 h.fingerprints_checked = known_count == 0 or (clean and read + (older_read and older or 0) == known_count)
@@ -953,6 +945,7 @@ elseif #fresh > 0 then
   redis.call('LTRIM', fingerprints_key, -kept, -1)
 end
 
+h.fingerprints_unchecked = h.fingerprints_clean and not clean  -- said so, and found otherwise
 finish_append(h, messages_key, batches_key, meta_key, registry_key, stored_labels, length,
   {batches_key, meta_key, index_key, fingerprints_key})
 return appended
